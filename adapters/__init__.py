@@ -1,0 +1,1 @@
+"""Adapters: turn a recommender's output into candidate frames (installed as rerank.adapters)."""

@@ -1,0 +1,157 @@
+"""The low-level array entry point: CSR candidates in, chosen items out.
+
+Every other entry point (the frame API, adapters, the simulator, Spark) ends here, in
+:func:`rerank.kernel.rerank_kernel`. Dtypes are normalised once at this boundary (int64
+indices, float64 values) so the kernel is compiled once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from rerank import validation
+from rerank._numba import kernel_lock, num_threads
+from rerank.distributions import rank_weights as make_rank_weights
+from rerank.kernel import rerank_kernel
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """Kernel output for U users.
+
+    ``indptr`` (U+1) delimits each user's output; ``positions`` are indices into the input
+    candidate arrays, in output order; ``items`` the chosen item indices; ``objective`` the
+    objective ``(1-λ)Σs - λC`` of each output list (on the normalised scores); ``used_topk``
+    whether the safeguard replaced the greedy list by plain top-k.
+    """
+
+    indptr: np.ndarray
+    positions: np.ndarray
+    items: np.ndarray
+    objective: np.ndarray
+    used_topk: np.ndarray
+
+
+def _as_category_csr(categories) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    if not sp.issparse(categories):
+        raise TypeError(f"categories must be a scipy sparse matrix, got {type(categories).__name__}")
+    matrix = sp.csr_matrix(categories, dtype=np.float64)
+    if not matrix.has_canonical_format:
+        matrix = matrix.copy()
+        matrix.sum_duplicates()
+    if matrix.nnz and (not np.all(np.isfinite(matrix.data)) or matrix.data.min() < 0):
+        raise ValueError("categories must hold finite, nonnegative values")
+    return (
+        matrix.indptr.astype(np.int64, copy=False),
+        matrix.indices.astype(np.int64, copy=False),
+        matrix.data,
+        matrix.shape[0],
+    )
+
+
+def _check_candidates(indptr, item_idx, scores, n_items: int):
+    indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+    item_idx = np.ascontiguousarray(item_idx, dtype=np.int64)
+    scores = np.asarray(scores)
+    if scores.dtype.kind not in "fiu":
+        raise TypeError(f"scores must be numeric, got dtype {scores.dtype}")
+    scores = np.ascontiguousarray(scores, dtype=np.float64)
+    if indptr.ndim != 1 or indptr.size < 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+        raise ValueError("indptr must be a nondecreasing 1-d array starting at 0")
+    if indptr[-1] != item_idx.size or item_idx.size != scores.size:
+        raise ValueError(
+            f"indptr[-1]={indptr[-1]}, len(item_idx)={item_idx.size} and len(scores)={scores.size} must agree"
+        )
+    validation.check_finite("scores", scores)
+    if item_idx.size and (item_idx.min() < 0 or item_idx.max() >= n_items):
+        bad = np.flatnonzero((item_idx < 0) | (item_idx >= n_items))[0]
+        raise ValueError(
+            f"item_idx[{bad}]={item_idx[bad]} is outside the category matrix's {n_items} rows"
+        )
+    return indptr, item_idx, scores
+
+
+def rerank_arrays(
+    indptr,
+    item_idx,
+    scores,
+    categories,
+    targets,
+    k: int,
+    lam=0.5,
+    alpha: float = 0.01,
+    *,
+    divergence: str = "kl",
+    rank_weights="uniform",
+    normalize: str | None = None,
+    safeguard: bool = True,
+    order: str = "greedy",
+    target_rows=None,
+    n_threads: int | None = None,
+    return_result: bool = False,
+):
+    """Calibrated reranking of CSR candidates (DESIGN §3).
+
+    For each user row ``u`` (candidates ``item_idx[indptr[u]:indptr[u+1]]`` with ``scores``)
+    returns the list of ``min(k, n_u)`` items maximising, greedily,
+    ``(1-λ_u) Σ_{i∈L} s_i - λ_u C(p_u, q(L))`` with ``p_u = targets[target_rows[u]]``
+    (``targets[u]`` by default) and ``categories`` the items × G matrix of ``p(g|i)``.
+
+    ``lam`` is a scalar or one value per user; ``divergence`` is ``"kl"``, ``"hellinger"`` or
+    ``"chi2"``; ``rank_weights`` ``"uniform"``, ``"dcg"`` or an array; ``normalize`` ``None``,
+    ``"minmax"`` or ``"rank"``; ``safeguard`` returns top-k when its objective is higher;
+    ``order="score"`` re-sorts each chosen list by score.
+
+    Returns ``(out_indptr, out_items)``, or a :class:`RerankResult` with ``return_result``.
+    """
+    k = validation.check_k(k)
+    alpha = validation.check_unit_interval("alpha", alpha, open_interval=True)
+    div_code = validation.divergence_code(divergence)
+    norm_code = validation.normalize_code(normalize)
+    order_by_score = validation.check_order(order)
+    cat_indptr, cat_indices, cat_data, n_items = _as_category_csr(categories)
+    indptr, item_idx, scores = _check_candidates(indptr, item_idx, scores, n_items)
+    n_users = indptr.size - 1
+
+    targets = np.ascontiguousarray(targets, dtype=np.float64)
+    if targets.ndim != 2 or targets.shape[1] != categories.shape[1]:
+        raise ValueError(
+            f"targets must be 2-d with {categories.shape[1]} columns (one per category), got shape {targets.shape}"
+        )
+    validation.check_finite("targets", targets.ravel())
+    if targets.size and targets.min() < 0:
+        raise ValueError("targets must be nonnegative")
+    if target_rows is None:
+        if targets.shape[0] != n_users:
+            raise ValueError(f"targets has {targets.shape[0]} rows for {n_users} users")
+        target_rows = np.arange(n_users, dtype=np.int64)
+    else:
+        target_rows = np.ascontiguousarray(target_rows, dtype=np.int64)
+        if target_rows.shape != (n_users,):
+            raise ValueError(f"target_rows must have one entry per user ({n_users})")
+        if n_users and (target_rows.min() < 0 or target_rows.max() >= targets.shape[0]):
+            raise ValueError("target_rows points outside targets")
+    lam_arr = validation.check_lam_array(lam, n_users)
+    weights = make_rank_weights(rank_weights, k)
+
+    lengths = np.diff(indptr)
+    out_indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.minimum(lengths, k), out=out_indptr[1:])
+    out_pos = np.empty(out_indptr[-1], dtype=np.int64)
+    objective = np.zeros(n_users, dtype=np.float64)
+    used_topk = np.zeros(n_users, dtype=np.bool_)
+    max_n = int(lengths.max(initial=0))
+    if n_users:
+        with num_threads(n_threads), kernel_lock():
+            rerank_kernel(
+                indptr, item_idx, scores, cat_indptr, cat_indices, cat_data, targets,
+                target_rows, lam_arr, k, alpha, div_code, weights, norm_code, bool(safeguard),
+                order_by_score, max(max_n, 1), out_indptr, out_pos, objective, used_topk,
+            )
+    items = item_idx[out_pos]
+    if return_result:
+        return RerankResult(out_indptr, out_pos, items, objective, used_topk)
+    return out_indptr, items

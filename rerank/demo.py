@@ -1,0 +1,1 @@
+"""``rerank demo`` placeholder registration (the demo job is filled in below)."""

@@ -1,0 +1,177 @@
+"""Category distributions of DESIGN §3: item categories, user targets, list distributions.
+
+* Item categories ``A`` (items × G, CSR): row ``i`` is ``p(g|i)``; without weights an item's
+  categories share its mass equally; each nonempty row sums to 1; an item without a category
+  has an empty row (it adds no category mass to a list).
+* Target of user ``u`` (Steck eq. 1): ``p(g|u) = Σ_{i∈H_u} w_ui p(g|i) / Σ_{i∈H_u} w_ui``.
+  Items of the history without a category carry no mass, so the sum is renormalised over the
+  mass that is there (``Σ_g p(g|u) = 1``). Optional ``w_ui``: a ``weight`` column (e.g. the
+  rating) times a recency factor ``0.5 ** ((t_max(u) - t_ui) / half_life)``.
+* List distribution (Steck eq. 2): ``q(g|L) = Σ_{r} w_r p(g|L_r) / Σ_r w_r`` with rank
+  weights ``w_r``: ``"uniform"`` (1), ``"dcg"`` (``1 / log2(r + 1)``) or an array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from rerank.validation import require_columns, require_no_null_ids, require_nonnegative_weights
+
+
+@dataclass(frozen=True)
+class ItemCategories:
+    """Item ids, category names and the row-normalised item × category CSR ``matrix``."""
+
+    items: pd.Index
+    categories: pd.Index
+    matrix: sp.csr_matrix
+
+    def rows_for(self, item_ids) -> np.ndarray:
+        """Row of each item id; ``-1`` for items this table does not know."""
+        return self.items.get_indexer(item_ids)
+
+
+def item_categories_from_frame(frame: pd.DataFrame, *, items=None) -> ItemCategories:
+    """Build the row-normalised CSR ``A`` from a long frame ``item_id, category[, weight]``.
+
+    ``p(g|i) = w_ig / Σ_g' w_ig'`` (``w = 1`` without a ``weight`` column). Repeated
+    (item, category) rows add up. ``items``, if given, are placed first in the item index
+    (items without categories get empty rows).
+    """
+    require_columns(frame, ["item_id", "category"], "item_categories")
+    require_no_null_ids(frame, ["item_id", "category"], "item_categories")
+    if "weight" in frame.columns:
+        weights = require_nonnegative_weights(frame["weight"], "item_categories")
+    else:
+        weights = np.ones(len(frame), dtype=np.float64)
+    item_index = pd.Index(pd.unique(frame["item_id"]))
+    if items is not None:
+        item_index = pd.Index(pd.unique(pd.Index(items).append(item_index)))
+    cat_codes, cat_index = pd.factorize(frame["category"], sort=True)
+    rows = item_index.get_indexer(frame["item_id"])
+    matrix = sp.csr_matrix(
+        (weights, (rows, cat_codes)), shape=(len(item_index), len(cat_index)), dtype=np.float64
+    )
+    matrix.sum_duplicates()
+    matrix.eliminate_zeros()
+    return ItemCategories(item_index, pd.Index(cat_index), normalize_rows(matrix))
+
+
+def normalize_rows(matrix: sp.spmatrix) -> sp.csr_matrix:
+    """Scale each nonempty row to sum 1; empty (or all-zero) rows stay empty."""
+    matrix = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
+    sums = np.asarray(matrix.sum(axis=1)).ravel()
+    scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
+    matrix = sp.csr_matrix(sp.diags(scale) @ matrix)
+    matrix.eliminate_zeros()
+    matrix.sort_indices()
+    return matrix
+
+
+def history_weights(history: pd.DataFrame, half_life: float | None = None) -> np.ndarray:
+    """``w_ui``: the ``weight`` column (1 if absent) times the recency factor.
+
+    Recency: ``0.5 ** ((t_max(u) - t_ui) / half_life)`` where ``t_max(u)`` is the user's latest
+    timestamp; the per-user reference cancels in the normalisation of ``p(g|u)``.
+    """
+    if "weight" in history.columns:
+        weights = require_nonnegative_weights(history["weight"], "history")
+    else:
+        weights = np.ones(len(history), dtype=np.float64)
+    if half_life is not None:
+        if not half_life > 0:
+            raise ValueError(f"half_life must be > 0, got {half_life}")
+        if "timestamp" not in history.columns:
+            raise ValueError("half_life needs a 'timestamp' column in history")
+        ts = history["timestamp"]
+        if pd.api.types.is_datetime64_any_dtype(ts):
+            t = (ts - ts.min()).dt.total_seconds().to_numpy(dtype=np.float64)
+        else:
+            t = pd.to_numeric(ts, errors="raise").to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(t)):
+            raise ValueError("history column 'timestamp' has missing or infinite values")
+        latest = pd.Series(t).groupby(history["user_id"].to_numpy()).transform("max").to_numpy()
+        weights = weights * np.power(0.5, (latest - t) / float(half_life))
+    return weights
+
+
+def target_distributions(
+    user_codes: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, n_users: int,
+    categories: sp.csr_matrix,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dense ``p(g|u)`` (n_users × G) and a mask of users with category mass.
+
+    ``p = normalize_rows(W @ A)`` where ``W[u, i] = Σ w_ui`` (a sparse users × items matrix,
+    never dense). Items with row ``-1`` (unknown) carry no mass. Users without mass get a
+    zero row and ``False`` in the mask.
+    """
+    known = item_rows >= 0
+    interactions = sp.csr_matrix(
+        (weights[known], (user_codes[known], item_rows[known])),
+        shape=(n_users, categories.shape[0]),
+    )
+    mass = (interactions @ categories).toarray()
+    totals = mass.sum(axis=1)
+    has_mass = totals > 0
+    targets = np.zeros_like(mass)
+    targets[has_mass] = mass[has_mass] / totals[has_mass, None]
+    return targets, has_mass
+
+
+def population_distribution(targets: np.ndarray, has_mass: np.ndarray) -> np.ndarray:
+    """Fallback target for cold users: the mean of the warm users' ``p(g|u)``.
+
+    Uniform over categories when no user has mass.
+    """
+    n_cat = targets.shape[1]
+    if not has_mass.any():
+        return np.full(n_cat, 1.0 / max(n_cat, 1))
+    mean = targets[has_mass].mean(axis=0)
+    return mean / mean.sum()
+
+
+def rank_weights(spec, k: int) -> np.ndarray:
+    """Rank weights ``w_1..w_k``: ``"uniform"`` (all 1), ``"dcg"`` (``1/log2(r+1)``), or an
+    array of at least ``k`` positive finite values (the first ``k`` are used)."""
+    if isinstance(spec, str):
+        if spec == "uniform":
+            return np.ones(k, dtype=np.float64)
+        if spec == "dcg":
+            return 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
+        raise ValueError(f"rank_weights must be 'uniform', 'dcg' or an array; got {spec!r}")
+    arr = np.asarray(spec, dtype=np.float64).ravel()
+    if arr.size < k:
+        raise ValueError(f"rank_weights has {arr.size} values but k={k} positions need weights")
+    arr = arr[:k].copy()
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError("rank_weights must be positive and finite")
+    return arr
+
+
+def list_distributions(
+    indptr: np.ndarray, item_rows: np.ndarray, categories: sp.csr_matrix, weights: np.ndarray,
+) -> np.ndarray:
+    """Dense ``q(g|L_u)`` for lists in CSR form (position r of a list gets ``weights[r]``).
+
+    ``q = D⁻¹ (R @ A)`` with ``R[u, i] = w_{r(i)}`` and ``D_u = Σ_r w_r`` over the list's
+    positions. Unknown items (row ``-1``) and items without categories add no mass but still
+    count in ``D_u``. Empty lists give a zero row.
+    """
+    n_lists = len(indptr) - 1
+    lengths = np.diff(indptr)
+    positions = np.arange(len(item_rows)) - np.repeat(indptr[:-1], lengths)
+    if lengths.size and lengths.max(initial=0) > len(weights):
+        raise ValueError(f"a list has {lengths.max()} items but only {len(weights)} rank weights")
+    w = weights[positions]
+    owners = np.repeat(np.arange(n_lists), lengths)
+    known = item_rows >= 0
+    placed = sp.csr_matrix(
+        (w[known], (owners[known], item_rows[known])), shape=(n_lists, categories.shape[0])
+    )
+    mass = (placed @ categories).toarray()
+    denom = np.bincount(owners, weights=w, minlength=n_lists)
+    return np.divide(mass, denom[:, None], out=np.zeros_like(mass), where=denom[:, None] > 0)

@@ -1,0 +1,293 @@
+"""The one compiled greedy kernel behind every entry point (DESIGN §3, §4, §6).
+
+For user ``u`` with candidates ``j = 0..n-1`` (scores ``s_j``, items ``i_j``), target ``p``
+and trade-off ``λ``, the greedy builds ``L`` one position at a time. At step ``t`` (filling
+position ``t+1`` with rank weight ``w_{t+1}``) it adds the candidate maximising
+
+    (1-λ) · s_j  -  λ · C(p, q(L ∪ {j}))
+
+where ``q_g(L ∪ {j}) = (M_g + w_{t+1} A[i_j, g]) / W_{t+1}``, ``M_g = Σ_{l∈L} w_{r(l)} A[l, g]``
+and ``W_{t+1} = Σ_{r ≤ t+1} w_r`` (the list normalised over the positions filled so far).
+(The constant ``(1-λ) Σ_{l∈L} s_l`` is dropped from the comparison.)
+
+Every divergence here is a sum of per-category terms, ``C = finish(Σ_g term(p_g, q_g))``:
+
+* KL:        ``term = p log(p / q̃)`` with ``q̃ = (1-α) q + α p`` (0 when ``p = 0``); finish = id
+* Hellinger: ``term = (√p - √q)²``; finish ``D ↦ √D / √2``
+* Pearson χ²: ``term = (p - q̃)² / q̃`` (0 when ``q̃ = 0``); finish = id
+
+At a step all candidates share ``W_{t+1}``, so with ``B_g = term(p_g, M_g / W_{t+1})`` and
+``S = Σ_g B_g`` precomputed in O(G), a candidate costs one term per category it carries:
+``D_j = S + Σ_{g ∈ cats(j)} (term(p_g, q_g(L ∪ {j})) - B_g)``. A user costs
+O(k · (G + n · ḡ)) term evaluations (DESIGN §6).
+
+Ties (objective equal up to ``TIE_RTOL`` relative) go to the higher score, then to the
+earlier input position. With ``safeguard`` the plain top-k list is scored too and returned
+when its objective is strictly higher (DESIGN §4.2). Users are independent: the outer loop
+is a ``prange`` over blocks of users, each block allocating its work buffers once, so the
+output does not depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from rerank._numba import compiled
+
+DIV_KL = 0
+DIV_HELLINGER = 1
+DIV_CHI2 = 2
+DIVERGENCE_CODES = {"kl": DIV_KL, "hellinger": DIV_HELLINGER, "chi2": DIV_CHI2}
+
+NORM_NONE = 0
+NORM_MINMAX = 1
+NORM_RANK = 2
+NORMALIZE_CODES = {None: NORM_NONE, "none": NORM_NONE, "minmax": NORM_MINMAX, "rank": NORM_RANK}
+
+TIE_RTOL = 1e-12
+USERS_PER_BLOCK = 64
+_SQRT2 = math.sqrt(2.0)
+
+
+@compiled(inline="always")
+def divergence_term(p, q, alpha, divergence):
+    """One category's term of the divergence between target mass ``p`` and list mass ``q``."""
+    if divergence == DIV_HELLINGER:
+        d = math.sqrt(p) - math.sqrt(q)
+        return d * d
+    q_smooth = (1.0 - alpha) * q + alpha * p
+    if divergence == DIV_KL:
+        if p > 0.0:
+            return p * math.log(p / q_smooth)
+        return 0.0
+    if q_smooth > 0.0:
+        d = p - q_smooth
+        return d * d / q_smooth
+    return 0.0
+
+
+@compiled(inline="always")
+def divergence_finish(total, divergence):
+    """Turn the sum of terms into the divergence (only Hellinger needs a square root)."""
+    if divergence == DIV_HELLINGER:
+        if total < 0.0:  # rounding of the incremental sum
+            total = 0.0
+        return math.sqrt(total) / _SQRT2
+    return total
+
+
+@compiled(inline="always")
+def is_better(obj, score, pos, best_obj, best_score, best_pos):
+    """Objective first (equal within TIE_RTOL), then higher score, then earlier position."""
+    tol = TIE_RTOL * (1.0 + max(abs(obj), abs(best_obj)))
+    if obj > best_obj + tol:
+        return True
+    if obj < best_obj - tol:
+        return False
+    if score > best_score:
+        return True
+    if score < best_score:
+        return False
+    return pos < best_pos
+
+
+@compiled()
+def normalize_scores(raw, out, n, mode):
+    """Per-user score normalisation into ``out[:n]``.
+
+    * none:   ``s``
+    * minmax: ``(s - min) / (max - min)``, all 0 when the scores are constant (computed on
+      halves so extreme finite scores cannot overflow to inf/NaN)
+    * rank:   ``(n - r) / (n - 1)`` with ``r`` the 1-based rank by (score desc, position asc);
+      1 for a single candidate
+    """
+    if mode == NORM_MINMAX:
+        lo = raw[0]
+        hi = raw[0]
+        for j in range(1, n):
+            if raw[j] < lo:
+                lo = raw[j]
+            if raw[j] > hi:
+                hi = raw[j]
+        span = 0.5 * hi - 0.5 * lo
+        for j in range(n):
+            out[j] = (0.5 * raw[j] - 0.5 * lo) / span if span > 0.0 else 0.0
+    elif mode == NORM_RANK:
+        order = np.argsort(-raw[:n], kind="mergesort")
+        for r in range(n):
+            out[order[r]] = (n - 1 - r) / (n - 1) if n > 1 else 1.0
+    else:
+        for j in range(n):
+            out[j] = raw[j]
+
+
+@compiled()
+def top_k_positions(s, n, kk, out):
+    """The ``kk`` best local positions by (score desc, position asc), in that order."""
+    filled = 0
+    for j in range(n):
+        if filled == kk and not (s[j] > s[out[kk - 1]]):
+            continue
+        slot = filled if filled < kk else kk - 1
+        while slot > 0 and s[j] > s[out[slot - 1]]:
+            if slot < kk:
+                out[slot] = out[slot - 1]
+            slot -= 1
+        out[slot] = j
+        if filled < kk:
+            filled += 1
+
+
+@compiled()
+def list_objective(
+    chosen, length, s, items, cat_indptr, cat_indices, cat_data, p, lam, alpha, divergence,
+    rank_w, mass,
+):
+    """``(1-λ) Σ_{l∈L} s_l - λ C(p, q(L))`` for the list ``chosen[:length]`` in that order.
+
+    ``mass`` is a work buffer of length G.
+    """
+    mass[:] = 0.0
+    total_w = 0.0
+    score_sum = 0.0
+    for r in range(length):
+        j = chosen[r]
+        score_sum += s[j]
+        w = rank_w[r]
+        total_w += w
+        item = items[j]
+        for e in range(cat_indptr[item], cat_indptr[item + 1]):
+            mass[cat_indices[e]] += w * cat_data[e]
+    if lam == 0.0:
+        return score_sum
+    total = 0.0
+    for g in range(p.shape[0]):
+        total += divergence_term(p[g], mass[g] / total_w, alpha, divergence)
+    return (1.0 - lam) * score_sum - lam * divergence_finish(total, divergence)
+
+
+@compiled()
+def greedy_one_user(
+    n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam, alpha, divergence, rank_w,
+    mass, base, taken, chosen,
+):
+    """Steck's greedy for one user; writes local positions into ``chosen[:kk]``."""
+    n_cat = p.shape[0]
+    mass[:] = 0.0
+    taken[:n] = False
+    total_w = 0.0
+    for t in range(kk):
+        w = rank_w[t]
+        total_w += w
+        shared = 0.0
+        if lam != 0.0:
+            for g in range(n_cat):
+                base[g] = divergence_term(p[g], mass[g] / total_w, alpha, divergence)
+                shared += base[g]
+        best = -1
+        best_obj = 0.0
+        for j in range(n):
+            if taken[j]:
+                continue
+            if lam == 0.0:
+                obj = s[j]
+            else:
+                total = shared
+                item = items[j]
+                for e in range(cat_indptr[item], cat_indptr[item + 1]):
+                    g = cat_indices[e]
+                    q = (mass[g] + w * cat_data[e]) / total_w
+                    total += divergence_term(p[g], q, alpha, divergence) - base[g]
+                obj = (1.0 - lam) * s[j] - lam * divergence_finish(total, divergence)
+            if best < 0 or is_better(obj, s[j], j, best_obj, s[best], best):
+                best = j
+                best_obj = obj
+        taken[best] = True
+        chosen[t] = best
+        item = items[best]
+        for e in range(cat_indptr[item], cat_indptr[item + 1]):
+            mass[cat_indices[e]] += w * cat_data[e]
+
+
+@compiled()
+def sort_by_score(chosen, kk, s):
+    """Insertion sort of ``chosen[:kk]`` by (raw score desc, position asc)."""
+    for a in range(1, kk):
+        j = chosen[a]
+        b = a
+        while b > 0 and (s[chosen[b - 1]] < s[j] or (s[chosen[b - 1]] == s[j] and chosen[b - 1] > j)):
+            chosen[b] = chosen[b - 1]
+            b -= 1
+        chosen[b] = j
+
+
+@compiled(parallel=True)
+def rerank_kernel(
+    indptr, cand_items, scores, cat_indptr, cat_indices, cat_data, targets, target_rows, lam,
+    k, alpha, divergence, rank_w, normalize, safeguard, order_by_score, max_n,
+    out_indptr, out_pos, out_objective, out_used_topk,
+):
+    """Rerank every user row of the candidate CSR.
+
+    Inputs (dtypes fixed at the boundary): ``indptr`` int64 (U+1), ``cand_items`` int64,
+    ``scores`` float64, category CSR (int64, int64, float64), ``targets`` float64 (T × G),
+    ``target_rows`` int64 (U) row of ``targets`` for each user, ``lam`` float64 (U),
+    ``rank_w`` float64 (≥ k). Outputs: ``out_pos`` global candidate positions in output order
+    (CSR by ``out_indptr``), the objective of each output list and whether the safeguard
+    returned top-k.
+    """
+    n_users = indptr.shape[0] - 1
+    n_cat = targets.shape[1]
+    n_blocks = (n_users + USERS_PER_BLOCK - 1) // USERS_PER_BLOCK
+    for block in prange(n_blocks):
+        s = np.empty(max_n, dtype=np.float64)
+        taken = np.empty(max_n, dtype=np.bool_)
+        mass = np.empty(n_cat, dtype=np.float64)
+        base = np.empty(n_cat, dtype=np.float64)
+        chosen = np.empty(max(k, 1), dtype=np.int64)
+        top = np.empty(max(k, 1), dtype=np.int64)
+        first = block * USERS_PER_BLOCK
+        last = min(first + USERS_PER_BLOCK, n_users)
+        for u in range(first, last):
+            lo = indptr[u]
+            n = indptr[u + 1] - lo
+            kk = min(k, n)
+            if kk == 0:
+                out_objective[u] = 0.0
+                out_used_topk[u] = False
+                continue
+            items = cand_items[lo : lo + n]
+            normalize_scores(scores[lo : lo + n], s, n, normalize)
+            p = targets[target_rows[u]]
+            lam_u = lam[u]
+            greedy_one_user(
+                n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha,
+                divergence, rank_w, mass, base, taken, chosen,
+            )
+            objective = list_objective(
+                chosen, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha,
+                divergence, rank_w, mass,
+            )
+            used_topk = False
+            if safeguard and lam_u != 0.0:
+                top_k_positions(s, n, kk, top)
+                top_objective = list_objective(
+                    top, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha,
+                    divergence, rank_w, mass,
+                )
+                tol = TIE_RTOL * (1.0 + max(abs(objective), abs(top_objective)))
+                if top_objective > objective + tol:
+                    for r in range(kk):
+                        chosen[r] = top[r]
+                    objective = top_objective
+                    used_topk = True
+            out_objective[u] = objective
+            out_used_topk[u] = used_topk
+            if order_by_score:
+                sort_by_score(chosen, kk, scores[lo : lo + n])
+            start = out_indptr[u]
+            for r in range(kk):
+                out_pos[start + r] = lo + chosen[r]

@@ -1,0 +1,1 @@
+"""Feedback-loop simulator (installed as rerank.simulations)."""
