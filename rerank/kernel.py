@@ -30,17 +30,14 @@ output does not depend on the thread count.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import prange
 
 from rerank._numba import compiled
+from rerank.divergences import DIVERGENCE_CODES, divergence_finish, divergence_term
 
-DIV_KL = 0
-DIV_HELLINGER = 1
-DIV_CHI2 = 2
-DIVERGENCE_CODES = {"kl": DIV_KL, "hellinger": DIV_HELLINGER, "chi2": DIV_CHI2}
+__all__ = ["DIVERGENCE_CODES", "NORMALIZE_CODES", "rerank_kernel"]
+
 
 NORM_NONE = 0
 NORM_MINMAX = 1
@@ -49,34 +46,6 @@ NORMALIZE_CODES = {None: NORM_NONE, "none": NORM_NONE, "minmax": NORM_MINMAX, "r
 
 TIE_RTOL = 1e-12
 USERS_PER_BLOCK = 64
-_SQRT2 = math.sqrt(2.0)
-
-
-@compiled(inline="always")
-def divergence_term(p, q, alpha, divergence):
-    """One category's term of the divergence between target mass ``p`` and list mass ``q``."""
-    if divergence == DIV_HELLINGER:
-        d = math.sqrt(p) - math.sqrt(q)
-        return d * d
-    q_smooth = (1.0 - alpha) * q + alpha * p
-    if divergence == DIV_KL:
-        if p > 0.0:
-            return p * math.log(p / q_smooth)
-        return 0.0
-    if q_smooth > 0.0:
-        d = p - q_smooth
-        return d * d / q_smooth
-    return 0.0
-
-
-@compiled(inline="always")
-def divergence_finish(total, divergence):
-    """Turn the sum of terms into the divergence (only Hellinger needs a square root)."""
-    if divergence == DIV_HELLINGER:
-        if total < 0.0:  # rounding of the incremental sum
-            total = 0.0
-        return math.sqrt(total) / _SQRT2
-    return total
 
 
 @compiled(inline="always")

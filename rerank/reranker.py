@@ -26,8 +26,10 @@ from rerank.distributions import (
     history_weights,
     item_categories_from_frame,
     population_distribution,
-    rank_weights as make_rank_weights,
     target_distributions,
+)
+from rerank.distributions import (
+    rank_weights as make_rank_weights,
 )
 from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values
 

@@ -10,7 +10,8 @@ import numbers
 
 import numpy as np
 
-from rerank.kernel import DIVERGENCE_CODES, NORMALIZE_CODES
+from rerank.divergences import DIVERGENCE_CODES
+from rerank.kernel import NORMALIZE_CODES
 
 ORDERS = ("greedy", "score")
 
