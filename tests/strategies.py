@@ -1,0 +1,84 @@
+"""Hypothesis strategies for random reranking instances (several users, CSR layout)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from hypothesis import strategies as st
+
+
+@dataclass
+class Instance:
+    n_items: int
+    n_cat: int
+    item_cats: list[dict[int, float]]  # p(g|i) per item (rows sum to 1 or are empty)
+    users: list[list[int]]  # candidate items per user (distinct)
+    scores: list[list[float]]
+    targets: list[list[float]]
+    lam: list[float]
+
+    @property
+    def matrix(self) -> sp.csr_matrix:
+        rows, cols, vals = [], [], []
+        for i, cats in enumerate(self.item_cats):
+            for g, a in cats.items():
+                rows.append(i)
+                cols.append(g)
+                vals.append(a)
+        return sp.csr_matrix((vals, (rows, cols)), shape=(self.n_items, self.n_cat))
+
+    def csr(self):
+        indptr = np.concatenate([[0], np.cumsum([len(u) for u in self.users])]).astype(np.int64)
+        items = np.array([i for u in self.users for i in u], dtype=np.int64)
+        scores = np.array([s for u in self.scores for s in u], dtype=np.float64)
+        return indptr, items, scores
+
+    def local_cats(self, u: int) -> list[dict[int, float]]:
+        return [self.item_cats[i] for i in self.users[u]]
+
+
+TIE_SCORES = st.sampled_from([0.0, 0.25, 0.5, 1.0])
+FREE_SCORES = st.floats(-3, 3, allow_nan=False, allow_infinity=False, width=64)
+
+
+@st.composite
+def item_categories(draw, n_items, n_cat, max_cats=3):
+    out = []
+    for _ in range(n_items):
+        cats = draw(st.lists(st.integers(0, n_cat - 1), min_size=0, max_size=max_cats, unique=True))
+        if draw(st.booleans()):
+            weights = [draw(st.floats(0.1, 5.0)) for _ in cats]
+        else:
+            weights = [1.0] * len(cats)
+        total = sum(weights)
+        out.append({g: w / total for g, w in zip(cats, weights, strict=True)})
+    return out
+
+
+@st.composite
+def target(draw, n_cat):
+    raw = [draw(st.sampled_from([0.0, 0.0, 0.1, 0.3, 1.0, 2.0])) for _ in range(n_cat)]
+    if sum(raw) == 0:
+        raw[draw(st.integers(0, n_cat - 1))] = 1.0
+    total = sum(raw)
+    return [x / total for x in raw]
+
+
+@st.composite
+def instances(draw, max_users=4, max_n=8, max_cat=4, ties=None, lam=None):
+    n_cat = draw(st.integers(1, max_cat))
+    n_items = draw(st.integers(1, 12))
+    cats = draw(item_categories(n_items, n_cat))
+    n_users = draw(st.integers(1, max_users))
+    use_ties = draw(st.booleans()) if ties is None else ties
+    score_strategy = TIE_SCORES if use_ties else FREE_SCORES
+    users, scores, targets, lams = [], [], [], []
+    for _ in range(n_users):
+        n = draw(st.integers(0, min(max_n, n_items)))
+        users.append(draw(st.permutations(range(n_items)))[:n])
+        scores.append([draw(score_strategy) for _ in range(n)])
+        targets.append(draw(target(n_cat)))
+        lams.append(draw(st.sampled_from([0.0, 0.2, 0.5, 0.9, 0.99, 1.0]) | st.floats(0, 1)) if lam is None else lam)
+    return Instance(n_items, n_cat, cats, users, scores, targets, lams)
