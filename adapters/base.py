@@ -52,8 +52,13 @@ def id_index(ids, size: int, what: str) -> pd.Index:
     if len(index) != size:
         raise ValueError(f"{what} has {len(index)} ids but the model has {size} {what.split('_')[0]}s")
     if index.has_duplicates:
-        raise ValueError(f"{what} has duplicate id {index[index.duplicated()][0]!r}")
+        raise ValueError(f"{what} has duplicate id {show(index[index.duplicated()][0])}")
     return index
+
+
+def show(value) -> str:
+    """``repr`` of an id for error messages (numpy scalars shown as plain Python values)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def check_n(n) -> int:
@@ -70,7 +75,7 @@ def lookup(index: pd.Index, ids, what: str) -> np.ndarray:
     pos = index.get_indexer(ids)
     bad = np.flatnonzero(pos < 0)
     if bad.size:
-        raise ValueError(f"unknown {what} {ids[bad[0]]!r} ({bad.size} unknown {what}s)")
+        raise ValueError(f"unknown {what} {show(ids[bad[0]])} ({bad.size} unknown {what}s)")
     return pos.astype(np.int64)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from rerank.adapters.base import show
 
 from rerank.validation import require_columns, require_no_null_ids, require_nonnegative_weights
 
@@ -53,7 +54,7 @@ def interaction_matrix(
     for what, pos, column in (("user", rows, "user_id"), ("item", cols, "item_id")):
         if (pos < 0).any():
             bad = frame[column].iloc[np.flatnonzero(pos < 0)[0]]
-            raise ValueError(f"interactions {what} {bad!r} is not in the given {what}s")
+            raise ValueError(f"interactions {what} {show(bad)} is not in the given {what}s")
     matrix = sp.csr_matrix(
         (values.astype(dtype), (rows, cols)), shape=(len(user_index), len(item_index)), dtype=dtype
     )
