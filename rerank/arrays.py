@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from rerank import validation
 from rerank._numba import kernel_lock, num_threads
 from rerank.distributions import rank_weights as make_rank_weights
+from rerank.exact import GAP_TOL, check_solver, run_exact
 from rerank.kernel import rerank_kernel
 
 
@@ -26,6 +27,10 @@ class RerankResult:
     candidate arrays, in output order; ``items`` the chosen item indices; ``objective`` the
     objective ``(1-λ)Σs - λC`` of each output list (on the normalised scores); ``used_topk``
     whether the safeguard replaced the greedy list by plain top-k.
+    ``gap`` (``solver="exact"`` only): each list's certified relative optimality gap
+    (0 when enumerated or forced; see :mod:`rerank.exact`). ``quota_shortfall``
+    (``min_share`` only): per user, how many quota units ``Σ_g max(0, r_g - c_g)`` the list
+    misses because no k-subset of the candidates meets them all (see :mod:`rerank.quota`).
     """
 
     indptr: np.ndarray
@@ -33,17 +38,19 @@ class RerankResult:
     items: np.ndarray
     objective: np.ndarray
     used_topk: np.ndarray
+    gap: np.ndarray | None = None
+    quota_shortfall: np.ndarray | None = None
 
 
 def _as_category_csr(categories) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     if not sp.issparse(categories):
-        raise TypeError(f"categories must be a scipy sparse matrix, got {type(categories).__name__}")
+        raise validation.InputTypeError(f"categories must be a scipy sparse matrix, got {type(categories).__name__}")
     matrix = sp.csr_matrix(categories, dtype=np.float64)
     if not matrix.has_canonical_format:
         matrix = matrix.copy()
         matrix.sum_duplicates()
     if matrix.nnz and (not np.all(np.isfinite(matrix.data)) or matrix.data.min() < 0):
-        raise ValueError("categories must hold finite, nonnegative values")
+        raise validation.InputError("categories must hold finite, nonnegative values")
     return (
         matrix.indptr.astype(np.int64, copy=False),
         matrix.indices.astype(np.int64, copy=False),
@@ -52,23 +59,27 @@ def _as_category_csr(categories) -> tuple[np.ndarray, np.ndarray, np.ndarray, in
     )
 
 
+def _category_matrix(indptr, indices, data, shape) -> sp.csr_matrix:
+    return sp.csr_matrix((data, indices, indptr), shape=shape)
+
+
 def _check_candidates(indptr, item_idx, scores, n_items: int):
     indptr = np.ascontiguousarray(indptr, dtype=np.int64)
     item_idx = np.ascontiguousarray(item_idx, dtype=np.int64)
     scores = np.asarray(scores)
     if scores.dtype.kind not in "fiu":
-        raise TypeError(f"scores must be numeric, got dtype {scores.dtype}")
+        raise validation.InputTypeError(f"scores must be numeric, got dtype {scores.dtype}")
     scores = np.ascontiguousarray(scores, dtype=np.float64)
     if indptr.ndim != 1 or indptr.size < 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
-        raise ValueError("indptr must be a nondecreasing 1-d array starting at 0")
+        raise validation.InputError("indptr must be a nondecreasing 1-d array starting at 0")
     if indptr[-1] != item_idx.size or item_idx.size != scores.size:
-        raise ValueError(
+        raise validation.InputError(
             f"indptr[-1]={indptr[-1]}, len(item_idx)={item_idx.size} and len(scores)={scores.size} must agree"
         )
     validation.check_finite("scores", scores)
     if item_idx.size and (item_idx.min() < 0 or item_idx.max() >= n_items):
         bad = np.flatnonzero((item_idx < 0) | (item_idx >= n_items))[0]
-        raise ValueError(
+        raise validation.InputError(
             f"item_idx[{bad}]={item_idx[bad]} is outside the category matrix's {n_items} rows"
         )
     return indptr, item_idx, scores
@@ -92,6 +103,9 @@ def rerank_arrays(
     target_rows=None,
     n_threads: int | None = None,
     return_result: bool = False,
+    solver: str = "greedy",
+    time_limit: float = 10.0,
+    max_enumerate: int = 200_000,
 ):
     """Calibrated reranking of CSR candidates (DESIGN §3).
 
@@ -104,6 +118,12 @@ def rerank_arrays(
     ``"chi2"``; ``rank_weights`` ``"uniform"``, ``"dcg"`` or an array; ``normalize`` ``None``,
     ``"minmax"`` or ``"rank"``; ``safeguard`` returns top-k when its objective is higher;
     ``order="score"`` re-sorts each chosen list by score.
+
+    ``solver="exact"`` (uniform rank weights only) replaces each list by the certified
+    optimum of the objective with list size ``min(k, n_u)``: enumeration when there are at most
+    ``max_enumerate`` subsets, else a MILP outer approximation with cutting planes (KL, χ²)
+    stopped at a relative gap ≤ 1e-6 or after ``time_limit`` seconds per user; the gap per user
+    is in ``RerankResult.gap`` (:mod:`rerank.exact`).
 
     Returns ``(out_indptr, out_items)``, or a :class:`RerankResult` with ``return_result``.
     """
@@ -118,24 +138,29 @@ def rerank_arrays(
 
     targets = np.ascontiguousarray(targets, dtype=np.float64)
     if targets.ndim != 2 or targets.shape[1] != categories.shape[1]:
-        raise ValueError(
+        raise validation.InputError(
             f"targets must be 2-d with {categories.shape[1]} columns (one per category), got shape {targets.shape}"
         )
     validation.check_finite("targets", targets.ravel())
     if targets.size and targets.min() < 0:
-        raise ValueError("targets must be nonnegative")
+        raise validation.InputError("targets must be nonnegative")
     if target_rows is None:
         if targets.shape[0] != n_users:
-            raise ValueError(f"targets has {targets.shape[0]} rows for {n_users} users")
+            raise validation.InputError(f"targets has {targets.shape[0]} rows for {n_users} users")
         target_rows = np.arange(n_users, dtype=np.int64)
     else:
         target_rows = np.ascontiguousarray(target_rows, dtype=np.int64)
         if target_rows.shape != (n_users,):
-            raise ValueError(f"target_rows must have one entry per user ({n_users})")
+            raise validation.InputError(f"target_rows must have one entry per user ({n_users})")
         if n_users and (target_rows.min() < 0 or target_rows.max() >= targets.shape[0]):
-            raise ValueError("target_rows points outside targets")
+            raise validation.InputError("target_rows points outside targets")
     lam_arr = validation.check_lam_array(lam, n_users)
+    validation.check_rank_weights(rank_weights, k)
+    # k above every user's candidate count changes nothing but the buffers: size them by the
+    # longest list, so a huge k (e.g. 10**12) cannot exhaust memory.
+    k = min(k, max(int(np.diff(indptr).max(initial=0)), 1))
     weights = make_rank_weights(rank_weights, k)
+    exact = check_solver(solver, weights, time_limit, max_enumerate)
 
     lengths = np.diff(indptr)
     out_indptr = np.zeros(n_users + 1, dtype=np.int64)
@@ -151,7 +176,16 @@ def rerank_arrays(
                 target_rows, lam_arr, k, alpha, div_code, weights, norm_code, bool(safeguard),
                 order_by_score, max(max_n, 1), out_indptr, out_pos, objective, used_topk,
             )
+    gap = None
+    if exact and n_users:
+        out_pos, objective, gap, _, _ = run_exact(
+            indptr, item_idx, scores, _category_matrix(cat_indptr, cat_indices, cat_data, categories.shape),
+            targets, target_rows, lam_arr, k, alpha, div_code, norm_code, out_indptr, out_pos,
+            order_by_score=order_by_score, divergence=divergence, time_limit=float(time_limit),
+            gap_tol=GAP_TOL, max_enumerate=int(max_enumerate),
+        )
+        used_topk = np.zeros(n_users, dtype=np.bool_)
     items = item_idx[out_pos]
     if return_result:
-        return RerankResult(out_indptr, out_pos, items, objective, used_topk)
+        return RerankResult(out_indptr, out_pos, items, objective, used_topk, gap)
     return out_indptr, items

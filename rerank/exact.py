@@ -1,0 +1,413 @@
+"""The certified exact solver behind ``solver="exact"`` (DESIGN §3, §4.4).
+
+For user ``u`` with ``n`` candidates (scores ``s_j`` after the usual normalisation), target
+``p`` and trade-off ``λ``, it solves Steck's objective with **uniform rank weights** and a
+fixed list size ``k' = min(k, n)``:
+
+    max_{x ∈ {0,1}^n, Σ_j x_j = k'}  F(x) = (1-λ) Σ_j s_j x_j - λ C(p, q(x)),
+    q_g(x) = Σ_j A[i_j, g] x_j / k',   q̃_g = (1-α) q_g + α p_g  (affine in x)
+
+Two routes, per user:
+
+* **Enumeration** when ``C(n, k') ≤ max_enumerate``: every k'-subset is scored with the
+  kernel's own :func:`rerank.kernel.list_objective` (compiled loop, no Python per subset).
+  The result is the optimum; its gap is 0.
+* **Outer approximation + cutting planes** otherwise (KL and χ² only). Both divergences are
+  ``C = const + lin·x + Σ_{g: p_g>0} φ_g(q̃_g)`` with ``φ_g`` convex and decreasing:
+  KL ``φ_g(y) = -p_g log y`` (``const = Σ p log p``); χ² ``φ_g(y) = p_g²/y`` (the rest,
+  ``Σ_g q̃_g - 2 Σ_g p_g``, is affine). An epigraph variable ``t_g ≥ φ_g(y_g)`` is replaced by
+  tangent cuts ``t_g ≥ φ_g(y⁰) + φ_g'(y⁰)(y_g - y⁰)``, which *under*-estimate the convex
+  ``φ_g``; the resulting MILP (``scipy.optimize.milp``, HiGHS) is a relaxation, so its dual
+  bound is a certified upper bound ``UB`` on ``max F``. Each MILP solution ``x*`` is scored
+  exactly (lower bound ``LB``, the incumbent); new cuts are added at ``y(x*)`` and the MILP
+  is solved again until
+
+      gap = (UB - LB) / max(|UB|, |LB|, 1e-9)  ≤  gap_tol (1e-6)
+
+  or the per-user ``time_limit`` is spent; the certified ``gap`` is reported per user.
+  (Kelley's method terminates: once ``x*`` repeats, the cut at ``y(x*)`` makes the relaxation
+  exact there, so ``UB = F(x*) = LB`` up to HiGHS's own tolerance.)
+
+The objective is never written as a minimum-cost flow (that formulation is patented); only
+the generic MILP above is used.
+
+The incumbent starts at the list the greedy kernel returned, so the exact solver's objective
+is always ≥ the greedy's (DESIGN §4.4).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from numba import prange
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from rerank._numba import compiled
+from rerank.divergences import DIV_CHI2, DIV_HELLINGER, DIV_KL
+from rerank.kernel import TIE_RTOL, list_objective, normalize_scores
+
+__all__ = ["SOLVERS", "ExactResult", "MAX_ENUMERATE", "check_solver", "run_exact", "solve_exact"]
+
+MAX_ENUMERATE = 200_000
+GAP_TOL = 1e-6
+ROUTE_TRIVIAL = 0  # n ≤ k or λ = 0: the answer is forced (all candidates / top-k)
+ROUTE_ENUMERATE = 1
+ROUTE_MILP = 2
+SOLVERS = ("greedy", "exact")
+
+
+def check_solver(solver, rank_weights: np.ndarray, time_limit, max_enumerate) -> bool:
+    """Validate the ``solver`` options; True for ``"exact"`` (which needs uniform rank weights)."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}; got {solver!r}")
+    if isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real) or not time_limit > 0:
+        raise ValueError(f"time_limit must be a number of seconds > 0, got {time_limit!r}")
+    if isinstance(max_enumerate, bool) or not isinstance(max_enumerate, numbers.Integral) or max_enumerate < 0:
+        raise ValueError(f"max_enumerate must be a whole number >= 0, got {max_enumerate!r}")
+    if solver != "exact":
+        return False
+    if rank_weights.size and not np.all(rank_weights == rank_weights[0]):
+        raise ValueError("solver='exact' needs uniform rank weights (rank_weights='uniform')")
+    return True
+
+
+@dataclass(frozen=True)
+class ExactResult:
+    """Per user: chosen local positions (CSR by ``indptr``), objective, certified relative gap,
+    route (0 forced, 1 enumeration, 2 MILP) and seconds spent."""
+
+    indptr: np.ndarray
+    local: np.ndarray
+    objective: np.ndarray
+    gap: np.ndarray
+    route: np.ndarray
+    seconds: np.ndarray
+
+
+@compiled(parallel=True)
+def normalized_scores(indptr, scores, normalize, out):
+    """``out`` = each user's scores after the kernel's per-user normalisation."""
+    n_users = indptr.shape[0] - 1
+    for u in prange(n_users):
+        lo = indptr[u]
+        n = indptr[u + 1] - lo
+        if n:
+            buf = np.empty(n, dtype=np.float64)
+            normalize_scores(scores[lo : lo + n], buf, n, normalize)
+            out[lo : lo + n] = buf
+
+
+@compiled(parallel=True)
+def enumerate_users(
+    users, indptr, cand_items, s_all, cat_indptr, cat_indices, cat_data, targets, target_rows,
+    lam, kk_all, alpha, divergence, best_local, best_obj,
+):
+    """Best k'-subset of each listed user by full enumeration (lexicographic order).
+
+    ``best_local[r, :k']`` receives local positions of user ``users[r]``; ``best_obj[r]`` its
+    objective (uniform rank weights). Ties keep the lexicographically first subset.
+    """
+    for r in prange(users.shape[0]):
+        u = users[r]
+        lo = indptr[u]
+        n = indptr[u + 1] - lo
+        kk = kk_all[r]
+        s = s_all[lo : lo + n]
+        items = cand_items[lo : lo + n]
+        p = targets[target_rows[u]]
+        mass = np.empty(p.shape[0], dtype=np.float64)
+        rank_w = np.ones(kk, dtype=np.float64)
+        comb = np.arange(kk).astype(np.int64)
+        best = -np.inf
+        while True:
+            obj = list_objective(
+                comb, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam[u], alpha, divergence,
+                rank_w, mass,
+            )
+            if obj > best + TIE_RTOL * (1.0 + abs(obj)) or best == -np.inf:
+                best = obj
+                best_local[r, :kk] = comb
+            # next combination in lexicographic order
+            i = kk - 1
+            while i >= 0 and comb[i] == n - kk + i:
+                i -= 1
+            if i < 0:
+                break
+            comb[i] += 1
+            for j in range(i + 1, kk):
+                comb[j] = comb[j - 1] + 1
+        best_obj[r] = best
+
+
+def _true_objective(local, s, items, cat, p, lam, alpha, div_code):
+    chosen = np.ascontiguousarray(local, dtype=np.int64)
+    if chosen.size == 0:
+        return 0.0
+    return list_objective(
+        chosen, chosen.size, s, items, cat[0], cat[1], cat[2], p, lam, alpha, div_code,
+        np.ones(max(chosen.size, 1)), np.empty(p.shape[0]),
+    )
+
+
+class _OuterApproximation:
+    """The MILP relaxation of one user's problem, tightened by tangent cuts."""
+
+    def __init__(self, s, items, categories: sp.csr_matrix, p, lam, alpha, div_code, kk):
+        n = s.size
+        self.n, self.kk, self.lam, self.p = n, kk, lam, p
+        # y = a_g · x + b_g  with  a_g[j] = (1-α) A[i_j, g] / k'
+        sub = categories[items]  # n × G, CSR
+        self.a = ((1.0 - alpha) / kk) * sub.T.tocsr()  # G × n
+        self.b = alpha * p
+        self.div_code = div_code
+        self.active = np.flatnonzero(p > 0.0)
+        m = self.active.size
+        # objective (minimised): -(1-λ) s·x + λ (lin·x + Σ t_g) ; constant kept separately
+        lin = np.zeros(n)
+        const = 0.0
+        if div_code == DIV_KL:
+            const = float(np.sum(p[self.active] * np.log(p[self.active])))
+        else:  # χ²: Σ_g q̃_g - 2 Σ_g p_g is affine in x
+            lin = np.asarray(self.a.sum(axis=0)).ravel()
+            const = float(self.b.sum() - 2.0 * p.sum())
+        self.const = const
+        self.c = np.concatenate([-(1.0 - lam) * s + lam * lin, np.full(m, lam)])
+        a_active = self.a[self.active].toarray() if m else np.zeros((0, n))
+        self.a_active = a_active
+        top = -np.sort(-a_active, axis=1)[:, :kk].sum(axis=1) if m else np.zeros(0)
+        self.y_lo = self.b[self.active]
+        self.y_hi = self.b[self.active] + top
+        self.rows: list[np.ndarray] = []
+        self.rhs: list[float] = []
+        for g in range(m):  # initial tangents at the values q = c/k' reachable by single-category items
+            grid = self.b[self.active[g]] + (1.0 - alpha) * np.arange(kk + 1) / kk
+            for y0 in np.clip(grid, self.y_lo[g], self.y_hi[g]):
+                self.add_cut(g, y0)
+        self.t_bounds = (self.phi(np.arange(m), self.y_hi), self.phi(np.arange(m), self.y_lo))
+
+    def phi(self, g, y):
+        pg = self.p[self.active[g]]
+        if self.div_code == DIV_KL:
+            return -pg * np.log(y)
+        return pg * pg / y
+
+    def dphi(self, g, y):
+        pg = self.p[self.active[g]]
+        if self.div_code == DIV_KL:
+            return -pg / y
+        return -pg * pg / (y * y)
+
+    def add_cut(self, g: int, y0: float) -> None:
+        """t_g - φ'(y0) a_g·x ≥ φ(y0) + φ'(y0)(b_g - y0)."""
+        slope = float(self.dphi(g, y0))
+        row = np.zeros(self.n + self.active.size)
+        row[: self.n] = -slope * self.a_active[g]
+        row[self.n + g] = 1.0
+        self.rows.append(row)
+        self.rhs.append(float(self.phi(g, y0)) + slope * (self.b[self.active[g]] - y0))
+
+    def y_of(self, x: np.ndarray) -> np.ndarray:
+        return self.a_active @ x + self.y_lo
+
+    def solve(self, time_limit: float, mip_gap: float):
+        n, m = self.n, self.active.size
+        card = np.zeros((1, n + m))
+        card[0, :n] = 1.0
+        constraints = [LinearConstraint(card, self.kk, self.kk)]
+        if self.rows:
+            constraints.append(LinearConstraint(np.array(self.rows), np.array(self.rhs), np.inf))
+        lower = np.concatenate([np.zeros(n), self.t_bounds[0]])
+        upper = np.concatenate([np.ones(n), self.t_bounds[1]])
+        integrality = np.concatenate([np.ones(n), np.zeros(m)])
+        res = milp(
+            self.c, integrality=integrality, bounds=Bounds(lower, upper), constraints=constraints,
+            options={"time_limit": max(time_limit, 1e-3), "mip_rel_gap": mip_gap, "disp": False},
+        )
+        if res.x is None:
+            return None, -np.inf
+        dual = res.mip_dual_bound if res.mip_dual_bound is not None else res.fun
+        upper_bound = -(dual + self.lam * self.const)
+        return res.x, upper_bound
+
+
+def _relative_gap(upper: float, lower: float) -> float:
+    return max(upper - lower, 0.0) / max(abs(upper), abs(lower), 1e-9)
+
+
+def _milp_user(s, items, categories, cat, p, lam, alpha, div_code, kk, incumbent, time_limit, gap_tol):
+    """Cutting-plane loop for one user; returns (local positions, objective, certified gap)."""
+    start = time.perf_counter()
+    best_local = np.sort(incumbent)
+    best_obj = _true_objective(best_local, s, items, cat, p, lam, alpha, div_code)
+    model = _OuterApproximation(s, items, categories, p, lam, alpha, div_code, kk)
+    m = model.active.size
+    if m:
+        x0 = np.zeros(s.size)
+        x0[best_local] = 1.0
+        for g, y0 in enumerate(model.y_of(x0)):
+            model.add_cut(g, y0)
+    upper = np.inf
+    while True:
+        remaining = time_limit - (time.perf_counter() - start)
+        if remaining <= 0:
+            break
+        x, ub = model.solve(remaining, gap_tol / 10.0)
+        if x is None:
+            break
+        upper = min(upper, ub)
+        local = np.flatnonzero(x[: s.size] > 0.5)
+        if local.size == kk:
+            obj = _true_objective(local, s, items, cat, p, lam, alpha, div_code)
+            if obj > best_obj + TIE_RTOL * (1.0 + abs(obj)):
+                best_obj, best_local = obj, local
+        if _relative_gap(upper, best_obj) <= gap_tol:
+            break
+        if local.size != kk or m == 0:
+            break
+        y = model.y_of(x[: s.size].round())
+        t = x[s.size :]
+        violated = [g for g in range(m) if model.phi(g, y[g]) > t[g] + 1e-12 * (1.0 + abs(t[g]))]
+        if not violated:  # relaxation exact at x*: only HiGHS's own gap is left
+            break
+        for g in violated:
+            model.add_cut(g, y[g])
+    return best_local, best_obj, (_relative_gap(upper, best_obj) if np.isfinite(upper) else np.inf)
+
+
+def solve_exact(
+    indptr: np.ndarray,
+    cand_items: np.ndarray,
+    scores: np.ndarray,
+    categories: sp.csr_matrix,
+    targets: np.ndarray,
+    target_rows: np.ndarray,
+    lam: np.ndarray,
+    k: int,
+    alpha: float,
+    div_code: int,
+    normalize_code: int,
+    initial_indptr: np.ndarray,
+    initial_local: np.ndarray,
+    *,
+    time_limit: float = 10.0,
+    gap_tol: float = GAP_TOL,
+    max_enumerate: int = MAX_ENUMERATE,
+) -> ExactResult:
+    """Solve every user (inputs already validated and typed by :func:`rerank.rerank_arrays`).
+
+    ``initial_local`` (CSR by ``initial_indptr``) holds the greedy's list of each user in local
+    positions: it is the starting incumbent of the MILP route and the fallback of ties.
+    """
+    n_users = indptr.size - 1
+    lengths = np.diff(indptr)
+    kk = np.minimum(lengths, k)
+    s_all = np.empty_like(scores)
+    if scores.size:
+        normalized_scores(indptr, scores, normalize_code, s_all)
+    cat = (categories.indptr.astype(np.int64), categories.indices.astype(np.int64), categories.data)
+    objective = np.zeros(n_users)
+    gap = np.zeros(n_users)
+    route = np.full(n_users, ROUTE_TRIVIAL, dtype=np.int8)
+    seconds = np.zeros(n_users)
+    chosen = [initial_local[initial_indptr[u] : initial_indptr[u + 1]].copy() for u in range(n_users)]
+
+    def initial_objective(u):
+        lo = indptr[u]
+        return _true_objective(
+            chosen[u], s_all[lo : indptr[u + 1]], cand_items[lo : indptr[u + 1]], cat,
+            targets[target_rows[u]], lam[u], alpha, div_code,
+        )
+
+    n_subsets = np.array([math.comb(int(n), int(c)) for n, c in zip(lengths, kk, strict=True)], dtype=object)
+    forced = (lengths <= k) | (lam == 0.0)
+    small = ~forced & (n_subsets <= max_enumerate).astype(bool)
+    large = ~forced & ~small
+    if div_code == DIV_HELLINGER and large.any():
+        u = int(np.flatnonzero(large)[0])
+        raise ValueError(
+            f"solver='exact' supports divergence='hellinger' only by enumeration; user row {u} has "
+            f"C({lengths[u]}, {kk[u]}) = {n_subsets[u]} subsets > max_enumerate={max_enumerate}"
+        )
+    for u in np.flatnonzero(forced):
+        objective[u] = initial_objective(u)
+
+    small_users = np.flatnonzero(small).astype(np.int64)
+    if small_users.size:
+        t0 = time.perf_counter()
+        best_local = np.zeros((small_users.size, max(k, 1)), dtype=np.int64)
+        best_obj = np.empty(small_users.size)
+        enumerate_users(
+            small_users, indptr, cand_items, s_all, cat[0], cat[1], cat[2], targets, target_rows, lam,
+            kk[small_users].astype(np.int64), alpha, div_code, best_local, best_obj,
+        )
+        per_user = (time.perf_counter() - t0) / small_users.size
+        for r, u in enumerate(small_users):
+            route[u] = ROUTE_ENUMERATE
+            seconds[u] = per_user
+            start = initial_objective(u)
+            if best_obj[r] > start + TIE_RTOL * (1.0 + abs(start)):
+                chosen[u] = best_local[r, : kk[u]].copy()
+                objective[u] = best_obj[r]
+            else:
+                objective[u] = start
+
+    for u in np.flatnonzero(large):
+        if div_code not in (DIV_KL, DIV_CHI2):  # pragma: no cover - guarded above
+            raise ValueError("the MILP route supports divergence 'kl' and 'chi2'")
+        t0 = time.perf_counter()
+        lo, hi = indptr[u], indptr[u + 1]
+        local, obj, g = _milp_user(
+            s_all[lo:hi], cand_items[lo:hi], categories, cat, targets[target_rows[u]], lam[u], alpha,
+            div_code, int(kk[u]), chosen[u], time_limit, gap_tol,
+        )
+        chosen[u], objective[u], gap[u] = local, obj, g
+        route[u] = ROUTE_MILP
+        seconds[u] = time.perf_counter() - t0
+
+    out_indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(kk, out=out_indptr[1:])
+    local = np.concatenate(chosen).astype(np.int64) if n_users else np.zeros(0, dtype=np.int64)
+    return ExactResult(out_indptr, local, objective, gap, route, seconds)
+
+
+def run_exact(
+    indptr, item_idx, scores, categories, targets, target_rows, lam, k, alpha, div_code, norm_code,
+    out_indptr, out_pos, *, order_by_score: bool, divergence: str, time_limit: float, gap_tol: float,
+    max_enumerate: int,
+):
+    """``solver="exact"`` for :func:`rerank.rerank_arrays`: replace each greedy list ``out_pos``
+    by the certified optimum; returns ``(positions, objective, gap, route, seconds)``.
+
+    The optimal set is an unordered set (uniform rank weights); it is listed by score with
+    ``order_by_score``, otherwise in the order the greedy picks its members (the greedy run on
+    the set itself, safeguard off).
+    """
+    n_users = indptr.size - 1
+    owners = np.repeat(np.arange(n_users), np.diff(out_indptr))
+    initial_local = out_pos - indptr[owners]
+    result = solve_exact(
+        indptr, item_idx, scores, categories, targets, target_rows, lam, k, alpha, div_code, norm_code,
+        out_indptr, initial_local, time_limit=time_limit, gap_tol=gap_tol, max_enumerate=max_enumerate,
+    )
+    positions = result.local + indptr[owners]
+    if positions.size:
+        if order_by_score:
+            key = np.lexsort((positions, -scores[positions], owners))
+            positions = positions[key]
+        else:
+            from rerank.arrays import rerank_arrays  # the public entry point orders each set
+
+            s_norm = np.empty_like(scores)
+            normalized_scores(indptr, scores, norm_code, s_norm)
+            sub = rerank_arrays(
+                out_indptr, item_idx[positions], s_norm[positions], categories, targets, k, lam, alpha,
+                divergence=divergence, normalize=None, safeguard=False, target_rows=target_rows,
+                return_result=True,
+            )
+            positions = positions[sub.positions]
+    return positions, result.objective, result.gap, result.route, result.seconds
