@@ -124,6 +124,10 @@ class CalibratedReranker:
         targets, has_mass = target_distributions(
             user_codes, table.rows_for(history["item_id"]), weights, len(users), table.matrix
         )
+        return self._set_fitted(table, users, targets, has_mass)
+
+    def _set_fitted(self, table, users, targets: np.ndarray, has_mass: np.ndarray) -> CalibratedReranker:
+        """Store the fitted state (shared by ``fit`` and ``rerank.spark.fit_spark``)."""
         self.item_categories_ = table
         self.categories_ = table.categories
         # One empty row at the end stands for every item the table does not know.
@@ -135,6 +139,18 @@ class CalibratedReranker:
         # Last row: the population target for cold users.
         self.targets_ = np.vstack([targets[has_mass], self.population_target_[None, :]])
         return self
+
+    def fit_spark(self, history, item_categories) -> CalibratedReranker:
+        """``fit`` on Spark DataFrames: targets aggregated on the cluster (see :mod:`rerank.spark`)."""
+        from rerank.spark import fit_spark
+
+        return fit_spark(self, history, item_categories)
+
+    def rerank_spark(self, candidates, **options):
+        """``rerank`` on a Spark DataFrame; same rows as ``rerank`` (see :func:`rerank.spark.rerank_spark`)."""
+        from rerank.spark import rerank_spark
+
+        return rerank_spark(self, candidates, **options)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "targets_"):

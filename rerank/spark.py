@@ -1,0 +1,289 @@
+"""Calibrated reranking and target fitting on Spark (issue 7).
+
+``rerank_spark(reranker, candidates)`` returns the rows ``reranker.rerank`` returns for the
+same candidates (DESIGN §5 columns ``user_id, item_id, score, rank``), computed on the
+cluster:
+
+* the fitted reranker (targets ``p(g|u)``, the users index, the item × category matrix and the
+  item index) is copied with ``n_threads=1`` and **broadcast once** per call; every Python
+  worker unpickles it once and keeps it for all the groups it handles;
+* candidates are shuffled by user: ``groupBy(bucket).applyInPandas`` with
+  ``bucket = pmod(xxhash64(user_id), n_buckets)`` (default; one Python call reranks many users
+  at once), or ``groupBy("user_id").applyInPandas`` with ``by="user"`` (one call per user);
+* each pandas group goes through ``CalibratedReranker.rerank`` itself — the same frame code
+  path, validation and Numba kernel as in process — single-threaded, so Spark's task slots
+  are the only parallelism (no core oversubscription);
+* the tie rule's "earlier position in the input" needs the input order, which a shuffle does
+  not keep: each row carries its position (``monotonically_increasing_id()`` of the input
+  DataFrame, or a column you name with ``position_col``) and each group is put back in that
+  order before reranking.
+
+``fit_spark(reranker, history, item_categories)`` computes Steck's eq. 1 on the cluster:
+
+    p(g|u) = Σ_{i∈H_u} w_ui p(g|i) / Σ_{i∈H_u} Σ_g w_ui p(g|i)
+
+by joining the history (``w_ui``: the ``weight`` column, 1 if absent, times the recency factor
+``0.5 ** ((t_max(u) - t_ui) / half_life)``) with ``p(g|i)`` and summing per (user, category);
+only the per-(user, category) masses come back to the driver, where they are normalised and
+loaded exactly as ``fit`` does (same cold-user population fallback).
+
+pyspark is imported inside the functions: ``import rerank`` never needs it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from rerank.distributions import item_categories_from_frame, target_distributions
+
+POSITION_COLUMN = "__rerank_position"
+BUCKET_COLUMN = "__rerank_bucket"
+GROUPINGS = ("bucket", "user")
+
+
+# ---------------------------------------------------------------------------- helpers
+def _fields(frame, what: str) -> dict:
+    from pyspark.sql import DataFrame
+
+    if not isinstance(frame, DataFrame):
+        raise TypeError(f"{what} must be a pyspark.sql.DataFrame, got {type(frame).__name__}")
+    return {field.name: field for field in frame.schema.fields}
+
+
+def _require_columns(fields: dict, columns, what: str) -> None:
+    missing = [c for c in columns if c not in fields]
+    if missing:
+        raise ValueError(f"{what} is missing column(s) {missing}; it has {list(fields)}")
+
+
+def _require_numeric(fields: dict, column: str, what: str) -> None:
+    from pyspark.sql.types import BooleanType, DecimalType, NumericType
+
+    dtype = fields[column].dataType
+    if isinstance(dtype, BooleanType) or not isinstance(dtype, NumericType | DecimalType):
+        raise TypeError(f"{what} column '{column}' must be numeric, got {dtype.simpleString()}")
+
+
+def worker_reranker(reranker):
+    """The copy of a fitted reranker that is broadcast: one kernel thread per Spark task,
+    a λ mapping turned into a Series once, no report of an earlier call."""
+    reranker._check_fitted()
+    local = copy.copy(reranker)
+    local.n_threads = 1
+    if isinstance(local.lam, Mapping):
+        local.lam = pd.Series(local.lam, dtype=np.float64)
+    local.__dict__.pop("report_", None)
+    return local
+
+
+def rerank_group(reranker, frame: pd.DataFrame, position_col: str) -> pd.DataFrame:
+    """Rerank one pandas group (one user or one bucket of users) in input order."""
+    order = np.argsort(frame[position_col].to_numpy(), kind="stable")
+    return reranker.rerank(frame.take(order))
+
+
+# ---------------------------------------------------------------------------- rerank
+def output_schema(candidates):
+    """``user_id, item_id`` with the input types, ``score double``, ``rank long``."""
+    from pyspark.sql.types import DoubleType, LongType, StructField, StructType
+
+    fields = _fields(candidates, "candidates")
+    return StructType(
+        [
+            StructField("user_id", fields["user_id"].dataType, True),
+            StructField("item_id", fields["item_id"].dataType, True),
+            StructField("score", DoubleType(), True),
+            StructField("rank", LongType(), True),
+        ]
+    )
+
+
+def rerank_spark(
+    reranker,
+    candidates,
+    *,
+    by: str = "bucket",
+    n_buckets: int | None = None,
+    position_col: str | None = None,
+):
+    """Rerank a Spark DataFrame ``user_id, item_id, score`` (+ the λ column if ``reranker.lam``
+    names one); returns a Spark DataFrame ``user_id, item_id, score, rank`` with the same rows
+    as ``reranker.rerank`` on the same data.
+
+    ``by="bucket"`` (default) groups users into ``n_buckets`` hash buckets (default: 4 ×
+    ``spark.sql.shuffle.partitions``) and reranks a whole bucket per Python call; each bucket
+    is held in memory as one pandas frame, so size it to a few million rows (DataFrame rows /
+    n_buckets). ``by="user"`` calls Python once per user (far slower; kept for comparison).
+
+    ``position_col`` names a column giving each row's position for the tie rule (ties go to
+    the earlier position); by default it is ``monotonically_increasing_id()`` of ``candidates``,
+    i.e. the DataFrame's own row order (the order of a parquet file or of the pandas frame it
+    was created from).
+    """
+    from pyspark.sql import functions as F
+
+    reranker._check_fitted()
+    if by not in GROUPINGS:
+        raise ValueError(f"by must be one of {GROUPINGS}; got {by!r}")
+    fields = _fields(candidates, "candidates")
+    _require_columns(fields, ["user_id", "item_id", "score"], "candidates")
+    _require_numeric(fields, "score", "candidates")
+    columns = [F.col("user_id"), F.col("item_id"), F.col("score").cast("double").alias("score")]
+    if isinstance(reranker.lam, str):
+        _require_columns(fields, [reranker.lam], "candidates")
+        _require_numeric(fields, reranker.lam, "candidates")
+        columns.append(F.col(reranker.lam).cast("double").alias(reranker.lam))
+    if position_col is None:
+        columns.append(F.monotonically_increasing_id().alias(POSITION_COLUMN))
+    else:
+        _require_columns(fields, [position_col], "candidates")
+        _require_numeric(fields, position_col, "candidates")
+        columns.append(F.col(position_col).alias(POSITION_COLUMN))
+    rows = candidates.select(*columns)
+
+    spark = candidates.sparkSession
+    state = spark.sparkContext.broadcast(worker_reranker(reranker))
+
+    def rerank_one_group(frame: pd.DataFrame) -> pd.DataFrame:
+        return rerank_group(state.value, frame, POSITION_COLUMN)
+
+    schema = output_schema(candidates)
+    if by == "user":
+        return rows.groupBy("user_id").applyInPandas(rerank_one_group, schema)
+    if n_buckets is None:
+        n_buckets = 4 * int(spark.conf.get("spark.sql.shuffle.partitions"))
+    if isinstance(n_buckets, bool) or not isinstance(n_buckets, int) or n_buckets < 1:
+        raise ValueError(f"n_buckets must be a whole number >= 1, got {n_buckets!r}")
+    bucket = F.pmod(F.xxhash64("user_id"), F.lit(n_buckets))
+    return rows.withColumn(BUCKET_COLUMN, bucket).groupBy(BUCKET_COLUMN).applyInPandas(rerank_one_group, schema)
+
+
+# ---------------------------------------------------------------------------- fit
+def _history_checks(history, fields: dict, half_life) -> None:
+    """One pass over the history counting bad rows; a ValueError names the column and a row."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DateType, NumericType, TimestampNTZType, TimestampType
+
+    checks = {
+        "user_id": F.col("user_id").isNull(),
+        "item_id": F.col("item_id").isNull(),
+    }
+    messages = {
+        "user_id": "history column 'user_id' has a null id",
+        "item_id": "history column 'item_id' has a null id",
+    }
+    if "weight" in fields:
+        _require_numeric(fields, "weight", "history")
+        w = F.col("weight").cast("double")
+        checks["weight"] = w.isNull() | F.isnan(w) | (F.abs(w) == float("inf")) | (w < 0)
+        messages["weight"] = "history column 'weight' must be finite and >= 0"
+    if half_life is not None:
+        if "timestamp" not in fields:
+            raise ValueError("half_life needs a 'timestamp' column in history")
+        dtype = fields["timestamp"].dataType
+        if isinstance(dtype, DateType) or not isinstance(dtype, NumericType | TimestampType | TimestampNTZType):
+            raise TypeError(
+                f"history column 'timestamp' must be numeric or a timestamp, got {dtype.simpleString()}"
+            )
+        t = _seconds(fields)
+        checks["timestamp"] = t.isNull() | F.isnan(t) | (F.abs(t) == float("inf"))
+        messages["timestamp"] = "history column 'timestamp' has missing or infinite values"
+    counts = history.agg(*[F.sum(c.cast("long")).alias(name) for name, c in checks.items()]).first()
+    for name, condition in checks.items():
+        if counts[name]:
+            example = history.filter(condition).select("user_id", "item_id").first()
+            raise ValueError(
+                f"{messages[name]}: e.g. user {example['user_id']!r}, item {example['item_id']!r} "
+                f"({counts[name]} such rows)"
+            )
+
+
+def _seconds(fields: dict):
+    """The history's ``timestamp`` as a double: seconds for timestamp types, as is otherwise."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import TimestampNTZType, TimestampType
+
+    dtype = fields["timestamp"].dataType
+    if isinstance(dtype, TimestampType | TimestampNTZType):
+        # Microseconds since the epoch (time-zone free for both types), as seconds.
+        return F.unix_micros(F.col("timestamp").cast("timestamp_ntz").cast("timestamp")).cast("double") / 1e6
+    return F.col("timestamp").cast("double")
+
+
+def _category_table_sdf(spark, table, item_type):
+    """``p(g|i)`` of the driver's item table as a long Spark frame ``item_id, category_code, p``."""
+    from pyspark.sql.types import DoubleType, LongType, StructField, StructType
+
+    coo = table.matrix.tocoo()
+    frame = pd.DataFrame(
+        {
+            "item_id": table.items.take(coo.row),
+            "category_code": coo.col.astype(np.int64),
+            "p": coo.data.astype(np.float64),
+        }
+    )
+    schema = StructType(
+        [
+            StructField("item_id", item_type, True),
+            StructField("category_code", LongType(), False),
+            StructField("p", DoubleType(), False),
+        ]
+    )
+    return spark.createDataFrame(frame, schema=schema)
+
+
+def category_masses(reranker, history, table):
+    """Spark frame ``user_id, category_code, mass`` with ``mass = Σ_{i∈H_u} w_ui p(g|i)``."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    fields = _fields(history, "history")
+    weight = F.col("weight").cast("double") if "weight" in fields else F.lit(1.0)
+    if reranker.half_life is not None:
+        t = _seconds(fields)
+        latest = F.max(t).over(Window.partitionBy("user_id"))
+        weight = weight * F.pow(F.lit(0.5), (latest - t) / F.lit(float(reranker.half_life)))
+    weighted = history.select("user_id", "item_id", weight.alias("w"))
+    item_type = _fields(history, "history")["item_id"].dataType
+    p_item = _category_table_sdf(history.sparkSession, table, item_type)
+    return (
+        weighted.join(F.broadcast(p_item), on="item_id", how="inner")
+        .groupBy("user_id", "category_code")
+        .agg(F.sum(F.col("w") * F.col("p")).alias("mass"))
+    )
+
+
+def fit_spark(reranker, history, item_categories):
+    """``reranker.fit`` on Spark DataFrames ``history`` (``user_id, item_id`` [+ ``weight``,
+    ``timestamp``]) and ``item_categories`` (``item_id, category`` [+ ``weight``]).
+
+    The item table is collected to the driver (it is broadcast for reranking anyway) and built
+    by the same code as ``fit``; the history never leaves the cluster: only the per-(user,
+    category) masses ``Σ w_ui p(g|i)`` are collected (dense targets are users × categories on
+    the driver, as after ``fit``). Returns ``reranker``, fitted.
+    """
+    h_fields = _fields(history, "history")
+    c_fields = _fields(item_categories, "item_categories")
+    _require_columns(h_fields, ["user_id", "item_id"], "history")
+    _require_columns(c_fields, ["item_id", "category"], "item_categories")
+    _history_checks(history, h_fields, reranker.half_life)
+
+    wanted = [c for c in ("item_id", "category", "weight") if c in c_fields]
+    table = item_categories_from_frame(item_categories.select(*wanted).toPandas())
+    masses = category_masses(reranker, history, table).toPandas()
+
+    user_codes, users = pd.factorize(masses["user_id"], sort=False)
+    n_categories = len(table.categories)
+    targets, has_mass = target_distributions(
+        user_codes,
+        masses["category_code"].to_numpy(dtype=np.int64),
+        masses["mass"].to_numpy(dtype=np.float64),
+        len(users),
+        sp.identity(n_categories, dtype=np.float64, format="csr"),
+    )
+    return reranker._set_fitted(table, users, targets, has_mass)
