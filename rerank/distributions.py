@@ -19,7 +19,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from rerank.validation import require_columns, require_no_null_ids, require_nonnegative_weights
+from rerank.validation import (
+    check_positive,
+    check_rank_weights,
+    history_times,
+    validate_history,
+    validate_item_categories,
+)
 
 
 @dataclass(frozen=True)
@@ -42,12 +48,7 @@ def item_categories_from_frame(frame: pd.DataFrame, *, items=None) -> ItemCatego
     (item, category) rows add up. ``items``, if given, are placed first in the item index
     (items without categories get empty rows).
     """
-    require_columns(frame, ["item_id", "category"], "item_categories")
-    require_no_null_ids(frame, ["item_id", "category"], "item_categories")
-    if "weight" in frame.columns:
-        weights = require_nonnegative_weights(frame["weight"], "item_categories")
-    else:
-        weights = np.ones(len(frame), dtype=np.float64)
+    weights = validate_item_categories(frame).weights
     item_index = pd.Index(pd.unique(frame["item_id"]))
     if items is not None:
         item_index = pd.Index(pd.unique(pd.Index(items).append(item_index)))
@@ -78,22 +79,10 @@ def history_weights(history: pd.DataFrame, half_life: float | None = None) -> np
     Recency: ``0.5 ** ((t_max(u) - t_ui) / half_life)`` where ``t_max(u)`` is the user's latest
     timestamp; the per-user reference cancels in the normalisation of ``p(g|u)``.
     """
-    if "weight" in history.columns:
-        weights = require_nonnegative_weights(history["weight"], "history")
-    else:
-        weights = np.ones(len(history), dtype=np.float64)
+    weights = validate_history(history).weights
+    half_life = check_positive("half_life", half_life)
     if half_life is not None:
-        if not half_life > 0:
-            raise ValueError(f"half_life must be > 0, got {half_life}")
-        if "timestamp" not in history.columns:
-            raise ValueError("half_life needs a 'timestamp' column in history")
-        ts = history["timestamp"]
-        if pd.api.types.is_datetime64_any_dtype(ts):
-            t = (ts - ts.min()).dt.total_seconds().to_numpy(dtype=np.float64)
-        else:
-            t = pd.to_numeric(ts, errors="raise").to_numpy(dtype=np.float64)
-        if not np.all(np.isfinite(t)):
-            raise ValueError("history column 'timestamp' has missing or infinite values")
+        t = history_times(history)
         latest = pd.Series(t).groupby(history["user_id"].to_numpy()).transform("max").to_numpy()
         weights = weights * np.power(0.5, (latest - t) / float(half_life))
     return weights
@@ -137,19 +126,12 @@ def population_distribution(targets: np.ndarray, has_mass: np.ndarray) -> np.nda
 def rank_weights(spec, k: int) -> np.ndarray:
     """Rank weights ``w_1..w_k``: ``"uniform"`` (all 1), ``"dcg"`` (``1/log2(r+1)``), or an
     array of at least ``k`` positive finite values (the first ``k`` are used)."""
-    if isinstance(spec, str):
-        if spec == "uniform":
-            return np.ones(k, dtype=np.float64)
-        if spec == "dcg":
-            return 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
-        raise ValueError(f"rank_weights must be 'uniform', 'dcg' or an array; got {spec!r}")
-    arr = np.asarray(spec, dtype=np.float64).ravel()
-    if arr.size < k:
-        raise ValueError(f"rank_weights has {arr.size} values but k={k} positions need weights")
-    arr = arr[:k].copy()
-    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise ValueError("rank_weights must be positive and finite")
-    return arr
+    arr = check_rank_weights(spec, k)
+    if arr is not None:
+        return arr
+    if spec == "uniform":
+        return np.ones(k, dtype=np.float64)
+    return 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
 
 
 def list_distributions(

@@ -7,7 +7,7 @@ users first appear, and whose rows keep the input order within a user (the tie r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,9 @@ class CandidateCSR:
 
     ``users`` the distinct user ids (row order); ``indptr`` row bounds; ``rows`` the input row
     number of each CSR entry (so ``frame.iloc[rows]`` is the CSR order); ``item_ids`` and
-    ``scores`` in CSR order.
+    ``scores`` in CSR order; ``skipped`` the users left out (``user_id, reason, n_rows``) and
+    ``n_rows_without_user`` the rows dropped for a null ``user_id`` (``on_invalid="skip"``);
+    ``user_kind`` / ``item_kind`` the id kinds (:func:`rerank.validation.id_kind`).
     """
 
     users: pd.Index
@@ -32,39 +34,48 @@ class CandidateCSR:
     rows: np.ndarray
     item_ids: pd.Index
     scores: np.ndarray
+    skipped: pd.DataFrame = field(default_factory=validation.empty_skipped)
+    n_rows_without_user: int = 0
+    user_kind: str = validation.ID_EMPTY
+    item_kind: str = validation.ID_EMPTY
 
     @property
     def user_of_entry(self) -> np.ndarray:
         return np.repeat(np.arange(len(self.users)), np.diff(self.indptr))
 
 
-def candidates_to_csr(candidates: pd.DataFrame, *, check_duplicates: bool = True) -> CandidateCSR:
-    """Validate a candidate frame and group it by user (stable within each user)."""
-    validation.require_columns(candidates, CANDIDATE_COLUMNS, "candidates")
-    validation.require_no_null_ids(candidates, ["user_id", "item_id"], "candidates")
-    scores = validation.require_numeric(candidates["score"], "candidates")
-    bad = np.flatnonzero(~np.isfinite(scores))
-    if bad.size:
-        row = candidates.iloc[bad[0]]
-        raise ValueError(
-            f"candidates column 'score' must be finite: user {row['user_id']!r}, item "
-            f"{row['item_id']!r} has {scores[bad[0]]!r} ({bad.size} such rows)"
-        )
-    if check_duplicates:
-        dup = candidates.duplicated(["user_id", "item_id"]).to_numpy()
-        if dup.any():
-            row = candidates.iloc[np.flatnonzero(dup)[0]]
-            raise ValueError(
-                f"candidates has duplicate (user_id, item_id) rows, e.g. user {row['user_id']!r}, "
-                f"item {row['item_id']!r}"
-            )
-    codes, users = pd.factorize(candidates["user_id"], sort=False)
-    rows = np.argsort(codes, kind="stable")
+def candidates_to_csr(
+    candidates: pd.DataFrame, *, check_duplicates: bool = True, on_invalid: str = "raise"
+) -> CandidateCSR:
+    """Validate a candidate frame (:func:`rerank.validation.validate_candidates`) and group it
+    by user (stable within each user).
+
+    With ``on_invalid="skip"`` the users holding invalid rows are left out of the CSR and
+    listed in ``skipped``; rows without a ``user_id`` are counted in ``n_rows_without_user``.
+    """
+    checked = validation.validate_candidates(
+        candidates, on_invalid=on_invalid, check_duplicates=check_duplicates
+    )
+    kept = np.flatnonzero(checked.keep) if not checked.keep.all() else None
+    user_col = candidates["user_id"] if kept is None else candidates["user_id"].iloc[kept]
+    codes, users = pd.factorize(user_col, sort=False)
+    order = np.argsort(codes, kind="stable")
+    rows = order if kept is None else kept[order]
     counts = np.bincount(codes, minlength=len(users))
     indptr = np.zeros(len(users) + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     item_ids = pd.Index(candidates["item_id"].to_numpy()[rows])
-    return CandidateCSR(pd.Index(users), indptr, rows.astype(np.int64), item_ids, scores[rows])
+    return CandidateCSR(
+        pd.Index(users, dtype=candidates["user_id"].dtype) if len(users) == 0 else pd.Index(users),
+        indptr,
+        rows.astype(np.int64),
+        item_ids if len(rows) else pd.Index([], dtype=candidates["item_id"].dtype),
+        checked.scores[rows],
+        checked.skipped,
+        checked.n_rows_without_user,
+        checked.user_kind,
+        checked.item_kind,
+    )
 
 
 def per_user_values(candidates: pd.DataFrame, column: str, csr: CandidateCSR) -> np.ndarray:

@@ -14,7 +14,7 @@ Fallbacks (each reported in ``reranker.report_`` after ``rerank``):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -28,9 +28,6 @@ from rerank.distributions import (
     population_distribution,
     target_distributions,
 )
-from rerank.distributions import (
-    rank_weights as make_rank_weights,
-)
 from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values
 
 
@@ -38,9 +35,14 @@ from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_use
 class RerankReport:
     """What the last ``rerank`` call did besides plain reranking.
 
-    ``cold_users``: users given the population target; ``short_users``: users with fewer
-    candidates than k (all returned); ``topk_users``: users for whom the safeguard kept plain
-    top-k; row counts in and out.
+    ``n_users``: users reranked (each has ``min(k, n_u)`` output rows); ``cold_users``: users
+    given the population target; ``short_users``: users with fewer candidates than k (all
+    returned); ``topk_users``: users for whom the safeguard kept plain top-k.
+
+    Nothing lost: ``skipped`` lists the users left out with ``on_invalid="skip"``
+    (``user_id, reason, n_rows``); ``n_rows_without_user`` counts rows dropped for a null
+    ``user_id``; :attr:`reconciles` checks ``n_candidates = n_rows_reranked + rows of skipped users
+    + n_rows_without_user`` and ``n_output_rows = Σ_u min(k, n_u)`` over the reranked users.
     """
 
     n_users: int
@@ -49,14 +51,59 @@ class RerankReport:
     cold_users: pd.Index
     short_users: pd.Index
     topk_users: pd.Index
+    skipped: pd.DataFrame = field(default_factory=validation.empty_skipped)
+    n_rows_without_user: int = 0
+    n_rows_reranked: int | None = None
+    n_expected_output_rows: int | None = None
+
+    @property
+    def n_users_in(self) -> int:
+        """Distinct users in the input: reranked + skipped."""
+        return self.n_users + len(self.skipped)
+
+    @property
+    def reconciles(self) -> bool:
+        """Every input row and user is accounted for (see the class docstring)."""
+        return reconciles(
+            self.n_candidates, self.n_rows_reranked, int(self.skipped["n_rows"].sum()),
+            self.n_rows_without_user, self.n_output_rows, self.n_expected_output_rows,
+        )
 
     def summary(self) -> str:
-        return (
-            f"{self.n_users} users, {self.n_candidates} candidate rows -> {self.n_output_rows} "
-            f"output rows; {len(self.cold_users)} cold users (population target), "
-            f"{len(self.short_users)} with fewer than k candidates, "
-            f"{len(self.topk_users)} kept plain top-k (safeguard)"
+        return summary_line(
+            n_users=self.n_users, skipped=self.skipped, n_candidates=self.n_candidates,
+            n_rows_reranked=self.n_rows_reranked, n_rows_without_user=self.n_rows_without_user,
+            n_output_rows=self.n_output_rows, n_cold=len(self.cold_users),
+            n_short=len(self.short_users), n_topk=len(self.topk_users), ok=self.reconciles,
         )
+
+
+def reconciles(n_in, n_reranked, n_skipped_rows, n_without_user, n_out, n_expected_out) -> bool:
+    """Row counts add up: in = reranked + skipped + without user; out = Σ min(k, n_u)."""
+    if n_reranked is None or n_expected_out is None:
+        return True
+    return n_in == n_reranked + n_skipped_rows + n_without_user and n_out == n_expected_out
+
+
+def summary_line(
+    *, n_users, skipped, n_candidates, n_rows_reranked, n_rows_without_user, n_output_rows,
+    n_cold, n_short, n_topk, ok,
+) -> str:
+    """One line saying where every user and row went (the "nothing lost" summary)."""
+    reasons = ""
+    if len(skipped):
+        counts = skipped["reason"].value_counts(sort=True)
+        reasons = " (" + ", ".join(f"{n} {reason}" for reason, n in counts.items()) + ")"
+    n_skipped_rows = int(skipped["n_rows"].sum())
+    reranked = n_candidates - n_skipped_rows - n_rows_without_user if n_rows_reranked is None else n_rows_reranked
+    return (
+        f"{n_users + len(skipped)} users in: {n_users} reranked, {len(skipped)} skipped{reasons}; "
+        f"{n_candidates} candidate rows in: {reranked} reranked, {n_skipped_rows} of skipped users, "
+        f"{n_rows_without_user} without user_id; {n_output_rows} output rows; "
+        f"{n_cold} cold users (population target), {n_short} with fewer than k candidates, "
+        f"{n_topk} kept plain top-k (safeguard); "
+        + ("nothing lost" if ok else "ROW COUNTS DO NOT RECONCILE")
+    )
 
 
 class CalibratedReranker:
@@ -97,27 +144,34 @@ class CalibratedReranker:
         self.k = validation.check_k(k)
         if not isinstance(lam, str | Mapping | pd.Series):
             validation.check_unit_interval("lam", lam)
+        elif isinstance(lam, str) and lam in validation.CANDIDATE_COLUMNS:
+            raise validation.InputError(f"lam names the column {lam!r}, which is not a per-user lambda column")
         self.lam = lam
         self.alpha = validation.check_unit_interval("alpha", alpha, open_interval=True)
         validation.divergence_code(divergence)
         self.divergence = divergence
-        make_rank_weights(rank_weights, self.k)
+        validation.check_rank_weights(rank_weights, self.k)
         self.rank_weights = rank_weights
         validation.normalize_code(normalize)
         self.normalize = normalize
-        self.safeguard = bool(safeguard)
+        self.safeguard = validation.check_bool("safeguard", safeguard)
         validation.check_order(order)
         self.order = order
-        if half_life is not None and not half_life > 0:
-            raise ValueError(f"half_life must be > 0, got {half_life}")
-        self.half_life = half_life
-        self.n_threads = n_threads
+        self.half_life = validation.check_positive("half_life", half_life)
+        self.n_threads = validation.check_n_threads(n_threads)
 
     # ------------------------------------------------------------------ fit
     def fit(self, history: pd.DataFrame, item_categories: pd.DataFrame) -> CalibratedReranker:
         """Learn each user's target ``p(g|u)`` (Steck eq. 1) and the item × category matrix."""
-        validation.require_columns(history, ["user_id", "item_id"], "history")
-        validation.require_no_null_ids(history, ["user_id", "item_id"], "history")
+        checked = validation.validate_history(history)
+        checked_categories = validation.validate_item_categories(item_categories)
+        validation.check_same_id_kind(
+            checked.item_kind, "history column 'item_id'", checked_categories.item_kind,
+            "item_categories column 'item_id'",
+        )
+        self.id_kinds_ = {"user_id": checked.user_kind, "item_id": checked_categories.item_kind}
+        if self.id_kinds_["item_id"] == validation.ID_EMPTY:
+            self.id_kinds_["item_id"] = checked.item_kind
         table = item_categories_from_frame(item_categories)
         weights = history_weights(history, self.half_life)
         user_codes, users = pd.factorize(history["user_id"], sort=False)
@@ -179,23 +233,38 @@ class CalibratedReranker:
     # ------------------------------------------------------------------ rerank
     def _lam_per_user(self, candidates: pd.DataFrame, csr: CandidateCSR):
         if isinstance(self.lam, str):
-            return per_user_values(candidates, self.lam, csr)
+            values = per_user_values(candidates, self.lam, csr)
+            return validation.check_lam_array(values, len(csr.users), csr.users)
         if isinstance(self.lam, Mapping | pd.Series):
-            mapping = pd.Series(self.lam, dtype=np.float64)
-            values = mapping.reindex(csr.users).to_numpy()
-            missing = np.flatnonzero(np.isnan(values))
-            if missing.size:
-                raise ValueError(f"lam has no value for user {csr.users[missing[0]]!r}")
-            return values
+            return validation.lam_from_mapping(self.lam, csr.users)
         return self.lam
 
-    def rerank(self, candidates: pd.DataFrame) -> pd.DataFrame:
+    def _check_id_kinds(self, csr: CandidateCSR) -> None:
+        kinds = getattr(self, "id_kinds_", None)
+        if kinds is None:  # fitted another way (e.g. Spark): read the kinds off the fitted ids once
+            kinds = {
+                "user_id": validation.id_kind(pd.Series(self.users_), "fitted users"),
+                "item_id": validation.id_kind(pd.Series(self.item_categories_.items), "fitted items"),
+            }
+            self.id_kinds_ = kinds
+        validation.check_same_id_kind(
+            csr.user_kind, "candidates column 'user_id'", kinds["user_id"], "the history's user_id"
+        )
+        validation.check_same_id_kind(
+            csr.item_kind, "candidates column 'item_id'", kinds["item_id"], "the item_categories' item_id"
+        )
+
+    def rerank(self, candidates: pd.DataFrame, *, on_invalid: str = "raise") -> pd.DataFrame:
         """Rerank each user's candidates; returns ``user_id, item_id, score, rank`` (rank from 1).
 
-        Users keep the order in which they first appear; ``score`` is the input score.
+        Users keep the order in which they first appear; ``score`` is the input score (float64).
+        Invalid input raises :class:`rerank.validation.InputError` naming the column, user or
+        item; with ``on_invalid="skip"`` users with invalid rows (null item id, NaN/inf score,
+        duplicate item) are skipped instead and listed in ``report_.skipped``.
         """
         self._check_fitted()
-        csr = candidates_to_csr(candidates)
+        csr = candidates_to_csr(candidates, on_invalid=on_invalid)
+        self._check_id_kinds(csr)
         target_rows, cold = self.target_rows(csr.users)
         result = rerank_arrays(
             csr.indptr,
@@ -224,6 +293,10 @@ class CalibratedReranker:
             cold_users=csr.users[cold],
             short_users=csr.users[lengths < self.k],
             topk_users=csr.users[result.used_topk],
+            skipped=csr.skipped,
+            n_rows_without_user=csr.n_rows_without_user,
+            n_rows_reranked=int(csr.indptr[-1]),
+            n_expected_output_rows=int(np.minimum(lengths, self.k).sum()),
         )
         return out
 

@@ -1,64 +1,163 @@
-"""Parameter checks made once, at the boundary of every public entry point.
+"""The one validation layer: parameter and frame checks made at the boundary of every entry point.
 
-Every failure is a ``ValueError`` or ``TypeError`` whose message names the parameter,
-column, user or item at fault.
+The frame API (:class:`rerank.CalibratedReranker`), the array API (:func:`rerank.rerank_arrays`),
+``rerank apply``, Spark and the simulator all call these functions, so the same bad input gives
+the same error everywhere. Every failure is an :class:`InputError` (a ``ValueError``) or an
+:class:`InputTypeError` (a ``TypeError`` *and* an ``InputError``) whose message names the
+parameter, column, user or item at fault. The CLI reports these in one line with exit code 2;
+any other exception is a bug and keeps its traceback.
+
+Frame contracts (DESIGN §5; fallbacks are documented in ``docs/inputs.md``):
+
+* ids (``user_id``, ``item_id``, ``category``) are non-null integers or strings, one kind per
+  column; float columns whose values are all whole numbers count as integers. The same id
+  must have the same kind in every frame (else no id could ever match).
+* candidates ``user_id, item_id, score``: ``score`` real and finite; no duplicate
+  ``(user_id, item_id)``. With ``on_invalid="skip"`` a user with an invalid row is skipped
+  (and reported) instead of failing the call; rows without a ``user_id`` are dropped and counted.
+* history ``user_id, item_id`` (+ ``weight`` finite ≥ 0, ``timestamp`` numeric or datetime):
+  repeated rows add up.
+* item categories ``item_id, category`` (+ ``weight`` finite ≥ 0): repeated rows add up.
 """
 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Hashable
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from rerank.divergences import DIVERGENCE_CODES
 from rerank.kernel import NORMALIZE_CODES
 
 ORDERS = ("greedy", "score")
+RANK_WEIGHT_NAMES = ("uniform", "dcg")
+ON_INVALID = ("raise", "skip")
+
+# Reasons a user is skipped with on_invalid="skip" (first matching reason is reported).
+REASON_NULL_ITEM = "null item_id"
+REASON_BAD_SCORE = "score missing, NaN or infinite"
+REASON_DUPLICATE = "duplicate item_id"
+SKIP_REASONS = (REASON_NULL_ITEM, REASON_BAD_SCORE, REASON_DUPLICATE)
+SKIPPED_COLUMNS = ["user_id", "reason", "n_rows"]
+
+
+class InputError(ValueError):
+    """Bad input data or parameter; the message names the culprit. CLI: one line, exit 2."""
+
+
+class InputTypeError(InputError, TypeError):
+    """Input of the wrong type (e.g. strings in ``score``, a float ``k``)."""
+
+
+# --------------------------------------------------------------------------- parameters
+def _is_bool(value) -> bool:
+    return isinstance(value, bool | np.bool_)
 
 
 def check_k(k) -> int:
     """``k`` is a whole number ≥ 1."""
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"k must be a whole number >= 1, got {k!r}")
+    if _is_bool(k) or not isinstance(k, numbers.Integral):
+        raise InputTypeError(f"k must be a whole number >= 1, got {k!r}")
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise InputError(f"k must be >= 1, got {k}")
     return int(k)
+
+
+def check_real(name: str, value) -> float:
+    """A real number (not a bool, not a string)."""
+    if _is_bool(value) or not isinstance(value, numbers.Real):
+        raise InputTypeError(f"{name} must be a number, got {value!r}")
+    return float(value)
 
 
 def check_unit_interval(name: str, value, *, open_interval: bool = False) -> float:
     """A real number in [0, 1] (or (0, 1) when ``open_interval``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    value = float(value)
+    value = check_real(name, value)
     if open_interval:
         if not 0.0 < value < 1.0:
-            raise ValueError(f"{name} must lie in (0, 1), got {value}")
+            raise InputError(f"{name} must lie in (0, 1), got {value}")
     elif not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        raise InputError(f"{name} must lie in [0, 1], got {value}")
     return value
 
 
-def check_lam_array(lam, n_users: int) -> np.ndarray:
-    """Per-user λ: a scalar in [0, 1] broadcast to all users, or one finite value per user."""
+def check_positive(name: str, value, *, allow_none: bool = True) -> float | None:
+    """``None`` (when allowed) or a real number > 0 (``inf`` allowed)."""
+    if value is None and allow_none:
+        return None
+    value = check_real(name, value)
+    if not value > 0.0:
+        raise InputError(f"{name} must be > 0, got {value}")
+    return value
+
+
+def check_bool(name: str, value) -> bool:
+    """A real boolean (``"no"`` or ``0`` are refused rather than silently truthy/falsy)."""
+    if not _is_bool(value):
+        raise InputTypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_n_threads(n_threads) -> int | None:
+    """``None`` or a whole number in [1, NUMBA_NUM_THREADS]."""
+    if n_threads is None:
+        return None
+    import numba
+
+    if _is_bool(n_threads) or not isinstance(n_threads, numbers.Integral):
+        raise InputTypeError(f"n_threads must be a whole number or None, got {n_threads!r}")
+    if not 1 <= n_threads <= numba.config.NUMBA_NUM_THREADS:
+        raise InputError(
+            f"n_threads must be between 1 and NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}, got {n_threads}"
+        )
+    return int(n_threads)
+
+
+def check_lam_array(lam, n_users: int, users=None) -> np.ndarray:
+    """Per-user λ: a scalar in [0, 1] broadcast to all users, or one value in [0, 1] per user.
+
+    ``users`` (ids of the rows), if given, lets the message name the user at fault.
+    """
     if np.ndim(lam) == 0:
         return np.full(n_users, check_unit_interval("lam", lam), dtype=np.float64)
     arr = np.asarray(lam)
     if arr.dtype.kind not in "fiu":
-        raise TypeError(f"lam must hold numbers, got dtype {arr.dtype}")
+        raise InputTypeError(f"lam must hold numbers, got dtype {arr.dtype}")
     arr = arr.astype(np.float64, copy=False)
     if arr.shape != (n_users,):
-        raise ValueError(f"lam must be a scalar or have one value per user ({n_users}), got shape {arr.shape}")
+        raise InputError(f"lam must be a scalar or have one value per user ({n_users}), got shape {arr.shape}")
     bad = np.flatnonzero(~((arr >= 0.0) & (arr <= 1.0)))
     if bad.size:
-        raise ValueError(f"lam must lie in [0, 1]; user row {bad[0]} has lam={arr[bad[0]]}")
+        who = f"user {users[bad[0]]!r}" if users is not None else f"user row {bad[0]}"
+        raise InputError(f"lam must lie in [0, 1]; {who} has lam={arr[bad[0]]}")
     return arr
+
+
+def lam_from_mapping(mapping, users: pd.Index) -> np.ndarray:
+    """Per-user λ from a mapping / Series ``user_id -> λ``; every user needs a value."""
+    try:
+        series = pd.Series(mapping)
+    except (TypeError, ValueError) as exc:
+        raise InputTypeError(f"lam mapping cannot be read as user_id -> number: {exc}") from None
+    if not series.index.is_unique:
+        raise InputError(f"lam mapping has several values for user {series.index[series.index.duplicated()][0]!r}")
+    if len(series) and not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)):
+        raise InputTypeError(f"lam mapping values must be numbers, got dtype {series.dtype}")
+    values = series.reindex(users).to_numpy(dtype=np.float64, na_value=np.nan)
+    missing = np.flatnonzero(~users.isin(series.index)) if len(users) else np.array([], dtype=np.int64)
+    if missing.size:
+        raise InputError(f"lam has no value for user {users[missing[0]]!r}")
+    return check_lam_array(values, len(users), users)
 
 
 def check_choice(name: str, value, choices) -> object:
     """``value`` is one of ``choices``."""
-    if value not in choices:
+    if not isinstance(value, Hashable) or value not in choices:
         shown = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {shown}; got {value!r}")
+        raise InputError(f"{name} must be one of {shown}; got {value!r}")
     return value
 
 
@@ -75,24 +174,58 @@ def check_order(order: str) -> bool:
     return check_choice("order", order, ORDERS) == "score"
 
 
+def check_on_invalid(on_invalid: str) -> str:
+    """``"raise"`` (any invalid row fails the call) or ``"skip"`` (skip and report its user)."""
+    return check_choice("on_invalid", on_invalid, ON_INVALID)
+
+
+def check_rank_weights(spec, k: int) -> np.ndarray | None:
+    """``"uniform"`` / ``"dcg"`` (returns ``None``: nothing allocated, whatever ``k``) or an
+    array of at least ``k`` positive finite numbers (returns its first ``k`` as float64)."""
+    if isinstance(spec, str):
+        check_choice("rank_weights", spec, RANK_WEIGHT_NAMES)
+        return None
+    arr = np.asarray(spec)
+    if arr.dtype.kind not in "fiu" or arr.ndim != 1:
+        raise InputTypeError(
+            f"rank_weights must be 'uniform', 'dcg' or a 1-d array of numbers; got {spec!r:.80}"
+        )
+    if arr.size < k:
+        raise InputError(f"rank_weights has {arr.size} values but k={k} positions need weights")
+    arr = arr[:k].astype(np.float64)
+    bad = np.flatnonzero(~(np.isfinite(arr) & (arr > 0)))
+    if bad.size:
+        raise InputError(f"rank_weights must be positive and finite; position {bad[0] + 1} is {arr[bad[0]]!r}")
+    return arr
+
+
 def check_finite(name: str, values: np.ndarray) -> None:
     """No NaN or inf; the message names the first offending row."""
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
-        raise ValueError(f"{name} must be finite; row {bad[0]} is {values[bad[0]]!r} ({bad.size} such rows)")
+        raise InputError(f"{name} must be finite; row {bad[0]} is {values[bad[0]]!r} ({bad.size} such rows)")
 
 
+# --------------------------------------------------------------------------- columns
 def require_columns(frame, columns, what: str) -> None:
-    """``frame`` is a DataFrame with every column in ``columns``."""
-    import pandas as pd
-
+    """``frame`` is a DataFrame with every column in ``columns`` (and no duplicated names)."""
     if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{what} must be a pandas DataFrame, got {type(frame).__name__}")
+        raise InputTypeError(f"{what} must be a pandas DataFrame, got {type(frame).__name__}")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(
-            f"{what} is missing column(s) {missing}; it has {list(frame.columns)}"
-        )
+        raise InputError(f"{what} is missing column(s) {missing}; it has {list(frame.columns)}")
+    duplicated = [c for c in columns if np.count_nonzero(frame.columns == c) > 1]
+    if duplicated:
+        raise InputError(f"{what} has several columns named {duplicated[0]!r}")
+
+
+def _row_label(frame, position: int) -> str:
+    return repr(frame.index[position])
+
+
+def _user_item(frame, position: int) -> str:
+    row = frame.iloc[position]
+    return f"user {row['user_id']!r}, item {row['item_id']!r}"
 
 
 def require_no_null_ids(frame, columns, what: str) -> None:
@@ -100,19 +233,51 @@ def require_no_null_ids(frame, columns, what: str) -> None:
     for column in columns:
         nulls = frame[column].isna().to_numpy()
         if nulls.any():
-            row = frame.index[np.flatnonzero(nulls)[0]]
-            raise ValueError(f"{what} column '{column}' has a null id at row {row!r}")
+            pos = int(np.flatnonzero(nulls)[0])
+            owner = ""
+            if column != "user_id" and "user_id" in frame.columns:
+                owner = f" (user {frame['user_id'].iloc[pos]!r})"
+            raise InputError(
+                f"{what} column '{column}' has a null id at row {_row_label(frame, pos)}{owner}"
+                f" ({int(nulls.sum())} such rows)"
+            )
+
+
+def _is_real_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not _is_bool(value)
+
+
+def _numeric_values(series, what: str) -> np.ndarray:
+    """float64 values of a numeric column (NaN for nulls); anything else is a ``InputTypeError``
+    naming the first non-number."""
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        raise InputTypeError(f"{what} column '{series.name}' must be numeric, got booleans (dtype {dtype})")
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    if pd.api.types.is_object_dtype(dtype):
+        values = series.to_numpy()
+        ok = np.fromiter((v is None or _is_real_number(v) for v in values), dtype=bool, count=len(values))
+        if ok.all():
+            return pd.to_numeric(series).to_numpy(dtype=np.float64, na_value=np.nan)
+        pos = int(np.flatnonzero(~ok)[0])
+        raise InputTypeError(
+            f"{what} column '{series.name}' must be numeric; row {series.index[pos]!r} holds "
+            f"{values[pos]!r:.60} ({type(values[pos]).__name__})"
+        )
+    if len(series) == 0:  # e.g. an empty CSV: no value is wrong
+        return np.zeros(0, dtype=np.float64)
+    example = series.dropna()
+    shown = f"; e.g. {example.iloc[0]!r:.60} at row {example.index[0]!r}" if len(example) else ""
+    raise InputTypeError(f"{what} column '{series.name}' must be numeric, got dtype {dtype}{shown}")
 
 
 def require_numeric(series, what: str) -> np.ndarray:
-    """A numeric column as float64; strings or other types raise ``TypeError``."""
-    import pandas as pd
-
-    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
-        raise TypeError(
-            f"{what} column '{series.name}' must be numeric, got dtype {series.dtype}"
-        )
-    return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    """A numeric column as float64 (nulls as NaN); strings, booleans or other types raise
+    ``InputTypeError`` naming the column and the first non-number."""
+    if len(series) == 0:
+        return np.zeros(0, dtype=np.float64)
+    return _numeric_values(series, what)
 
 
 def require_nonnegative_weights(series, what: str) -> np.ndarray:
@@ -121,7 +286,237 @@ def require_nonnegative_weights(series, what: str) -> np.ndarray:
     bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0)))
     if bad.size:
         row = series.index[bad[0]]
-        raise ValueError(
+        raise InputError(
             f"{what} column '{series.name}' must be finite and >= 0; row {row!r} is {values[bad[0]]!r}"
+            f" ({bad.size} such rows)"
         )
     return values
+
+
+# --------------------------------------------------------------------------- id kinds
+ID_INTEGER = "integer"
+ID_STRING = "string"
+ID_EMPTY = "empty"
+
+
+def id_kind(series, what: str) -> str:
+    """The kind of a non-null id column: ``"integer"``, ``"string"`` or ``"empty"``.
+
+    Mixed columns (integers and strings), floats that are not whole numbers, booleans, bytes,
+    dates and other objects raise ``InputTypeError`` naming the column and the first odd row.
+    """
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return id_kind(pd.Series(dtype.categories, name=series.name), what) if len(series) else ID_EMPTY
+    if len(series) == 0:
+        return ID_EMPTY
+    inferred = pd.api.types.infer_dtype(series, skipna=True)
+    if inferred == "integer":
+        return ID_INTEGER
+    if inferred == "string":
+        return ID_STRING
+    if inferred == "empty":  # all null (caught by the null check) or no rows
+        return ID_EMPTY
+    if inferred == "floating":
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        values = values[~np.isnan(values)]
+        if np.all(np.isfinite(values) & (values == np.round(values))):
+            return ID_INTEGER
+        bad = series.dropna()
+        as_float = bad.to_numpy(dtype=np.float64)
+        bad = bad[~(np.isfinite(as_float) & (as_float == np.round(as_float)))]
+        raise InputTypeError(
+            f"{what} column '{series.name}' must hold integer or string ids; row {bad.index[0]!r} holds "
+            f"{bad.iloc[0]!r}"
+        )
+    values = series.dropna()
+    first_type = type(values.iloc[0])
+    shown = f"{values.iloc[0]!r:.40} ({first_type.__name__})"
+    if inferred.startswith("mixed"):
+        odd = np.fromiter((type(v) is not first_type for v in values.to_numpy()), dtype=bool, count=len(values))
+        if odd.any():
+            pos = int(np.flatnonzero(odd)[0])
+            other = values.iloc[pos]
+            raise InputTypeError(
+                f"{what} column '{series.name}' mixes id types: row {values.index[0]!r} holds {shown} but "
+                f"row {values.index[pos]!r} holds {other!r:.40} ({type(other).__name__}); use one type"
+            )
+    raise InputTypeError(
+        f"{what} column '{series.name}' must hold integer or string ids; row {values.index[0]!r} holds {shown}"
+    )
+
+
+def check_same_id_kind(kind_a: str, what_a: str, kind_b: str, what_b: str) -> None:
+    """Ids that must match across frames have the same kind (else none could ever match)."""
+    if ID_EMPTY in (kind_a, kind_b) or kind_a == kind_b:
+        return
+    raise InputTypeError(
+        f"{what_a} holds {kind_a} ids but {what_b} holds {kind_b} ids: no id could match; "
+        "convert one of them (e.g. .astype(str))"
+    )
+
+
+# --------------------------------------------------------------------------- frames
+CANDIDATE_COLUMNS = ["user_id", "item_id", "score"]
+
+
+@dataclass(frozen=True)
+class CheckedCandidates:
+    """A validated candidate frame.
+
+    ``scores`` float64 for every input row; ``keep`` the rows to rerank (all of them unless
+    ``on_invalid="skip"`` dropped some); ``skipped`` one row per skipped user
+    (``user_id, reason, n_rows``); ``n_rows_without_user`` rows dropped for a null ``user_id``;
+    ``user_kind`` / ``item_kind`` the id kinds.
+    """
+
+    scores: np.ndarray
+    keep: np.ndarray
+    skipped: pd.DataFrame
+    n_rows_without_user: int
+    user_kind: str
+    item_kind: str
+
+    @property
+    def n_rows_skipped(self) -> int:
+        return int(self.skipped["n_rows"].sum())
+
+
+def empty_skipped(user_dtype=object) -> pd.DataFrame:
+    """An empty skipped-users frame ``user_id, reason, n_rows``."""
+    return pd.DataFrame(
+        {
+            "user_id": pd.Series([], dtype=user_dtype),
+            "reason": pd.Series([], dtype=object),
+            "n_rows": pd.Series([], dtype=np.int64),
+        }
+    )
+
+
+def validate_candidates(frame, *, on_invalid: str = "raise", check_duplicates: bool = True) -> CheckedCandidates:
+    """Check a candidate frame ``user_id, item_id, score`` (module docstring).
+
+    Column-level faults (not a DataFrame, missing columns, a non-numeric ``score`` column,
+    mixed id types) always raise. Row-level faults (null ids, NaN/inf scores, duplicate
+    ``(user_id, item_id)``) raise with ``on_invalid="raise"``; with ``"skip"`` the users holding
+    them are skipped and reported, and rows without a ``user_id`` are dropped and counted.
+    """
+    check_on_invalid(on_invalid)
+    require_columns(frame, CANDIDATE_COLUMNS, "candidates")
+    n = len(frame)
+    skip = on_invalid == "skip"
+    users = frame["user_id"]
+    user_null = users.isna().to_numpy()
+    if user_null.any() and not skip:
+        require_no_null_ids(frame, ["user_id"], "candidates")
+    item_null = frame["item_id"].isna().to_numpy()
+    if item_null.any() and not skip:
+        require_no_null_ids(frame, ["item_id"], "candidates")
+    user_kind = id_kind(users[~user_null] if user_null.any() else users, "candidates")
+    item_kind = id_kind(frame["item_id"][~item_null] if item_null.any() else frame["item_id"], "candidates")
+    scores = require_numeric(frame["score"], "candidates")
+    bad_score = ~np.isfinite(scores)
+    if bad_score.any() and not skip:
+        pos = int(np.flatnonzero(bad_score)[0])
+        raise InputError(
+            f"candidates column 'score' must be finite: {_user_item(frame, pos)} has {scores[pos]!r} "
+            f"(row {_row_label(frame, pos)}; {int(bad_score.sum())} such rows)"
+        )
+    duplicate = np.zeros(n, dtype=bool)
+    if check_duplicates and n:
+        duplicate = frame.duplicated(["user_id", "item_id"]).to_numpy() & ~item_null & ~user_null
+        if duplicate.any() and not skip:
+            pos = int(np.flatnonzero(duplicate)[0])
+            raise InputError(
+                f"candidates has duplicate (user_id, item_id) rows: {_user_item(frame, pos)} "
+                f"(row {_row_label(frame, pos)}; {int(duplicate.sum())} such rows)"
+            )
+    keep = ~user_null
+    skipped = empty_skipped(users.dtype)
+    invalid = (item_null | bad_score | duplicate) & ~user_null
+    if invalid.any():
+        reason = np.where(item_null, 0, np.where(bad_score, 1, 2))[invalid]
+        bad = pd.DataFrame({"user_id": users.to_numpy()[invalid], "code": reason})
+        first = bad.groupby("user_id", sort=False)["code"].min()
+        bad_users = pd.Index(first.index)
+        in_bad = users.isin(bad_users).to_numpy() & ~user_null
+        counts = users[in_bad].value_counts(sort=False).reindex(bad_users).to_numpy(dtype=np.int64)
+        skipped = pd.DataFrame(
+            {
+                "user_id": pd.Series(bad_users, dtype=users.dtype),
+                "reason": np.asarray(SKIP_REASONS, dtype=object)[first.to_numpy()],
+                "n_rows": counts,
+            }
+        )
+        keep &= ~in_bad
+    return CheckedCandidates(
+        scores=scores,
+        keep=keep,
+        skipped=skipped,
+        n_rows_without_user=int(user_null.sum()),
+        user_kind=user_kind,
+        item_kind=item_kind,
+    )
+
+
+@dataclass(frozen=True)
+class CheckedHistory:
+    """A validated history: ``weights`` (``w_ui`` before recency) and the id kinds."""
+
+    weights: np.ndarray
+    user_kind: str
+    item_kind: str
+
+
+def validate_history(frame) -> CheckedHistory:
+    """Check a history frame ``user_id, item_id`` (+ ``weight``); empty is allowed."""
+    require_columns(frame, ["user_id", "item_id"], "history")
+    require_no_null_ids(frame, ["user_id", "item_id"], "history")
+    user_kind = id_kind(frame["user_id"], "history")
+    item_kind = id_kind(frame["item_id"], "history")
+    if "weight" in frame.columns:
+        weights = require_nonnegative_weights(frame["weight"], "history")
+    else:
+        weights = np.ones(len(frame), dtype=np.float64)
+    return CheckedHistory(weights, user_kind, item_kind)
+
+
+def history_times(frame) -> np.ndarray:
+    """The history's ``timestamp`` column as float64 seconds (datetimes) or numbers; no nulls."""
+    require_columns(frame, ["timestamp"], "history (needed by half_life)")
+    ts = frame["timestamp"]
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        nulls = ts.isna().to_numpy()
+        t = np.zeros(len(ts)) if not len(ts) else (ts - ts.min()).dt.total_seconds().to_numpy(dtype=np.float64)
+    else:
+        t = require_numeric(ts, "history")
+        nulls = ~np.isfinite(t)
+    if nulls.any():
+        pos = int(np.flatnonzero(nulls)[0])
+        raise InputError(
+            f"history column 'timestamp' must be set and finite; row {_row_label(frame, pos)} "
+            f"(user {frame['user_id'].iloc[pos]!r}) has {ts.iloc[pos]!r} ({int(nulls.sum())} such rows)"
+        )
+    return t
+
+
+@dataclass(frozen=True)
+class CheckedItemCategories:
+    """A validated item-category frame: ``weights`` and the id kinds."""
+
+    weights: np.ndarray
+    item_kind: str
+    category_kind: str
+
+
+def validate_item_categories(frame) -> CheckedItemCategories:
+    """Check ``item_id, category`` (+ ``weight``); empty is allowed (no item has a category)."""
+    require_columns(frame, ["item_id", "category"], "item_categories")
+    require_no_null_ids(frame, ["item_id", "category"], "item_categories")
+    item_kind = id_kind(frame["item_id"], "item_categories")
+    category_kind = id_kind(frame["category"], "item_categories")
+    if "weight" in frame.columns:
+        weights = require_nonnegative_weights(frame["weight"], "item_categories")
+    else:
+        weights = np.ones(len(frame), dtype=np.float64)
+    return CheckedItemCategories(weights, item_kind, category_kind)
