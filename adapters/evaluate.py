@@ -134,16 +134,18 @@ def train_adapter(
     data = interaction_matrix(train)
     matrix = data.matrix.copy()
     matrix.data[:] = 1.0
-    if model == "als":
-        fitted = AlternatingLeastSquares(
-            factors=factors, regularization=0.05, iterations=iterations, random_state=seed,
-            num_threads=threads, use_gpu=False,
-        )
-    else:
-        fitted = BayesianPersonalizedRanking(
-            factors=factors, iterations=iterations, random_state=seed, num_threads=1, use_gpu=False
-        )
+    # implicit wants single-threaded BLAS (it warns otherwise, at construction).
     with threadpoolctl.threadpool_limits(1, "blas"):
+        if model == "als":
+            fitted = AlternatingLeastSquares(
+                factors=factors, regularization=0.05, iterations=iterations, random_state=seed,
+                num_threads=threads, use_gpu=False,
+            )
+        else:
+            fitted = BayesianPersonalizedRanking(
+                factors=factors, iterations=iterations, random_state=seed, num_threads=1,
+                use_gpu=False,
+            )
         fitted.fit(matrix, show_progress=False)
     return ImplicitAdapter(fitted, matrix, user_ids=data.user_ids, item_ids=data.item_ids)
 
