@@ -1,0 +1,216 @@
+"""The model in the loop: retrained on the log every R rounds, it scores candidates.
+
+* ``als``: implicit ALS (``implicit.cpu.als``) on the users × items click matrix; candidates
+  through the adapter contract (:class:`rerank.adapters.base.CandidateAdapter`, seen items
+  excluded) with :class:`FactorAdapter`, which scores blocks of users by ``X_u Y^T``.
+  (:class:`rerank.adapters.ImplicitAdapter` gives the same candidates but goes through
+  ``model.recommend``, about ten times slower per round here; see the module note.)
+* ``popularity``: the (weighted) click count of each item, the same for every user.
+* ``oracle``: the true relevance ``rel(u,i)`` under the users' *current* interests.
+* ``position-tower``: :class:`rerank.simulations.tower.PositionTower` (position term dropped
+  at serving).
+
+Training modes (``als`` and ``popularity``): ``naive`` counts each click as one positive;
+``ips`` weights each click by ``min(1/propensity, clip)`` (organic rows: propensity 1).
+
+Every model returns candidates as CSR arrays ``(indptr, items, scores)``: per user the top
+``n`` available items it has not consumed, by score (ties: lower item row), the input the
+reranking kernel takes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from rerank.adapters.base import CandidateAdapter, top_n_dense
+from rerank.simulations.config import SimConfig
+from rerank.simulations.log import InteractionLog
+from rerank.simulations.rng import stream
+from rerank.simulations.tower import PositionTower
+from rerank.simulations.world import World
+
+BLOCK_CELLS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """CSR candidates: user ``u``'s are ``items[indptr[u]:indptr[u+1]]`` (score descending)."""
+
+    indptr: np.ndarray
+    items: np.ndarray
+    scores: np.ndarray
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+
+def _to_csr(rows: np.ndarray, items: np.ndarray, scores: np.ndarray, n_users: int) -> Candidates:
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
+    return Candidates(indptr, items.astype(np.int64), scores.astype(np.float64))
+
+
+def dense_candidates(score_block, consumed: sp.csr_matrix, n_available: int, n: int) -> Candidates:
+    """Top-``n`` per user from a dense scorer ``score_block(user_rows) -> rows × n_available``,
+    consumed cells excluded (``-inf``), in blocks of about ``BLOCK_CELLS`` scores."""
+    n_users = consumed.shape[0]
+    step = max(1, BLOCK_CELLS // max(n_available, 1))
+    rows_out, items_out, scores_out = [], [], []
+    for start in range(0, n_users, step):
+        block_rows = np.arange(start, min(start + step, n_users))
+        scores = np.array(score_block(block_rows), dtype=np.float64)
+        seen = consumed[block_rows].tocoo()
+        scores[seen.row, seen.col] = -np.inf
+        r, c, s = top_n_dense(scores, n)
+        rows_out.append(r + start)
+        items_out.append(c)
+        scores_out.append(s)
+    return _to_csr(np.concatenate(rows_out), np.concatenate(items_out), np.concatenate(scores_out), n_users)
+
+
+class LoopModel(ABC):
+    """A model retrained on the log and asked for candidates each round."""
+
+    name: str = ""
+
+    def __init__(self, world: World, config: SimConfig):
+        self.world = world
+        self.config = config
+
+    @abstractmethod
+    def fit(self, log: InteractionLog, n_available: int, round_: int) -> None:
+        """Retrain on the whole log (items ``0..n_available-1`` exist)."""
+
+    @abstractmethod
+    def candidates(self, consumed: sp.csr_matrix, n_available: int, n: int) -> Candidates:
+        """Top-``n`` unconsumed available items per user."""
+
+
+class FactorAdapter(CandidateAdapter):
+    """Candidates from a factorisation ``score(u,i) = x_u·y_i`` through the adapter contract
+    (batching, ``exclude_seen``, deterministic top-n with ties by lower item index).
+
+    Used for implicit's ALS in the loop: the same scores as ``model.recommend`` (implicit's
+    matrix-factorisation scorer is the dot product), computed as one dense block product.
+    """
+
+    def __init__(self, user_factors, item_factors, user_items):
+        self.user_factors = np.asarray(user_factors)
+        self.item_factors = np.asarray(item_factors)
+        self._init_common(self.user_factors.shape[0], self.item_factors.shape[0], user_items,
+                          None, None, None)
+
+    def _score_block(self, rows, cols):
+        items = self.item_factors if cols is None else self.item_factors[cols]
+        return self.user_factors[rows] @ items.T
+
+
+class ALSModel(LoopModel):
+    """Implicit-feedback ALS (Hu, Koren & Volinsky 2008) via ``implicit``, candidates through
+    :class:`rerank.adapters.ImplicitAdapter`."""
+
+    name = "als"
+
+    def fit(self, log, n_available, round_):
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        cfg = self.config
+        matrix = log.click_matrix(self.world.n_users, n_available, cfg.train, cfg.ips_clip)
+        seed = int(stream(cfg.seed, "als", round_).integers(0, 2**31 - 1))
+        # implicit's own threads parallelise over users; BLAS threads would fight them.
+        with threadpool_limits(1, "blas"):
+            self.model = AlternatingLeastSquares(
+                factors=cfg.als_factors, regularization=cfg.als_regularization,
+                alpha=cfg.als_alpha, iterations=cfg.als_iterations, random_state=seed,
+                num_threads=cfg.n_threads or 0,
+            )
+            self.model.fit(matrix.astype(np.float32).tocsr(), show_progress=False)
+        self.n_trained_items = n_available
+
+    def candidates(self, consumed, n_available, n):
+        # Items that arrived after the last retrain have no factors yet: they are not
+        # candidates until the next retrain (cold start).
+        n_known = min(n_available, self.n_trained_items)
+        adapter = FactorAdapter(self.model.user_factors, self.model.item_factors[:n_known],
+                                consumed[:, :n_known])
+        frame = adapter.candidates(None, n=n, exclude_seen=True)
+        return _to_csr(
+            frame["user_id"].to_numpy(np.int64), frame["item_id"].to_numpy(np.int64),
+            frame["score"].to_numpy(np.float64), self.world.n_users,
+        )
+
+
+class PopularityModel(LoopModel):
+    """``score_i = Σ_u w_ui``: (weighted) clicks per item, the same ranking for everyone."""
+
+    name = "popularity"
+
+    def fit(self, log, n_available, round_):
+        users, items, weights = log.clicks(self.config.train, self.config.ips_clip)
+        self.counts = np.bincount(items, weights=weights, minlength=self.world.item_categories.shape[0])
+
+    def candidates(self, consumed, n_available, n):
+        counts = self.counts[:n_available]
+        return dense_candidates(
+            lambda rows: np.broadcast_to(counts, (rows.size, n_available)), consumed, n_available, n
+        )
+
+
+class OracleModel(LoopModel):
+    """True relevance under the users' current interests ``theta`` (set by the loop)."""
+
+    name = "oracle"
+
+    def __init__(self, world, config):
+        super().__init__(world, config)
+        self.theta = world.theta0
+
+    def fit(self, log, n_available, round_):
+        return None
+
+    def candidates(self, consumed, n_available, n):
+        return dense_candidates(
+            lambda rows: self.world.relevance_block(self.theta[rows], n_available),
+            consumed, n_available, n,
+        )
+
+
+class TowerModel(LoopModel):
+    """The position-aware logistic factor model (shallow tower), position term dropped."""
+
+    name = "position-tower"
+
+    def __init__(self, world, config):
+        super().__init__(world, config)
+        self.tower = PositionTower(
+            world.n_users, world.item_categories.shape[0], config.slate_size,
+            factors=config.tower_factors, epochs=config.tower_epochs,
+            learning_rate=config.tower_learning_rate,
+            regularization=config.tower_regularization, seed=config.seed,
+        )
+
+    def fit(self, log, n_available, round_):
+        self.tower.fit(log, self.config.n_items, round_)
+
+    def candidates(self, consumed, n_available, n):
+        return dense_candidates(
+            lambda rows: self.tower.serving_scores(rows, n_available), consumed, n_available, n
+        )
+
+
+MODEL_CLASSES = {
+    "als": ALSModel, "popularity": PopularityModel, "oracle": OracleModel,
+    "position-tower": TowerModel,
+}
+
+
+def make_model(world: World, config: SimConfig) -> LoopModel:
+    """The model named by ``config.model``."""
+    try:
+        return MODEL_CLASSES[config.model](world, config)
+    except KeyError:
+        raise ValueError(f"unknown model {config.model!r}; choose one of {sorted(MODEL_CLASSES)}") from None

@@ -1,0 +1,119 @@
+"""Slate policies: every one ends in the one reranking kernel, :func:`rerank.rerank_arrays`.
+
+* ``topk``: the model's top k (the kernel with ``λ = 0``, which is exactly top-k by score).
+* ``calibrated``: Steck's calibrated reranking with trade-off ``λ``, target ``p̂(g|u)`` from
+  the *logged* click history (Steck eq. 1, :func:`rerank.distributions.target_distributions`),
+  scores min-max normalised per user, and rank weights equal to the examination curve
+  ``w_r = (1/r)^η`` so that the list calibrates *exposure*, not slot counts (DESIGN §7.1).
+* ``calibrated-debiased``: the same with the target from the IPS-weighted history
+  (each click weighted ``min(1/propensity, clip)``).
+* ``epsilon``: top-k, then each slot independently, with probability ε, is replaced by an
+  available item drawn uniformly that is neither in the slate nor consumed.
+* ``quota``: needs the kernel's ``min_share`` option (DESIGN §4.3); refused while the core
+  does not provide it.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import scipy.sparse as sp
+from rerank.simulations.config import SimConfig
+from rerank.simulations.log import InteractionLog
+from rerank.simulations.models import Candidates
+
+from rerank import rerank_arrays
+from rerank.distributions import population_distribution, target_distributions
+
+POLICIES = ("topk", "calibrated", "calibrated-debiased", "quota", "epsilon")
+
+
+def quota_available() -> bool:
+    """Whether the core kernel accepts ``min_share`` (hard per-category quotas)."""
+    return "min_share" in inspect.signature(rerank_arrays).parameters
+
+
+def check_policy(name: str) -> str:
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
+    if name == "quota" and not quota_available():
+        raise ValueError(
+            "policy 'quota' needs rerank_arrays(min_share=...) (hard quotas, DESIGN §4.3), "
+            "which this version of the core does not provide"
+        )
+    return name
+
+
+def target_mode(policy: str) -> str:
+    """Which history the policy's target (and the system's interest estimate) comes from."""
+    return "ips" if policy == "calibrated-debiased" else "naive"
+
+
+def history_targets(log: InteractionLog, n_users: int, categories: sp.csr_matrix, mode: str,
+                    clip: float) -> np.ndarray:
+    """``p̂(g|u) = Σ_{clicks} w p(g|i) / Σ w`` per user (naive ``w = 1`` or clipped IPS);
+    users without clicks get the population mean (as :class:`rerank.CalibratedReranker`)."""
+    users, items, weights = log.clicks(mode, clip)
+    targets, has_mass = target_distributions(users, items, weights, n_users, categories)
+    targets[~has_mass] = population_distribution(targets, has_mass)
+    return targets
+
+
+def _rerank(cand: Candidates, categories, targets, k, lam, rank_weights, n_threads, **extra):
+    lengths = cand.lengths()
+    if lengths.min(initial=k) < k:
+        user = int(np.argmax(lengths < k))
+        raise ValueError(
+            f"user {user} has only {lengths[user]} candidates for {k} slots: the catalogue is "
+            "too small for this run (raise n_items or new_items_per_round)"
+        )
+    out_indptr, items = rerank_arrays(
+        cand.indptr, cand.items, cand.scores, categories, targets, k, lam,
+        rank_weights=rank_weights, normalize="minmax", n_threads=n_threads, **extra,
+    )
+    return items.reshape(-1, k)
+
+
+def explore(slates: np.ndarray, epsilon: float, consumed: sp.csr_matrix, n_available: int,
+            rng: np.random.Generator, max_tries: int = 50) -> np.ndarray:
+    """Replace each slot with probability ε by a uniform available item not in the slate and
+    not consumed (rejection sampling, vectorised over all replaced slots)."""
+    slates = slates.copy()
+    users, slots = np.nonzero(rng.random(slates.shape) < epsilon)
+    pending = np.arange(users.size)
+    for _ in range(max_tries):
+        if pending.size == 0:
+            break
+        draws = rng.integers(0, n_available, pending.size)
+        u = users[pending]
+        bad = (slates[u] == draws[:, None]).any(axis=1)
+        bad |= np.asarray(consumed[u, draws]).ravel() > 0
+        # two replaced slots of one user drawing the same item: keep the first only
+        key = u.astype(np.int64) * n_available + draws
+        _, first = np.unique(key, return_index=True)
+        dup = np.ones(pending.size, dtype=bool)
+        dup[first] = False
+        ok = ~bad & ~dup
+        slates[u[ok], slots[pending[ok]]] = draws[ok]
+        pending = pending[~ok]
+    return slates
+
+
+def make_slates(policy: str, cand: Candidates, categories: sp.csr_matrix, targets: np.ndarray,
+                exam: np.ndarray, config: SimConfig, consumed: sp.csr_matrix, n_available: int,
+                rng: np.random.Generator) -> np.ndarray:
+    """Slates (users × k item rows, slot order) for one round under ``policy``."""
+    k = config.slate_size
+    if policy in ("topk", "epsilon"):
+        slates = _rerank(cand, categories, targets, k, 0.0, exam, config.n_threads)
+        if policy == "epsilon":
+            slates = explore(slates, config.epsilon, consumed, n_available, rng)
+        return slates
+    if policy in ("calibrated", "calibrated-debiased"):
+        return _rerank(cand, categories, targets, k, config.lam, exam, config.n_threads)
+    if policy == "quota":
+        check_policy("quota")
+        return _rerank(cand, categories, targets, k, config.lam, exam, config.n_threads,
+                       min_share=True)
+    raise ValueError(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
