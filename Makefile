@@ -15,15 +15,29 @@ $(VENV)/bin/python:
 
 # Stamps make re-runs fast: pip runs again only when pyproject.toml changes.
 $(VENV)/.stamp-base: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install --quiet -e .
+	$(PIP) install --quiet -e ".[implicit]"
 	touch $@
 
 $(VENV)/.stamp-all: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install --quiet -e ".[dev,implicit,lightfm,spark]"
 	touch $@ $(VENV)/.stamp-base
 
+# MovieLens latest-small for the real-data part of the demo (rerank evaluate); also found
+# through $RERANK_MOVIELENS_DIR (the folder holding ml-latest-small/).
+MOVIELENS ?= ../shared/data/ml-latest-small
+
 demo: $(VENV)/.stamp-base
 	$(VENV)/bin/rerank demo --out $(OUT)
+	@if [ -f "$(MOVIELENS)/ratings.csv" ]; then \
+	  $(VENV)/bin/rerank evaluate --data "$(MOVIELENS)" --no-download --quiet --out $(OUT)/evaluate; \
+	elif [ -n "$$RERANK_MOVIELENS_DIR" ] && { [ -f "$$RERANK_MOVIELENS_DIR/ml-latest-small/ratings.csv" ] || \
+	     [ -f "$$RERANK_MOVIELENS_DIR/ml-latest-small.zip" ]; }; then \
+	  $(VENV)/bin/rerank evaluate --no-download --quiet --out $(OUT)/evaluate; \
+	else \
+	  echo "MovieLens latest-small not found: skipping 'rerank evaluate'. To run it, download"; \
+	  echo "  https://files.grouplens.org/datasets/movielens/ml-latest-small.zip, unzip it, and run"; \
+	  echo "  make demo MOVIELENS=/path/to/ml-latest-small   (or set RERANK_MOVIELENS_DIR to its parent folder)"; \
+	fi
 
 test: $(VENV)/.stamp-all
 	$(VENV)/bin/ruff check .
