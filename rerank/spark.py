@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from rerank import validation
 from rerank.distributions import item_categories_from_frame, target_distributions
 
 POSITION_COLUMN = "__rerank_position"
@@ -51,14 +52,14 @@ def _fields(frame, what: str) -> dict:
     from pyspark.sql import DataFrame
 
     if not isinstance(frame, DataFrame):
-        raise TypeError(f"{what} must be a pyspark.sql.DataFrame, got {type(frame).__name__}")
+        raise validation.InputTypeError(f"{what} must be a pyspark.sql.DataFrame, got {type(frame).__name__}")
     return {field.name: field for field in frame.schema.fields}
 
 
 def _require_columns(fields: dict, columns, what: str) -> None:
     missing = [c for c in columns if c not in fields]
     if missing:
-        raise ValueError(f"{what} is missing column(s) {missing}; it has {list(fields)}")
+        raise validation.InputError(f"{what} is missing column(s) {missing}; it has {list(fields)}")
 
 
 def _require_numeric(fields: dict, column: str, what: str) -> None:
@@ -66,7 +67,7 @@ def _require_numeric(fields: dict, column: str, what: str) -> None:
 
     dtype = fields[column].dataType
     if isinstance(dtype, BooleanType) or not isinstance(dtype, NumericType | DecimalType):
-        raise TypeError(f"{what} column '{column}' must be numeric, got {dtype.simpleString()}")
+        raise validation.InputTypeError(f"{what} column '{column}' must be numeric, got {dtype.simpleString()}")
 
 
 def worker_reranker(reranker):
@@ -81,10 +82,21 @@ def worker_reranker(reranker):
     return local
 
 
-def rerank_group(reranker, frame: pd.DataFrame, position_col: str) -> pd.DataFrame:
+def rerank_group(reranker, frame: pd.DataFrame, position_col: str, on_invalid: str = "raise") -> pd.DataFrame:
     """Rerank one pandas group (one user or one bucket of users) in input order."""
     order = np.argsort(frame[position_col].to_numpy(), kind="stable")
-    return reranker.rerank(frame.take(order))
+    return reranker.rerank(frame.take(order), on_invalid=on_invalid)
+
+
+def id_kind_of(dtype) -> str | None:
+    """The id kind (``rerank.validation``) of a Spark column type, if it is an id type."""
+    from pyspark.sql.types import IntegralType, StringType
+
+    if isinstance(dtype, StringType):
+        return validation.ID_STRING
+    if isinstance(dtype, IntegralType):
+        return validation.ID_INTEGER
+    return None
 
 
 # ---------------------------------------------------------------------------- rerank
@@ -110,6 +122,7 @@ def rerank_spark(
     by: str = "bucket",
     n_buckets: int | None = None,
     position_col: str | None = None,
+    on_invalid: str = "raise",
 ):
     """Rerank a Spark DataFrame ``user_id, item_id, score`` (+ the λ column if ``reranker.lam``
     names one); returns a Spark DataFrame ``user_id, item_id, score, rank`` with the same rows
@@ -124,12 +137,15 @@ def rerank_spark(
     the earlier position); by default it is ``monotonically_increasing_id()`` of ``candidates``,
     i.e. the DataFrame's own row order (the order of a parquet file or of the pandas frame it
     was created from).
+
+    ``on_invalid="skip"`` drops users with invalid rows, as ``rerank`` does (the skipped users
+    are not reported back from the executors); ``"raise"`` fails the job with the same error.
     """
     from pyspark.sql import functions as F
 
     reranker._check_fitted()
-    if by not in GROUPINGS:
-        raise ValueError(f"by must be one of {GROUPINGS}; got {by!r}")
+    validation.check_choice("by", by, GROUPINGS)
+    validation.check_on_invalid(on_invalid)
     fields = _fields(candidates, "candidates")
     _require_columns(fields, ["user_id", "item_id", "score"], "candidates")
     _require_numeric(fields, "score", "candidates")
@@ -150,7 +166,7 @@ def rerank_spark(
     state = spark.sparkContext.broadcast(worker_reranker(reranker))
 
     def rerank_one_group(frame: pd.DataFrame) -> pd.DataFrame:
-        return rerank_group(state.value, frame, POSITION_COLUMN)
+        return rerank_group(state.value, frame, POSITION_COLUMN, on_invalid)
 
     schema = output_schema(candidates)
     if by == "user":
@@ -158,7 +174,7 @@ def rerank_spark(
     if n_buckets is None:
         n_buckets = 4 * int(spark.conf.get("spark.sql.shuffle.partitions"))
     if isinstance(n_buckets, bool) or not isinstance(n_buckets, int) or n_buckets < 1:
-        raise ValueError(f"n_buckets must be a whole number >= 1, got {n_buckets!r}")
+        raise validation.InputError(f"n_buckets must be a whole number >= 1, got {n_buckets!r}")
     bucket = F.pmod(F.xxhash64("user_id"), F.lit(n_buckets))
     return rows.withColumn(BUCKET_COLUMN, bucket).groupBy(BUCKET_COLUMN).applyInPandas(rerank_one_group, schema)
 
@@ -184,10 +200,10 @@ def _history_checks(history, fields: dict, half_life) -> None:
         messages["weight"] = "history column 'weight' must be finite and >= 0"
     if half_life is not None:
         if "timestamp" not in fields:
-            raise ValueError("half_life needs a 'timestamp' column in history")
+            raise validation.InputError("half_life needs a 'timestamp' column in history")
         dtype = fields["timestamp"].dataType
         if isinstance(dtype, DateType) or not isinstance(dtype, NumericType | TimestampType | TimestampNTZType):
-            raise TypeError(
+            raise validation.InputTypeError(
                 f"history column 'timestamp' must be numeric or a timestamp, got {dtype.simpleString()}"
             )
         t = _seconds(fields)
@@ -197,7 +213,7 @@ def _history_checks(history, fields: dict, half_life) -> None:
     for name, condition in checks.items():
         if counts[name]:
             example = history.filter(condition).select("user_id", "item_id").first()
-            raise ValueError(
+            raise validation.InputError(
                 f"{messages[name]}: e.g. user {example['user_id']!r}, item {example['item_id']!r} "
                 f"({counts[name]} such rows)"
             )
@@ -209,9 +225,11 @@ def _seconds(fields: dict):
     from pyspark.sql.types import TimestampNTZType, TimestampType
 
     dtype = fields["timestamp"].dataType
-    if isinstance(dtype, TimestampType | TimestampNTZType):
-        # Microseconds since the epoch (time-zone free for both types), as seconds.
-        return F.unix_micros(F.col("timestamp").cast("timestamp_ntz").cast("timestamp")).cast("double") / 1e6
+    if isinstance(dtype, TimestampType):  # an instant: microseconds since the epoch
+        return F.unix_micros(F.col("timestamp")).cast("double") / 1e6
+    if isinstance(dtype, TimestampNTZType):  # a wall-clock time: no time zone, no DST jumps
+        micros = F.expr("timestampdiff(MICROSECOND, TIMESTAMP_NTZ'1970-01-01 00:00:00', timestamp)")
+        return micros.cast("double") / 1e6
     return F.col("timestamp").cast("double")
 
 
@@ -271,6 +289,19 @@ def fit_spark(reranker, history, item_categories):
     c_fields = _fields(item_categories, "item_categories")
     _require_columns(h_fields, ["user_id", "item_id"], "history")
     _require_columns(c_fields, ["item_id", "category"], "item_categories")
+    kinds = {
+        "user_id": id_kind_of(h_fields["user_id"].dataType),
+        "item_id": id_kind_of(c_fields["item_id"].dataType),
+    }
+    history_items = id_kind_of(h_fields["item_id"].dataType)
+    for what, kind in (("history column 'user_id'", kinds["user_id"]),
+                       ("history column 'item_id'", history_items),
+                       ("item_categories column 'item_id'", kinds["item_id"])):
+        if kind is None:
+            raise validation.InputTypeError(f"{what} must hold integer or string ids")
+    validation.check_same_id_kind(
+        history_items, "history column 'item_id'", kinds["item_id"], "item_categories column 'item_id'"
+    )
     _history_checks(history, h_fields, reranker.half_life)
 
     wanted = [c for c in ("item_id", "category", "weight") if c in c_fields]
@@ -286,4 +317,5 @@ def fit_spark(reranker, history, item_categories):
         len(users),
         sp.identity(n_categories, dtype=np.float64, format="csr"),
     )
+    reranker.id_kinds_ = kinds
     return reranker._set_fitted(table, users, targets, has_mass)

@@ -193,11 +193,25 @@ def test_ties_follow_input_order_across_partitions(spark):
     first_k = candidates.groupby("user_id")["item_id"].apply(lambda s: list(s[:K])).to_dict()
     assert local.groupby("user_id")["item_id"].apply(list).to_dict() == first_k
     sdf = spark.createDataFrame(candidates).repartition(4)  # rows of a user now in other partitions
-    sdf_ordered = spark.createDataFrame(candidates.assign(pos=np.arange(len(candidates))))
-    assert_same_rows(reranker.rerank_spark(sdf_ordered, position_col="pos"), local)
+    # position_col: the DataFrame's rows are in another order than the positions they carry.
+    with_pos = candidates.assign(pos=np.arange(len(candidates))).sample(frac=1.0, random_state=6)
+    assert_same_rows(reranker.rerank_spark(spark.createDataFrame(with_pos), position_col="pos"), local)
     # Without position_col the row order of the (repartitioned) DataFrame itself is the input order.
     shuffled = sdf.toPandas()
     assert_same_rows(reranker.rerank_spark(spark.createDataFrame(shuffled)), reranker.rerank(shuffled))
+
+
+def test_on_invalid_skip(spark, int_data):
+    history, item_categories, candidates = int_data
+    bad_users = candidates["user_id"].unique()[:3]
+    bad = candidates.copy()
+    bad.loc[bad.index[bad["user_id"].isin(bad_users)], "score"] = np.inf
+    reranker = CalibratedReranker(k=K).fit(history, item_categories)
+    expected = reranker.rerank(bad, on_invalid="skip")
+    assert not expected["user_id"].isin(bad_users).any()
+    assert_same_rows(reranker.rerank_spark(spark.createDataFrame(bad), on_invalid="skip"), expected)
+    with pytest.raises(Exception, match="score"):
+        reranker.rerank_spark(spark.createDataFrame(bad)).collect()
 
 
 def test_rerank_spark_rejects_bad_input(spark, int_data):
@@ -265,13 +279,16 @@ def test_fit_spark_equals_fit(spark, int_data, str_data, ids, half_life, weighte
     )
 
 
-def test_fit_spark_datetime_timestamps(spark, int_data):
+@pytest.mark.parametrize("spark_type", ["timestamp", "timestamp_ntz"])
+def test_fit_spark_datetime_timestamps(spark, int_data, spark_type):
+    from pyspark.sql import functions as F
+
     history, item_categories, _ = int_data
     history = history.assign(timestamp=pd.Timestamp("2024-03-01") + pd.to_timedelta(history["timestamp"], unit="h"))
     local = CalibratedReranker(half_life=48 * 3600.0).fit(history, item_categories)
-    distributed = CalibratedReranker(half_life=48 * 3600.0).fit_spark(
-        spark.createDataFrame(history), spark.createDataFrame(item_categories)
-    )
+    sdf = spark.createDataFrame(history).withColumn("timestamp", F.col("timestamp").cast(spark_type))
+    assert sdf.schema["timestamp"].dataType.simpleString() == spark_type
+    distributed = CalibratedReranker(half_life=48 * 3600.0).fit_spark(sdf, spark.createDataFrame(item_categories))
     users = local.users_
     np.testing.assert_allclose(
         distributed.target_distributions(users).to_numpy(), local.target_distributions(users).to_numpy(), rtol=1e-12
@@ -288,6 +305,13 @@ def test_fit_spark_rejects_bad_history(spark, int_data):
         CalibratedReranker().fit_spark(spark.createDataFrame(history.drop(columns="item_id")), ic)
     with pytest.raises(ValueError, match="half_life needs a 'timestamp'"):
         CalibratedReranker(half_life=3.0).fit_spark(spark.createDataFrame(history.drop(columns="timestamp")), ic)
+    with pytest.raises(TypeError, match="holds string ids.*holds integer ids"):
+        string_items = history.assign(item_id=history["item_id"].astype(str))
+        CalibratedReranker().fit_spark(spark.createDataFrame(string_items), ic)
+    nulls = spark.createDataFrame(history.astype({"user_id": "float64"}).assign(
+        user_id=lambda f: f["user_id"].where(f.index != 7)))
+    with pytest.raises(ValueError, match="'user_id' has a null id.*1 such rows"):
+        CalibratedReranker().fit_spark(nulls.withColumn("user_id", nulls["user_id"].cast("long")), ic)
 
 
 def test_import_rerank_does_not_import_pyspark():
