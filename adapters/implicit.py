@@ -39,7 +39,7 @@ def _implicit():
         import implicit
         import implicit.cpu.matrix_factorization_base
         import implicit.nearest_neighbours
-    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    except ImportError as exc:
         raise ImportError(
             "ImplicitAdapter needs the 'implicit' package: pip install 'calibrated-rerank[implicit]'"
         ) from exc

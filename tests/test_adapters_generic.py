@@ -151,3 +151,21 @@ def test_recommend_calibrated_equals_rerank_of_candidates():
             assert out[["user_id", "item_id"]].values.tolist() == top[["user_id", "item_id"]].values.tolist()
     with pytest.raises(ValueError, match="not fitted"):
         recommend_calibrated(adapter, CalibratedReranker(k=4))
+
+
+def test_import_works_without_implicit_and_lightfm():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['implicit'] = None; sys.modules['lightfm'] = None\n"
+        "import numpy as np\n"
+        "from rerank.adapters import ScoreMatrixAdapter, ImplicitAdapter\n"
+        "print(len(ScoreMatrixAdapter(np.eye(3)).candidates(n=2, exclude_seen=False)))\n"
+        "try:\n"
+        "    ImplicitAdapter(object())\n"
+        "except ImportError as e:\n"
+        "    print('ImportError', 'calibrated-rerank[implicit]' in str(e))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["6", "ImportError", "True"]

@@ -272,3 +272,12 @@ def test_one_call_helper_with_real_model(user_items):
     assert set(map(tuple, calibrated[["user_id", "item_id"]].values)) <= set(
         map(tuple, candidates[["user_id", "item_id"]].values)
     )
+
+
+def test_thread_count_does_not_change_candidates(user_items):
+    model = _fit(MF_MODELS["als"], user_items)
+    model.num_threads = 1
+    one = ImplicitAdapter(model, user_items).candidates(n=12)
+    model.num_threads = 2
+    two = ImplicitAdapter(model, user_items).candidates(n=12)
+    pd.testing.assert_frame_equal(one, two)
