@@ -66,20 +66,44 @@ def _drift(theta: np.ndarray, slates: np.ndarray, clicked: np.ndarray, world: Wo
     return theta
 
 
-def consumption_by_category(log: InteractionLog, world: World, n_available: int) -> dict:
-    """Per group and category: mean over users of consumed mass / available supply.
+def consumption_report(log: InteractionLog, world: World, theta: np.ndarray,
+                       n_available: int, top: int = 50) -> dict:
+    """How much of the catalogue users used up by the end (DESIGN §7.1, depletion).
 
-    Supply of ``g`` = ``Σ_i p(g|i)`` over available items; how much of each category a user
-    has used up by the end (DESIGN §7.1: catalogue depletion).
+    Per group, means over users of: ``dominant_consumed``, consumed mass of the user's
+    dominant category / its supply (``Σ_i p(g|i)`` over available items);
+    ``minority_consumed``, the same over the user's minority interests; ``top_consumed``, the
+    share of the user's ``top`` most relevant available items (under the final interests)
+    already consumed — near 1 would mean the loop ran out of what the user likes best.
     """
     consumed = log.consumed(world.n_users, n_available)
-    mass = consumed @ world.item_categories[:n_available]
-    supply = world.item_categories[:n_available].sum(axis=0)
+    cats = world.item_categories[:n_available]
+    mass = consumed @ cats
+    supply = cats.sum(axis=0)
+    share = mass / np.where(supply > 0, supply, 1.0)[None, :]
+    rows = np.arange(world.n_users)
+    dominant = share[rows, world.dominant]
+    minority = np.divide(
+        np.where(world.minority_mask, mass, 0.0).sum(axis=1),
+        np.where(world.minority_mask, supply[None, :], 0.0).sum(axis=1),
+        out=np.zeros(world.n_users), where=world.minority_mask.any(axis=1),
+    )
+    top_share = np.zeros(world.n_users)
+    step = 1024
+    for start in range(0, world.n_users, step):
+        block = slice(start, min(start + step, world.n_users))
+        rel = world.relevance_block(theta[block], n_available)
+        best = np.argpartition(-rel, top - 1, axis=1)[:, :top]
+        hits = np.take_along_axis(consumed[block].toarray(), best, axis=1)
+        top_share[block] = hits.sum(axis=1) / top
     out = {}
     for name, mask in group_masks(world.group).items():
         if mask.any():
-            share = mass[mask].mean(axis=0) / np.where(supply > 0, supply, 1.0)
-            out[name] = [round(float(v), 6) for v in share]
+            out[name] = {
+                "dominant_consumed": round(float(dominant[mask].mean()), 6),
+                "minority_consumed": round(float(minority[mask].mean()), 6),
+                f"top{top}_consumed": round(float(top_share[mask].mean()), 6),
+            }
     return out
 
 
@@ -134,7 +158,7 @@ def run_policy(world: World, policy: str, organic: tuple[np.ndarray, np.ndarray]
         if on_round is not None:
             on_round()
     return PolicyRun(policy, metric_rows, detail_rows,
-                     consumption_by_category(log, world, world.n_available(cfg.n_rounds - 1)))
+                     consumption_report(log, world, theta, world.n_available(cfg.n_rounds - 1)))
 
 
 @dataclass
