@@ -6,8 +6,12 @@ that live in ``rerank.adapters`` or ``rerank.simulations`` register through the
 A command module provides ``register(subparsers) -> None``; the parser it adds sets
 ``func=run(args) -> int`` with ``set_defaults``.
 
-User errors (``ValueError``/``TypeError``/``FileNotFoundError`` raised while running a
-command) print one line ``rerank <command>: error: ...`` and exit with code 2, no traceback.
+User errors print one line ``rerank <command>: error: ...`` and exit with code 2, no
+traceback: :class:`rerank.errors.InputError` (what every check in :mod:`rerank.validation`
+raises; ``UserError`` is the same class) and ``OSError`` (missing file, permission denied, disk
+full). Commands should raise ``InputError`` for anything the user can fix. Any other exception
+(a plain ``ValueError``, ``KeyError``, ...) is a bug: it keeps its traceback (exit code 1) so
+it is not disguised as bad input. Ctrl-C exits with code 130.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ import importlib
 import sys
 from importlib.metadata import entry_points
 
-CORE_COMMANDS = ("rerank.demo",)
+from rerank.errors import InputError
 
+CORE_COMMANDS = ("rerank.demo", "rerank.apply")
 
-class UserError(Exception):
-    """An error in the user's input: reported in one line, exit code 2."""
+UserError = InputError  # an error in the user's input: reported in one line, exit code 2
 
 
 def _command_registrars():
@@ -55,10 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UserError, ValueError, TypeError, FileNotFoundError, KeyError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"rerank {args.command}: error: {message}", file=sys.stderr)
+    except (InputError, OSError) as exc:
+        print(f"rerank {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"rerank {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from rerank.divergences import DIVERGENCE_CODES
+from rerank.errors import InputError, InputTypeError
 from rerank.kernel import NORMALIZE_CODES
 
 ORDERS = ("greedy", "score")
@@ -38,18 +39,26 @@ ON_INVALID = ("raise", "skip")
 
 # Reasons a user is skipped with on_invalid="skip" (first matching reason is reported).
 REASON_NULL_ITEM = "null item_id"
-REASON_BAD_SCORE = "score missing, NaN or infinite"
+REASON_BAD_SCORE = "score missing or not a finite number"
 REASON_DUPLICATE = "duplicate item_id"
 SKIP_REASONS = (REASON_NULL_ITEM, REASON_BAD_SCORE, REASON_DUPLICATE)
 SKIPPED_COLUMNS = ["user_id", "reason", "n_rows"]
 
+__all__ = [
+    "CANDIDATE_COLUMNS", "InputError", "InputTypeError", "check_k", "check_unit_interval", "validate_candidates",
+    "validate_history", "validate_item_categories",
+]
 
-class InputError(ValueError):
-    """Bad input data or parameter; the message names the culprit. CLI: one line, exit 2."""
 
 
-class InputTypeError(InputError, TypeError):
-    """Input of the wrong type (e.g. strings in ``score``, a float ``k``)."""
+
+def show(value, width: int = 60) -> str:
+    """``repr`` of a value for an error message: numpy scalars as plain Python values, long
+    reprs cut to ``width`` characters."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 # --------------------------------------------------------------------------- parameters
@@ -57,19 +66,24 @@ def _is_bool(value) -> bool:
     return isinstance(value, bool | np.bool_)
 
 
+def check_whole(name: str, value, minimum: int = 1) -> int:
+    """A whole number ≥ ``minimum`` (booleans and floats refused)."""
+    if _is_bool(value) or not isinstance(value, numbers.Integral):
+        raise InputTypeError(f"{name} must be a whole number >= {minimum}, got {show(value)}")
+    if value < minimum:
+        raise InputError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
 def check_k(k) -> int:
     """``k`` is a whole number ≥ 1."""
-    if _is_bool(k) or not isinstance(k, numbers.Integral):
-        raise InputTypeError(f"k must be a whole number >= 1, got {k!r}")
-    if k < 1:
-        raise InputError(f"k must be >= 1, got {k}")
-    return int(k)
+    return check_whole("k", k)
 
 
 def check_real(name: str, value) -> float:
     """A real number (not a bool, not a string)."""
     if _is_bool(value) or not isinstance(value, numbers.Real):
-        raise InputTypeError(f"{name} must be a number, got {value!r}")
+        raise InputTypeError(f"{name} must be a number, got {show(value)}")
     return float(value)
 
 
@@ -97,7 +111,7 @@ def check_positive(name: str, value, *, allow_none: bool = True) -> float | None
 def check_bool(name: str, value) -> bool:
     """A real boolean (``"no"`` or ``0`` are refused rather than silently truthy/falsy)."""
     if not _is_bool(value):
-        raise InputTypeError(f"{name} must be True or False, got {value!r}")
+        raise InputTypeError(f"{name} must be True or False, got {show(value)}")
     return bool(value)
 
 
@@ -108,7 +122,7 @@ def check_n_threads(n_threads) -> int | None:
     import numba
 
     if _is_bool(n_threads) or not isinstance(n_threads, numbers.Integral):
-        raise InputTypeError(f"n_threads must be a whole number or None, got {n_threads!r}")
+        raise InputTypeError(f"n_threads must be a whole number or None, got {show(n_threads)}")
     if not 1 <= n_threads <= numba.config.NUMBA_NUM_THREADS:
         raise InputError(
             f"n_threads must be between 1 and NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}, got {n_threads}"
@@ -131,7 +145,7 @@ def check_lam_array(lam, n_users: int, users=None) -> np.ndarray:
         raise InputError(f"lam must be a scalar or have one value per user ({n_users}), got shape {arr.shape}")
     bad = np.flatnonzero(~((arr >= 0.0) & (arr <= 1.0)))
     if bad.size:
-        who = f"user {users[bad[0]]!r}" if users is not None else f"user row {bad[0]}"
+        who = f"user {show(users[bad[0]])}" if users is not None else f"user row {bad[0]}"
         raise InputError(f"lam must lie in [0, 1]; {who} has lam={arr[bad[0]]}")
     return arr
 
@@ -143,13 +157,13 @@ def lam_from_mapping(mapping, users: pd.Index) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise InputTypeError(f"lam mapping cannot be read as user_id -> number: {exc}") from None
     if not series.index.is_unique:
-        raise InputError(f"lam mapping has several values for user {series.index[series.index.duplicated()][0]!r}")
+        raise InputError(f"lam mapping has several values for user {show(series.index[series.index.duplicated()][0])}")
     if len(series) and not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)):
         raise InputTypeError(f"lam mapping values must be numbers, got dtype {series.dtype}")
     values = series.reindex(users).to_numpy(dtype=np.float64, na_value=np.nan)
     missing = np.flatnonzero(~users.isin(series.index)) if len(users) else np.array([], dtype=np.int64)
     if missing.size:
-        raise InputError(f"lam has no value for user {users[missing[0]]!r}")
+        raise InputError(f"lam has no value for user {show(users[missing[0]])}")
     return check_lam_array(values, len(users), users)
 
 
@@ -157,7 +171,7 @@ def check_choice(name: str, value, choices) -> object:
     """``value`` is one of ``choices``."""
     if not isinstance(value, Hashable) or value not in choices:
         shown = ", ".join(repr(c) for c in choices)
-        raise InputError(f"{name} must be one of {shown}; got {value!r}")
+        raise InputError(f"{name} must be one of {shown}; got {show(value)}")
     return value
 
 
@@ -188,14 +202,14 @@ def check_rank_weights(spec, k: int) -> np.ndarray | None:
     arr = np.asarray(spec)
     if arr.dtype.kind not in "fiu" or arr.ndim != 1:
         raise InputTypeError(
-            f"rank_weights must be 'uniform', 'dcg' or a 1-d array of numbers; got {spec!r:.80}"
+            f"rank_weights must be 'uniform', 'dcg' or a 1-d array of numbers; got {show(spec)}"
         )
     if arr.size < k:
         raise InputError(f"rank_weights has {arr.size} values but k={k} positions need weights")
     arr = arr[:k].astype(np.float64)
     bad = np.flatnonzero(~(np.isfinite(arr) & (arr > 0)))
     if bad.size:
-        raise InputError(f"rank_weights must be positive and finite; position {bad[0] + 1} is {arr[bad[0]]!r}")
+        raise InputError(f"rank_weights must be positive and finite; position {bad[0] + 1} is {show(arr[bad[0]])}")
     return arr
 
 
@@ -203,7 +217,7 @@ def check_finite(name: str, values: np.ndarray) -> None:
     """No NaN or inf; the message names the first offending row."""
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
-        raise InputError(f"{name} must be finite; row {bad[0]} is {values[bad[0]]!r} ({bad.size} such rows)")
+        raise InputError(f"{name} must be finite; row {bad[0]} is {show(values[bad[0]])} ({bad.size} such rows)")
 
 
 # --------------------------------------------------------------------------- columns
@@ -216,16 +230,23 @@ def require_columns(frame, columns, what: str) -> None:
         raise InputError(f"{what} is missing column(s) {missing}; it has {list(frame.columns)}")
     duplicated = [c for c in columns if np.count_nonzero(frame.columns == c) > 1]
     if duplicated:
-        raise InputError(f"{what} has several columns named {duplicated[0]!r}")
+        raise InputError(f"{what} has several columns named {show(duplicated[0])}")
+
+
+def _at(index, label) -> str:
+    """``row <label>``, or ``<index name> <label>`` when the index is named (``rerank apply``
+    names it ``line`` for CSV files, so messages give the file line)."""
+    name = index.name if isinstance(index.name, str) and index.name else "row"
+    return f"{name} {show(label)}"
 
 
 def _row_label(frame, position: int) -> str:
-    return repr(frame.index[position])
+    return _at(frame.index, frame.index[position])
 
 
 def _user_item(frame, position: int) -> str:
     row = frame.iloc[position]
-    return f"user {row['user_id']!r}, item {row['item_id']!r}"
+    return f"user {show(row['user_id'])}, item {show(row['item_id'])}"
 
 
 def require_no_null_ids(frame, columns, what: str) -> None:
@@ -236,9 +257,9 @@ def require_no_null_ids(frame, columns, what: str) -> None:
             pos = int(np.flatnonzero(nulls)[0])
             owner = ""
             if column != "user_id" and "user_id" in frame.columns:
-                owner = f" (user {frame['user_id'].iloc[pos]!r})"
+                owner = f" (user {show(frame['user_id'].iloc[pos])})"
             raise InputError(
-                f"{what} column '{column}' has a null id at row {_row_label(frame, pos)}{owner}"
+                f"{what} column '{column}' has a null id at {_row_label(frame, pos)}{owner}"
                 f" ({int(nulls.sum())} such rows)"
             )
 
@@ -262,13 +283,17 @@ def _numeric_values(series, what: str) -> np.ndarray:
             return pd.to_numeric(series).to_numpy(dtype=np.float64, na_value=np.nan)
         pos = int(np.flatnonzero(~ok)[0])
         raise InputTypeError(
-            f"{what} column '{series.name}' must be numeric; row {series.index[pos]!r} holds "
-            f"{values[pos]!r:.60} ({type(values[pos]).__name__})"
+            f"{what} column '{series.name}' must be numeric; {_at(series.index, series.index[pos])} holds "
+            f"{show(values[pos])} ({type(values[pos]).__name__})"
         )
     if len(series) == 0:  # e.g. an empty CSV: no value is wrong
         return np.zeros(0, dtype=np.float64)
     example = series.dropna()
-    shown = f"; e.g. {example.iloc[0]!r:.60} at row {example.index[0]!r}" if len(example) else ""
+    if len(example) and pd.api.types.is_string_dtype(dtype):  # show the first text that is not a number
+        unparsed = pd.to_numeric(example, errors="coerce").isna().to_numpy()
+        if unparsed.any():
+            example = example[unparsed]
+    shown = f"; e.g. {show(example.iloc[0])} at {_at(series.index, example.index[0])}" if len(example) else ""
     raise InputTypeError(f"{what} column '{series.name}' must be numeric, got dtype {dtype}{shown}")
 
 
@@ -287,7 +312,7 @@ def require_nonnegative_weights(series, what: str) -> np.ndarray:
     if bad.size:
         row = series.index[bad[0]]
         raise InputError(
-            f"{what} column '{series.name}' must be finite and >= 0; row {row!r} is {values[bad[0]]!r}"
+            f"{what} column '{series.name}' must be finite and >= 0; {_at(series.index, row)} is {show(values[bad[0]])}"
             f" ({bad.size} such rows)"
         )
     return values
@@ -326,23 +351,24 @@ def id_kind(series, what: str) -> str:
         as_float = bad.to_numpy(dtype=np.float64)
         bad = bad[~(np.isfinite(as_float) & (as_float == np.round(as_float)))]
         raise InputTypeError(
-            f"{what} column '{series.name}' must hold integer or string ids; row {bad.index[0]!r} holds "
-            f"{bad.iloc[0]!r}"
+            f"{what} column '{series.name}' must hold integer or string ids; {_at(series.index, bad.index[0])} holds "
+            f"{show(bad.iloc[0])}"
         )
     values = series.dropna()
     first_type = type(values.iloc[0])
-    shown = f"{values.iloc[0]!r:.40} ({first_type.__name__})"
+    shown = f"{show(values.iloc[0])} ({first_type.__name__})"
     if inferred.startswith("mixed"):
         odd = np.fromiter((type(v) is not first_type for v in values.to_numpy()), dtype=bool, count=len(values))
         if odd.any():
             pos = int(np.flatnonzero(odd)[0])
             other = values.iloc[pos]
             raise InputTypeError(
-                f"{what} column '{series.name}' mixes id types: row {values.index[0]!r} holds {shown} but "
-                f"row {values.index[pos]!r} holds {other!r:.40} ({type(other).__name__}); use one type"
+                f"{what} column '{series.name}' mixes id types: {_at(series.index, values.index[0])} holds {shown} but "
+                f"{_at(series.index, values.index[pos])} holds {show(other)} ({type(other).__name__}); use one type"
             )
     raise InputTypeError(
-        f"{what} column '{series.name}' must hold integer or string ids; row {values.index[0]!r} holds {shown}"
+        f"{what} column '{series.name}' must hold integer or string ids; "
+        f"{_at(series.index, values.index[0])} holds {shown}"
     )
 
 
@@ -419,8 +445,8 @@ def validate_candidates(frame, *, on_invalid: str = "raise", check_duplicates: b
     if bad_score.any() and not skip:
         pos = int(np.flatnonzero(bad_score)[0])
         raise InputError(
-            f"candidates column 'score' must be finite: {_user_item(frame, pos)} has {scores[pos]!r} "
-            f"(row {_row_label(frame, pos)}; {int(bad_score.sum())} such rows)"
+            f"candidates column 'score' must be finite: {_user_item(frame, pos)} has {show(scores[pos])} "
+            f"({_row_label(frame, pos)}; {int(bad_score.sum())} such rows)"
         )
     duplicate = np.zeros(n, dtype=bool)
     if check_duplicates and n:
@@ -429,7 +455,7 @@ def validate_candidates(frame, *, on_invalid: str = "raise", check_duplicates: b
             pos = int(np.flatnonzero(duplicate)[0])
             raise InputError(
                 f"candidates has duplicate (user_id, item_id) rows: {_user_item(frame, pos)} "
-                f"(row {_row_label(frame, pos)}; {int(duplicate.sum())} such rows)"
+                f"({_row_label(frame, pos)}; {int(duplicate.sum())} such rows)"
             )
     keep = ~user_null
     skipped = empty_skipped(users.dtype)
@@ -494,8 +520,8 @@ def history_times(frame) -> np.ndarray:
     if nulls.any():
         pos = int(np.flatnonzero(nulls)[0])
         raise InputError(
-            f"history column 'timestamp' must be set and finite; row {_row_label(frame, pos)} "
-            f"(user {frame['user_id'].iloc[pos]!r}) has {ts.iloc[pos]!r} ({int(nulls.sum())} such rows)"
+            f"history column 'timestamp' must be set and finite; {_row_label(frame, pos)} "
+            f"(user {show(frame['user_id'].iloc[pos])}) has {show(ts.iloc[pos])} ({int(nulls.sum())} such rows)"
         )
     return t
 

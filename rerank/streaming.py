@@ -1,0 +1,214 @@
+"""Rerank candidates batch by batch, holding one batch at a time (``rerank apply`` uses it).
+
+    stream = rerank_batches(reranker, batches)      # batches: iterable of candidate frames
+    for out in stream:                               # one output frame per batch
+        write(out)
+    print(stream.report.summary())                   # where every user and row went
+
+Contract: each batch holds *whole* users (all of a user's candidate rows are in one batch).
+A user seen in an earlier batch raises :class:`rerank.errors.InputError` (with
+``check_repeats``; the set of seen users costs 8 bytes per user: 64-bit hashes, kept sorted in
+a few merged runs). Nothing is accumulated besides the counts, the skipped users
+(``on_invalid="skip"``) and those hashes, so peak memory is one batch's frames plus the fitted
+reranker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from rerank import validation
+from rerank.errors import InputError
+from rerank.reranker import CalibratedReranker, RerankReport, reconciles, summary_line
+
+
+class SeenIds:
+    """A set of ids stored as sorted runs of 64-bit hashes (8 bytes per id).
+
+    ``add_new(ids)`` returns the position of the first id already in the set (or ``-1``) and
+    adds them all. Runs are merged when the newest is at least half the size of the one before
+    (as in a log-structured merge), so there are O(log n) runs. Two distinct ids collide with
+    probability about ``n² / 2⁶⁵`` (≈ 3·10⁻⁶ for 10⁷ users).
+    """
+
+    def __init__(self) -> None:
+        self._runs: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return sum(run.size for run in self._runs)
+
+    @staticmethod
+    def hashes(ids) -> np.ndarray:
+        """64-bit hashes of ids; whole-number floats hash like the integers they equal."""
+        values = pd.Index(ids)
+        if values.dtype.kind == "f":
+            values = pd.Index(values.to_numpy().astype(np.int64))
+        elif values.dtype.kind not in "iu":
+            values = pd.Index(values.astype(object))
+        return pd.util.hash_array(values.to_numpy())
+
+    def add_new(self, ids) -> int:
+        hashed = self.hashes(ids)
+        first = -1
+        for run in self._runs:
+            pos = np.searchsorted(run, hashed)
+            hit = (pos < run.size) & (run[np.minimum(pos, run.size - 1)] == hashed)
+            if hit.any():
+                at = int(np.flatnonzero(hit)[0])
+                first = at if first < 0 else min(first, at)
+        self._runs.append(np.unique(hashed))
+        while len(self._runs) > 1 and 2 * self._runs[-1].size >= self._runs[-2].size:
+            newest = self._runs.pop()
+            self._runs[-1] = np.union1d(self._runs[-1], newest)
+        return first
+
+
+@dataclass
+class StreamReport:
+    """Running totals over the batches (the streaming counterpart of :class:`RerankReport`).
+
+    Holds counts only (plus the skipped users), never the ids of reranked users.
+    """
+
+    n_batches: int = 0
+    n_users: int = 0
+    n_candidates: int = 0
+    n_rows_reranked: int = 0
+    n_rows_without_user: int = 0
+    n_output_rows: int = 0
+    n_expected_output_rows: int = 0
+    n_cold: int = 0
+    n_short: int = 0
+    n_topk: int = 0
+    _skipped: list[pd.DataFrame] = field(default_factory=list, repr=False)
+
+    def add(self, report: RerankReport) -> None:
+        self.n_batches += 1
+        self.n_users += report.n_users
+        self.n_candidates += report.n_candidates
+        self.n_rows_reranked += report.n_rows_reranked
+        self.n_rows_without_user += report.n_rows_without_user
+        self.n_output_rows += report.n_output_rows
+        self.n_expected_output_rows += report.n_expected_output_rows
+        self.n_cold += len(report.cold_users)
+        self.n_short += len(report.short_users)
+        self.n_topk += len(report.topk_users)
+        if len(report.skipped):
+            self._skipped.append(report.skipped)
+
+    @property
+    def skipped(self) -> pd.DataFrame:
+        """Skipped users: ``user_id, reason, n_rows``."""
+        if not self._skipped:
+            return validation.empty_skipped()
+        if len(self._skipped) > 1:
+            self._skipped = [pd.concat(self._skipped, ignore_index=True)]
+        return self._skipped[0]
+
+    @property
+    def n_users_in(self) -> int:
+        return self.n_users + len(self.skipped)
+
+    @property
+    def reconciles(self) -> bool:
+        return reconciles(
+            self.n_candidates, self.n_rows_reranked, int(self.skipped["n_rows"].sum()),
+            self.n_rows_without_user, self.n_output_rows, self.n_expected_output_rows,
+        )
+
+    def summary(self) -> str:
+        return summary_line(
+            n_users=self.n_users, skipped=self.skipped, n_candidates=self.n_candidates,
+            n_rows_reranked=self.n_rows_reranked, n_rows_without_user=self.n_rows_without_user,
+            n_output_rows=self.n_output_rows, n_cold=self.n_cold, n_short=self.n_short,
+            n_topk=self.n_topk, ok=self.reconciles,
+        )
+
+    def as_dict(self) -> dict:
+        """JSON-ready counts, the skipped users and whether everything reconciles."""
+        skipped = self.skipped
+        return {
+            "users_in": self.n_users_in,
+            "users_reranked": self.n_users,
+            "users_skipped": len(skipped),
+            "skipped_by_reason": {str(k): int(v) for k, v in skipped["reason"].value_counts().items()},
+            "candidate_rows_in": self.n_candidates,
+            "rows_reranked": self.n_rows_reranked,
+            "rows_of_skipped_users": int(skipped["n_rows"].sum()),
+            "rows_without_user_id": self.n_rows_without_user,
+            "output_rows": self.n_output_rows,
+            "cold_users": self.n_cold,
+            "users_with_fewer_than_k": self.n_short,
+            "users_kept_top_k": self.n_topk,
+            "batches": self.n_batches,
+            "reconciles": self.reconciles,
+        }
+
+
+class RerankStream:
+    """Iterable of output frames, one per input batch; ``report`` is updated as it goes."""
+
+    def __init__(
+        self,
+        reranker: CalibratedReranker,
+        batches: Iterable[pd.DataFrame],
+        *,
+        on_invalid: str = "raise",
+        check_repeats: bool = True,
+    ):
+        if not isinstance(reranker, CalibratedReranker):
+            raise validation.InputTypeError(
+                f"reranker must be a fitted CalibratedReranker, got {type(reranker).__name__}"
+            )
+        reranker._check_fitted()
+        self.reranker = reranker
+        self.batches = batches
+        self.on_invalid = validation.check_on_invalid(on_invalid)
+        self.check_repeats = validation.check_bool("check_repeats", check_repeats)
+        self.report = StreamReport()
+        self._seen = SeenIds() if self.check_repeats else None
+
+    def _check_new_users(self, batch: pd.DataFrame) -> None:
+        users = batch["user_id"]
+        present = users.notna().to_numpy()
+        distinct = pd.unique(users[present] if not present.all() else users)
+        if not len(distinct):
+            return
+        at = self._seen.add_new(distinct)
+        if at >= 0:
+            user = distinct[at]
+            row = batch.index[np.flatnonzero((users == user).to_numpy())[0]]
+            where = validation._at(batch.index, row)
+            raise InputError(
+                f"candidates: user {validation.show(user)} at {where} already appeared in an earlier batch; "
+                "each user's rows must be together (sort or group the candidates by user_id)"
+            )
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        for batch in self.batches:
+            out = self.reranker.rerank(batch, on_invalid=self.on_invalid)
+            if self._seen is not None:
+                self._check_new_users(batch)
+            self.report.add(self.reranker.report_)
+            yield out
+
+
+def rerank_batches(
+    reranker: CalibratedReranker,
+    batches: Iterable[pd.DataFrame],
+    *,
+    on_invalid: str = "raise",
+    check_repeats: bool = True,
+) -> RerankStream:
+    """Rerank an iterable of candidate frames, each holding whole users; yields one output frame
+    (``user_id, item_id, score, rank``) per batch, exactly ``reranker.rerank(batch)``.
+
+    ``stream.report`` (a :class:`StreamReport`) sums the per-batch reports: users and rows in,
+    reranked, skipped (``on_invalid="skip"``) and out, and whether they reconcile. With
+    ``check_repeats`` a user appearing in two batches raises ``InputError``.
+    """
+    return RerankStream(reranker, batches, on_invalid=on_invalid, check_repeats=check_repeats)
