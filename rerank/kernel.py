@@ -135,7 +135,9 @@ def list_objective(
     total = 0.0
     for g in range(p.shape[0]):
         total += divergence_term(p[g], mass[g] / total_w, alpha, divergence)
-    return (1.0 - lam) * score_sum - lam * divergence_finish(total, divergence)
+    # λ = 1: no score term (0·Σs would be NaN when Σs of extreme finite scores overflows).
+    score_term = (1.0 - lam) * score_sum if lam != 1.0 else 0.0
+    return score_term - lam * divergence_finish(total, divergence)
 
 
 @compiled()
