@@ -26,6 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from rerank import CalibratedReranker
+from rerank.errors import InputError, InputTypeError
 
 CANDIDATE_COLUMNS = ["user_id", "item_id", "score"]
 #: Default cap on the number of dense scores held at once (users × items in one block).
@@ -36,7 +37,7 @@ def as_csr_matrix(matrix, name: str = "user_items") -> sp.csr_matrix:
     """Any scipy sparse matrix or array (``csr_array``, ``coo_matrix``, ...) as a canonical
     ``csr_matrix`` (sorted indices, duplicates summed). Dense input raises ``TypeError``."""
     if not sp.issparse(matrix):
-        raise TypeError(f"{name} must be a scipy sparse matrix or array, got {type(matrix).__name__}")
+        raise InputTypeError(f"{name} must be a scipy sparse matrix or array, got {type(matrix).__name__}")
     out = sp.csr_matrix(matrix)
     if not out.has_canonical_format:
         out = out.copy()
@@ -50,9 +51,9 @@ def id_index(ids, size: int, what: str) -> pd.Index:
         return pd.RangeIndex(size)
     index = pd.Index(ids)
     if len(index) != size:
-        raise ValueError(f"{what} has {len(index)} ids but the model has {size} {what.split('_')[0]}s")
+        raise InputError(f"{what} has {len(index)} ids but the model has {size} {what.split('_')[0]}s")
     if index.has_duplicates:
-        raise ValueError(f"{what} has duplicate id {show(index[index.duplicated()][0])}")
+        raise InputError(f"{what} has duplicate id {show(index[index.duplicated()][0])}")
     return index
 
 
@@ -63,9 +64,9 @@ def show(value) -> str:
 
 def check_n(n) -> int:
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"n must be a whole number >= 1, got {n!r}")
+        raise InputTypeError(f"n must be a whole number >= 1, got {n!r}")
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise InputError(f"n must be >= 1, got {n}")
     return int(n)
 
 
@@ -75,7 +76,7 @@ def lookup(index: pd.Index, ids, what: str) -> np.ndarray:
     pos = index.get_indexer(ids)
     bad = np.flatnonzero(pos < 0)
     if bad.size:
-        raise ValueError(f"unknown {what} {show(ids[bad[0]])} ({bad.size} unknown {what}s)")
+        raise InputError(f"unknown {what} {show(ids[bad[0]])} ({bad.size} unknown {what}s)")
     return pos.astype(np.int64)
 
 
@@ -88,7 +89,7 @@ def top_n_dense(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.
     bad = np.isnan(scores) | (scores == np.inf)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise ValueError(
+        raise InputError(
             f"the model produced a non-finite score {scores[r, c]} (block row {r}, item column {c})"
         )
     n_rows, n_cols = scores.shape
@@ -121,7 +122,7 @@ def top_n_sparse(scores: sp.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray,
     cols = coo.col.astype(np.int64)
     vals = coo.data.astype(np.float64)
     if not np.all(np.isfinite(vals)):
-        raise ValueError("the model produced a non-finite score")
+        raise InputError("the model produced a non-finite score")
     order = np.lexsort((cols, -vals, rows))
     rows, cols, vals = rows[order], cols[order], vals[order]
     counts = np.bincount(rows, minlength=scores.shape[0])
@@ -161,7 +162,7 @@ class CandidateAdapter(ABC):
         if user_items is not None:
             user_items = as_csr_matrix(user_items)
             if user_items.shape != (n_users, n_items):
-                raise ValueError(
+                raise InputError(
                     f"user_items has shape {user_items.shape}, but the model has "
                     f"{n_users} users and {n_items} items: row u must be internal user u"
                 )
@@ -200,7 +201,7 @@ class CandidateAdapter(ABC):
         """
         n = check_n(n)
         if exclude_seen and self.user_items is None:
-            raise ValueError("exclude_seen=True needs user_items (the users × items training matrix)")
+            raise InputError("exclude_seen=True needs user_items (the users × items training matrix)")
         if users is None:
             user_rows = np.arange(self.n_users, dtype=np.int64)
         else:
@@ -240,7 +241,7 @@ class CandidateAdapter(ABC):
         scores = np.array(self._score_block(rows, cols), dtype=np.float64, copy=True)
         expected = (rows.size, self.n_items if cols is None else cols.size)
         if scores.shape != expected:
-            raise ValueError(f"score block has shape {scores.shape}, expected {expected}")
+            raise InputError(f"score block has shape {scores.shape}, expected {expected}")
         if exclude_seen:
             col_pos = None
             if cols is not None:
@@ -276,12 +277,12 @@ def recommend_calibrated(
     fitted. Returns the reranker's output ``user_id, item_id, score, rank``.
     """
     if not isinstance(reranker, CalibratedReranker):
-        raise TypeError(f"reranker must be a CalibratedReranker, got {type(reranker).__name__}")
+        raise InputTypeError(f"reranker must be a CalibratedReranker, got {type(reranker).__name__}")
     if (history is None) != (item_categories is None):
-        raise ValueError("pass both history and item_categories to fit the reranker, or neither")
+        raise InputError("pass both history and item_categories to fit the reranker, or neither")
     if history is not None:
         reranker.fit(history, item_categories)
     elif not hasattr(reranker, "targets_"):
-        raise ValueError("reranker is not fitted: pass history and item_categories, or fit it first")
+        raise InputError("reranker is not fitted: pass history and item_categories, or fit it first")
     candidates = adapter.candidates(users, n=n, exclude_seen=exclude_seen, items=items)
     return reranker.rerank(candidates)

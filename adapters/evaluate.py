@@ -35,6 +35,7 @@ from rerank.adapters.base import CandidateAdapter
 from rerank.adapters.interactions import interaction_matrix
 
 from rerank import CalibratedReranker, metrics
+from rerank.errors import InputError
 
 DEFAULT_LAMBDAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 MODELS = ("als", "bpr", "lightfm")
@@ -77,7 +78,7 @@ def positives(ratings: pd.DataFrame, min_rating: float | None) -> pd.DataFrame:
     if min_rating is None:
         return ratings.reset_index(drop=True)
     if "rating" not in ratings.columns:
-        raise ValueError("ratings has no 'rating' column; pass min_rating=None to keep all rows")
+        raise InputError("ratings has no 'rating' column; pass min_rating=None to keep all rows")
     return ratings[ratings["rating"] >= min_rating].reset_index(drop=True)
 
 
@@ -87,9 +88,9 @@ def split(
     """``(train, test)``: a seeded random fraction of the rows, or per user the most recent
     ``round(test_fraction · n_u)`` rows by ``timestamp`` (at least one row stays in train)."""
     if how not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {how!r}")
+        raise InputError(f"split must be one of {SPLITS}, got {how!r}")
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+        raise InputError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     frame = frame.reset_index(drop=True)
     if how == "random":
         order = np.random.default_rng(seed).permutation(len(frame))
@@ -97,7 +98,7 @@ def split(
         is_test[order[: int(round(test_fraction * len(frame)))]] = True
     else:
         if "timestamp" not in frame.columns:
-            raise ValueError("split='time' needs a 'timestamp' column")
+            raise InputError("split='time' needs a 'timestamp' column")
         ordered = frame.sort_values(["user_id", "timestamp"], kind="stable")
         size = ordered.groupby("user_id", sort=False)["user_id"].transform("size").to_numpy()
         from_end = size - 1 - ordered.groupby("user_id", sort=False).cumcount().to_numpy()
@@ -122,7 +123,7 @@ def train_adapter(
     LightFM train with one thread so a seed gives one result (their SGD is hogwild).
     """
     if model not in MODELS:
-        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+        raise InputError(f"model must be one of {MODELS}, got {model!r}")
     iterations = DEFAULT_ITERATIONS[model] if iterations is None else int(iterations)
     if model == "lightfm":
         return _train_lightfm(train, factors, iterations, seed)
@@ -204,7 +205,7 @@ def evaluate(
     """Run the pipeline of the module docstring; returns the λ sweep table."""
     lambdas = [float(lam) for lam in lambdas]
     if not lambdas:
-        raise ValueError("lambdas is empty")
+        raise InputError("lambdas is empty")
     clock = {}
     start = time.perf_counter()
     data = positives(ratings, min_rating)
@@ -214,7 +215,7 @@ def evaluate(
     users = pd.unique(test["user_id"])
     users = users[adapter.user_ids.get_indexer(users) >= 0]
     if len(users) == 0:
-        raise ValueError("no test user appears in the training data")
+        raise InputError("no test user appears in the training data")
     test = test[test["user_id"].isin(users)]
     start = time.perf_counter()
     candidates = adapter.candidates(users, n=n, exclude_seen=True)

@@ -16,6 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 from rerank.adapters.base import CandidateAdapter, seen_cells, top_n_sparse
 
+from rerank.errors import InputError, InputTypeError
+
 
 class ScoreMatrixAdapter(CandidateAdapter):
     """Candidates from a precomputed users × items score matrix (dense array or sparse).
@@ -31,7 +33,7 @@ class ScoreMatrixAdapter(CandidateAdapter):
         else:
             self.scores = np.asarray(scores)
             if self.scores.ndim != 2 or self.scores.dtype.kind not in "fiu":
-                raise TypeError(
+                raise InputTypeError(
                     f"scores must be a 2-d numeric array or a sparse matrix, got "
                     f"{self.scores.dtype} array of shape {self.scores.shape}"
                 )
@@ -76,7 +78,7 @@ class CallableAdapter(CandidateAdapter):
         batch_size=None,
     ):
         if not callable(score_fn):
-            raise TypeError(f"score_fn must be callable, got {type(score_fn).__name__}")
+            raise InputTypeError(f"score_fn must be callable, got {type(score_fn).__name__}")
         self.score_fn = score_fn
         n_users = _size(user_ids, n_users, "user")
         n_items = _size(item_ids, n_items, "item")
@@ -88,11 +90,11 @@ class CallableAdapter(CandidateAdapter):
         items = np.tile(cols, rows.size)
         scores = np.asarray(self.score_fn(users, items))
         if scores.shape not in ((users.size,), (rows.size, cols.size)):
-            raise ValueError(
+            raise InputError(
                 f"score_fn returned shape {scores.shape} for {users.size} (user, item) pairs"
             )
         if scores.dtype.kind not in "fiu":
-            raise TypeError(f"score_fn must return numbers, got dtype {scores.dtype}")
+            raise InputTypeError(f"score_fn must return numbers, got dtype {scores.dtype}")
         return scores.reshape(rows.size, cols.size)
 
 
@@ -100,5 +102,5 @@ def _size(ids, n, what: str) -> int:
     if ids is not None:
         return len(ids)
     if n is None:
-        raise ValueError(f"give {what}_ids or n_{what}s")
+        raise InputError(f"give {what}_ids or n_{what}s")
     return int(n)

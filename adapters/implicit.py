@@ -29,6 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 from rerank.adapters.base import CandidateAdapter, seen_cells, top_n_sparse
 
+from rerank.errors import InputError, InputTypeError
+
 #: implicit marks "no more candidates" with -FLT_MAX (float32) or -DBL_MAX; anything at or
 #: below this threshold is such a marker, never a real score.
 FILLER_THRESHOLD = -np.finfo(np.float32).max
@@ -61,7 +63,7 @@ def to_cpu(model):
         | implicit.nearest_neighbours.ItemItemRecommender,
     ):
         return model
-    raise TypeError(
+    raise InputTypeError(
         f"ImplicitAdapter supports implicit's matrix-factorisation (ALS, BPR, LMF) and item-item "
         f"nearest-neighbour models, got {type(model).__module__}.{type(model).__name__}"
     )
@@ -91,13 +93,13 @@ class ImplicitAdapter(CandidateAdapter):
         )
         if self.kind == "factorization":
             if self.model.item_factors is None or self.model.user_factors is None:
-                raise ValueError(f"{type(self.model).__name__} is not fitted (no factors)")
+                raise InputError(f"{type(self.model).__name__} is not fitted (no factors)")
             n_users, n_items = self.model.user_factors.shape[0], self.model.item_factors.shape[0]
         else:
             if self.model.similarity is None:
-                raise ValueError(f"{type(self.model).__name__} is not fitted (no similarity)")
+                raise InputError(f"{type(self.model).__name__} is not fitted (no similarity)")
             if user_items is None:
-                raise ValueError("item-item models score from user_items: pass the training matrix")
+                raise InputError("item-item models score from user_items: pass the training matrix")
             n_items = self.model.similarity.shape[0]
             n_users = user_items.shape[0]
             self._similarity = sp.csr_matrix(self.model.similarity)

@@ -14,6 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 from rerank.adapters.base import show
 
+from rerank.errors import InputError
 from rerank.validation import require_columns, require_no_null_ids, require_nonnegative_weights
 
 
@@ -54,7 +55,7 @@ def interaction_matrix(
     for what, pos, column in (("user", rows, "user_id"), ("item", cols, "item_id")):
         if (pos < 0).any():
             bad = frame[column].iloc[np.flatnonzero(pos < 0)[0]]
-            raise ValueError(f"interactions {what} {show(bad)} is not in the given {what}s")
+            raise InputError(f"interactions {what} {show(bad)} is not in the given {what}s")
     matrix = sp.csr_matrix(
         (values.astype(dtype), (rows, cols)), shape=(len(user_index), len(item_index)), dtype=dtype
     )

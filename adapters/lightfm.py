@@ -28,13 +28,15 @@ import pandas as pd
 import scipy.sparse as sp
 from rerank.adapters.base import CandidateAdapter, as_csr_matrix
 
+from rerank.errors import InputError
+
 
 def _ids_from_mapping(mapping: dict) -> pd.Index:
     """External ids ordered by internal index, from a ``{external: internal}`` dict."""
     ids = np.empty(len(mapping), dtype=object)
     positions = np.fromiter(mapping.values(), dtype=np.int64, count=len(mapping))
     if len(mapping) and not np.array_equal(np.sort(positions), np.arange(len(mapping))):
-        raise ValueError("the Dataset mapping's internal indices are not 0..n-1")
+        raise InputError("the Dataset mapping's internal indices are not 0..n-1")
     ids[positions] = list(mapping.keys())
     return pd.Index(list(ids))
 
@@ -43,19 +45,19 @@ def _features(features, n_rows: int | None, n_features: int, what: str):
     """Validate a feature matrix against the model (``None``: identity features)."""
     if features is None:
         if n_rows is not None and n_rows != n_features:
-            raise ValueError(
+            raise InputError(
                 f"the model has {n_features} {what} feature embeddings for {n_rows} {what}s: it "
                 f"was trained with {what} features; pass the same {what}_features matrix"
             )
         return None
     features = as_csr_matrix(features, f"{what}_features").astype(np.float32)
     if features.shape[1] != n_features:
-        raise ValueError(
+        raise InputError(
             f"{what}_features has {features.shape[1]} columns but the model has {n_features} "
             f"{what} feature embeddings: pass the matrix the model was trained with"
         )
     if n_rows is not None and features.shape[0] != n_rows:
-        raise ValueError(f"{what}_features has {features.shape[0]} rows for {n_rows} {what}s")
+        raise InputError(f"{what}_features has {features.shape[0]} rows for {n_rows} {what}s")
     return features
 
 
@@ -88,12 +90,12 @@ class LightFMAdapter(CandidateAdapter):
         batch_size=None,
     ):
         if getattr(model, "item_embeddings", None) is None:
-            raise ValueError("the LightFM model is not fitted (no embeddings)")
+            raise InputError("the LightFM model is not fitted (no embeddings)")
         n_user_features = model.user_embeddings.shape[0]
         n_item_features = model.item_embeddings.shape[0]
         if dataset is not None:
             if user_ids is not None or item_ids is not None:
-                raise ValueError("give either dataset or user_ids/item_ids, not both")
+                raise InputError("give either dataset or user_ids/item_ids, not both")
             user_map, user_feature_map, item_map, item_feature_map = dataset.mapping()
             user_ids, item_ids = _ids_from_mapping(user_map), _ids_from_mapping(item_map)
             for what, fmap, n_model in (
@@ -101,7 +103,7 @@ class LightFMAdapter(CandidateAdapter):
                 ("item", item_feature_map, n_item_features),
             ):
                 if len(fmap) != n_model:
-                    raise ValueError(
+                    raise InputError(
                         f"the Dataset has {len(fmap)} {what} features but the model has "
                         f"{n_model}: model and dataset do not belong together"
                     )

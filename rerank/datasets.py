@@ -38,6 +38,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from rerank.errors import InputError
+
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/"
 ENV_DIR = "RERANK_MOVIELENS_DIR"
 ENV_CACHE = "RERANK_CACHE_DIR"
@@ -81,7 +83,7 @@ class MovieLens(NamedTuple):
 
 def variant_spec(variant: str) -> Variant:
     if variant not in VARIANTS:
-        raise ValueError(f"unknown MovieLens variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        raise InputError(f"unknown MovieLens variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     return VARIANTS[variant]
 
 
@@ -167,7 +169,7 @@ def published_md5(url: str) -> str:
         text = response.read(4096).decode("ascii", errors="replace")
     match = re.search(r"\b([0-9a-fA-F]{32})\b", text)
     if match is None:
-        raise ValueError(f"no MD5 checksum in {url}")
+        raise InputError(f"no MD5 checksum in {url}")
     return match.group(1).lower()
 
 
@@ -190,7 +192,7 @@ def fetch_into_cache(variant: str, cache_dir, *, base_url: str = GROUPLENS_URL) 
             raise FileNotFoundError(f"could not download {url} ({exc}). {how_to_get(variant)}") from exc
         actual = _md5(archive)
         if actual != expected:
-            raise ValueError(
+            raise InputError(
                 f"checksum mismatch for {url}: MD5 {actual}, expected {expected}; the download "
                 f"was discarded"
             )
@@ -199,7 +201,7 @@ def fetch_into_cache(variant: str, cache_dir, *, base_url: str = GROUPLENS_URL) 
             zf.extractall(extracted)
         source = extracted / spec.folder
         if not (source / spec.marker).is_file():
-            raise ValueError(f"{url} does not contain {spec.folder}/{spec.marker}")
+            raise InputError(f"{url} does not contain {spec.folder}/{spec.marker}")
         target = cache / spec.folder
         if target.exists():
             shutil.rmtree(target)

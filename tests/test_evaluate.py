@@ -105,7 +105,7 @@ def test_lambda_zero_row_is_plain_top_k():
     assert result.table.loc[0.0, "precision@5"] == pytest.approx(precision)
 
 
-def test_cli_writes_table_and_plot(tmp_path, monkeypatch):
+def write_toy_movielens(tmp_path):
     ratings, cats = toy_ratings()
     folder = tmp_path / "ml-latest-small"
     folder.mkdir()
@@ -114,6 +114,11 @@ def test_cli_writes_table_and_plot(tmp_path, monkeypatch):
     movies = pd.DataFrame({"movieId": range(30), "title": "x"})
     movies["genres"] = movies["movieId"].map(genres).fillna("(no genres listed)")
     movies.to_csv(folder / "movies.csv", index=False)
+    return folder
+
+
+def test_cli_writes_table_and_plot(tmp_path):
+    folder = write_toy_movielens(tmp_path)
     out = tmp_path / "out"
     code = main(["evaluate", "--data", str(folder), "--lambdas", "0,0.5,0.9", "--factors", "8",
                  "--iterations", "3", "-k", "5", "-n", "12", "--min-rating", "3", "--out", str(out), "--quiet"])
@@ -122,6 +127,14 @@ def test_cli_writes_table_and_plot(tmp_path, monkeypatch):
     assert list(table.index) == [0.0, 0.5, 0.9]
     assert (out / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "evaluation.md").read_text().startswith("| λ | precision@5")
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
+    folder = write_toy_movielens(tmp_path)
+    assert main(["evaluate", "--data", str(folder), "--test-fraction", "1.5", "--quiet",
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["rerank evaluate: error: test_fraction must lie in (0, 1), got 1.5"]
 
 
 def test_cli_without_data_says_how_to_get_it(tmp_path, monkeypatch, capsys):
