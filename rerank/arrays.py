@@ -16,7 +16,8 @@ from rerank import validation
 from rerank._numba import kernel_lock, num_threads
 from rerank.distributions import rank_weights as make_rank_weights
 from rerank.exact import GAP_TOL, check_solver, run_exact
-from rerank.kernel import rerank_kernel
+from rerank.feasibility import check_min_share, max_quota_met, quota_matrix
+from rerank.kernel import METHOD_GREEDY, METHOD_PM2, METHOD_QUOTA, rerank_kernel
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,20 @@ def _as_category_csr(categories) -> tuple[np.ndarray, np.ndarray, np.ndarray, in
         matrix.data,
         matrix.shape[0],
     )
+
+
+def _list_builder(method, min_share, threshold, pm2_theta, solver) -> tuple[int, float]:
+    """Kernel method code and quota scale ρ for the ``method``/``min_share`` options."""
+    validation.check_choice("method", method, ("greedy", "pm2"))
+    validation.check_unit_interval("pm2_theta", pm2_theta)
+    rho = check_min_share(min_share, threshold)
+    if rho > 0 and method == "pm2":
+        raise validation.InputError("min_share (quota mode) works with method='greedy', not 'pm2'")
+    if solver == "exact" and (rho > 0 or method == "pm2"):
+        raise validation.InputError("solver='exact' solves the calibration objective only: no min_share, no pm2")
+    if rho > 0:
+        return METHOD_QUOTA, rho
+    return (METHOD_PM2 if method == "pm2" else METHOD_GREEDY), rho
 
 
 def _category_matrix(indptr, indices, data, shape) -> sp.csr_matrix:
@@ -106,6 +121,10 @@ def rerank_arrays(
     solver: str = "greedy",
     time_limit: float = 10.0,
     max_enumerate: int = 200_000,
+    method: str = "greedy",
+    min_share=False,
+    min_share_threshold: float = 0.0,
+    pm2_theta: float = 0.5,
 ):
     """Calibrated reranking of CSR candidates (DESIGN §3).
 
@@ -124,6 +143,12 @@ def rerank_arrays(
     ``max_enumerate`` subsets, else a MILP outer approximation with cutting planes (KL, χ²)
     stopped at a relative gap ≤ 1e-6 or after ``time_limit`` seconds per user; the gap per user
     is in ``RerankResult.gap`` (:mod:`rerank.exact`).
+
+    ``min_share=True`` (or ``ρ`` in (0, 1]) is quota mode (DESIGN §4.3, :mod:`rerank.quota`):
+    every category with ``p_g ≥ min_share_threshold`` gets at least ``⌊ρ k p_g⌋`` items
+    carrying it whenever some subset of the candidates meets all the quotas, otherwise as many
+    quota units as any subset can meet; the units missed are ``RerankResult.quota_shortfall``.
+    ``method="pm2"`` builds the lists with PM-2 (:mod:`rerank.pm2`, aspect weight ``pm2_theta``).
 
     Returns ``(out_indptr, out_items)``, or a :class:`RerankResult` with ``return_result``.
     """
@@ -156,6 +181,17 @@ def rerank_arrays(
             raise validation.InputError("target_rows points outside targets")
     lam_arr = validation.check_lam_array(lam, n_users)
     validation.check_rank_weights(rank_weights, k)
+    method_code, rho = _list_builder(method, min_share, min_share_threshold, pm2_theta, solver)
+    quotas = np.zeros((1, 1), dtype=np.int64)
+    quota_target = np.zeros(max(n_users, 1), dtype=np.int64)
+    shortfall = None
+    if method_code == METHOD_QUOTA:  # quotas use the k asked for, before the clamp below
+        quotas = quota_matrix(targets, k, rho, float(min_share_threshold))
+        feasibility = max_quota_met(
+            indptr, item_idx, _category_matrix(cat_indptr, cat_indices, cat_data, categories.shape), quotas,
+            target_rows, k,
+        )
+        quota_target, shortfall = feasibility.met, feasibility.shortfall
     # k above every user's candidate count changes nothing but the buffers: size them by the
     # longest list, so a huge k (e.g. 10**12) cannot exhaust memory.
     k = min(k, max(int(np.diff(indptr).max(initial=0)), 1))
@@ -175,6 +211,7 @@ def rerank_arrays(
                 indptr, item_idx, scores, cat_indptr, cat_indices, cat_data, targets,
                 target_rows, lam_arr, k, alpha, div_code, weights, norm_code, bool(safeguard),
                 order_by_score, max(max_n, 1), out_indptr, out_pos, objective, used_topk,
+                method_code, quotas, quota_target, float(pm2_theta),
             )
     gap = None
     if exact and n_users:
@@ -187,5 +224,5 @@ def rerank_arrays(
         used_topk = np.zeros(n_users, dtype=np.bool_)
     items = item_idx[out_pos]
     if return_result:
-        return RerankResult(out_indptr, out_pos, items, objective, used_topk, gap)
+        return RerankResult(out_indptr, out_pos, items, objective, used_topk, gap, shortfall)
     return out_indptr, items

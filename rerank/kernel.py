@@ -35,6 +35,8 @@ from numba import prange
 
 from rerank._numba import compiled
 from rerank.divergences import DIVERGENCE_CODES, divergence_finish, divergence_term
+from rerank.pm2 import pm2_one_user
+from rerank.quota import met_units, quota_one_user
 
 __all__ = ["DIVERGENCE_CODES", "NORMALIZE_CODES", "rerank_kernel"]
 
@@ -43,6 +45,11 @@ NORM_NONE = 0
 NORM_MINMAX = 1
 NORM_RANK = 2
 NORMALIZE_CODES = {None: NORM_NONE, "none": NORM_NONE, "minmax": NORM_MINMAX, "rank": NORM_RANK}
+
+# per-user list builders (rerank.quota, rerank.pm2); the safeguard applies to greedy and quota
+METHOD_GREEDY = 0
+METHOD_QUOTA = 1
+METHOD_PM2 = 2
 
 TIE_RTOL = 1e-12
 USERS_PER_BLOCK = 64
@@ -199,7 +206,7 @@ def sort_by_score(chosen, kk, s):
 def rerank_kernel(
     indptr, cand_items, scores, cat_indptr, cat_indices, cat_data, targets, target_rows, lam,
     k, alpha, divergence, rank_w, normalize, safeguard, order_by_score, max_n,
-    out_indptr, out_pos, out_objective, out_used_topk,
+    out_indptr, out_pos, out_objective, out_used_topk, method, quotas, quota_target, pm2_theta,
 ):
     """Rerank every user row of the candidate CSR.
 
@@ -209,6 +216,11 @@ def rerank_kernel(
     ``rank_w`` float64 (≥ k). Outputs: ``out_pos`` global candidate positions in output order
     (CSR by ``out_indptr``), the objective of each output list and whether the safeguard
     returned top-k.
+
+    ``method``: ``METHOD_GREEDY`` (Steck), ``METHOD_QUOTA`` (quota greedy with ``quotas``
+    int64 (T × G, by target row) and ``quota_target`` int64 (U) the quota units each list
+    must meet, :mod:`rerank.quota`; the safeguard keeps top-k only if it meets them too) or
+    ``METHOD_PM2`` (:mod:`rerank.pm2` with ``pm2_theta``; no safeguard).
     """
     n_users = indptr.shape[0] - 1
     n_cat = targets.shape[1]
@@ -234,23 +246,38 @@ def rerank_kernel(
             normalize_scores(scores[lo : lo + n], s, n, normalize)
             p = targets[target_rows[u]]
             lam_u = lam[u]
-            greedy_one_user(
-                n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha,
-                divergence, rank_w, mass, base, taken, chosen,
-            )
+            if method == METHOD_QUOTA:
+                quota_one_user(
+                    n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha, divergence,
+                    rank_w, quotas[target_rows[u]], quota_target[u], mass, base, taken, chosen,
+                )
+            elif method == METHOD_PM2:
+                pm2_one_user(
+                    n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, pm2_theta, rank_w,
+                    taken, chosen,
+                )
+            else:
+                greedy_one_user(
+                    n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha,
+                    divergence, rank_w, mass, base, taken, chosen,
+                )
             objective = list_objective(
                 chosen, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha,
                 divergence, rank_w, mass,
             )
             used_topk = False
-            if safeguard and lam_u != 0.0:
+            if safeguard and lam_u != 0.0 and method != METHOD_PM2:
                 top_k_positions(s, n, kk, top)
                 top_objective = list_objective(
                     top, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha,
                     divergence, rank_w, mass,
                 )
                 tol = TIE_RTOL * (1.0 + max(abs(objective), abs(top_objective)))
-                if top_objective > objective + tol:
+                if top_objective > objective + tol and (
+                    method != METHOD_QUOTA
+                    or met_units(top, kk, items, cat_indptr, cat_indices, cat_data, quotas[target_rows[u]])
+                    >= quota_target[u]
+                ):
                     for r in range(kk):
                         chosen[r] = top[r]
                     objective = top_objective
