@@ -31,6 +31,7 @@ import shutil
 import tempfile
 import urllib.request
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -211,22 +212,31 @@ def fetch_into_cache(variant: str, cache_dir, *, base_url: str = GROUPLENS_URL) 
 
 # ---------------------------------------------------------------------------- reading
 class _Files:
-    """Open the variant's files by base name, from a folder or a zip archive."""
+    """Open the variant's files by base name, from a folder or a zip archive (streamed: the
+    large ``ratings.csv`` files are never held in memory as bytes)."""
 
     def __init__(self, source: Path):
         self.source = source
 
-    def read(self, name: str) -> bytes:
+    @contextmanager
+    def open(self, name: str):
         if self.source.is_dir():
             path = self.source / name
             if not path.is_file():
                 raise FileNotFoundError(f"{path} is missing")
-            return path.read_bytes()
+            with open(path, "rb") as fh:
+                yield fh
+            return
         with zipfile.ZipFile(self.source) as zf:
             members = [m for m in zf.namelist() if m.rsplit("/", 1)[-1] == name]
             if not members:
                 raise FileNotFoundError(f"{self.source} has no member {name}")
-            return zf.read(min(members, key=len))
+            with zf.open(min(members, key=len)) as fh:
+                yield fh
+
+    def read(self, name: str) -> bytes:
+        with self.open(name) as fh:
+            return fh.read()
 
 
 def _ratings_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -255,12 +265,15 @@ def _dat(raw: bytes, names: list[str], encoding: str) -> pd.DataFrame:
 
 
 def _read_csv_layout(files: _Files) -> MovieLens:
-    ratings = pd.read_csv(
-        io.BytesIO(files.read("ratings.csv")),
-        dtype={"userId": np.int64, "movieId": np.int64, "rating": np.float64, "timestamp": np.int64},
-    )
+    with files.open("ratings.csv") as fh:
+        ratings = pd.read_csv(
+            fh,
+            usecols=["userId", "movieId", "rating", "timestamp"],
+            dtype={"userId": np.int64, "movieId": np.int64, "rating": np.float64, "timestamp": np.int64},
+        )
     ratings = _ratings_frame(ratings[["userId", "movieId", "rating", "timestamp"]])
-    movies = pd.read_csv(io.BytesIO(files.read("movies.csv")), dtype={"movieId": np.int64, "genres": str})
+    with files.open("movies.csv") as fh:
+        movies = pd.read_csv(fh, dtype={"movieId": np.int64, "genres": str})
     return MovieLens(ratings, _categories_from_genres(movies["movieId"], movies["genres"]))
 
 
