@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+from rerank.errors import InputError
+
 CLICK_MODELS = ("position", "cascade")
 MODELS = ("als", "position-tower", "popularity", "oracle")
 TRAIN_MODES = ("naive", "ips")
@@ -99,17 +101,17 @@ class SimConfig:
         _nonnegative_int(self, "n_minority_interests", "new_items_per_round",
                          "organic_per_user", "homogenization_pairs", "seed")
         if not 0 <= self.n_niche_categories < self.n_categories:
-            raise ValueError(
+            raise InputError(
                 f"n_niche_categories must be in [0, n_categories), got {self.n_niche_categories}"
             )
         if self.n_minority_interests > self.n_categories - 1:
-            raise ValueError("n_minority_interests must be at most n_categories - 1")
+            raise InputError("n_minority_interests must be at most n_categories - 1")
         if self.n_candidates < self.slate_size:
-            raise ValueError(
+            raise InputError(
                 f"n_candidates ({self.n_candidates}) must be >= slate_size ({self.slate_size})"
             )
         if self.n_items < self.n_candidates + self.organic_per_user + self.n_rounds:
-            raise ValueError(
+            raise InputError(
                 f"n_items={self.n_items} is too small for n_candidates={self.n_candidates} "
                 "plus the items each user consumes over the run"
             )
@@ -118,30 +120,30 @@ class SimConfig:
                      "degenerate_collapse_rate", "degenerate_exposure_ratio"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {value}")
+                raise InputError(f"{name} must lie in [0, 1], got {value}")
         for name in ("niche_supply", "minority_concentration", "ips_clip", "als_alpha",
                      "tower_learning_rate"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+                raise InputError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.ips_clip < 1.0:
-            raise ValueError(f"ips_clip must be >= 1 (a maximum weight), got {self.ips_clip}")
+            raise InputError(f"ips_clip must be >= 1 (a maximum weight), got {self.ips_clip}")
         if self.eta < 0:
-            raise ValueError(f"eta must be >= 0, got {self.eta}")
+            raise InputError(f"eta must be >= 0, got {self.eta}")
         probs = self.categories_per_item
         if (not probs or len(probs) > self.n_categories or any(p < 0 for p in probs)
                 or abs(sum(probs) - 1.0) > 1e-9):
-            raise ValueError(
+            raise InputError(
                 "categories_per_item must be probabilities of 1..m categories summing to 1, "
                 f"got {probs}"
             )
         if self.click_model not in CLICK_MODELS:
-            raise ValueError(f"click_model must be one of {CLICK_MODELS}, got {self.click_model!r}")
+            raise InputError(f"click_model must be one of {CLICK_MODELS}, got {self.click_model!r}")
         if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+            raise InputError(f"model must be one of {MODELS}, got {self.model!r}")
         if self.train not in TRAIN_MODES:
-            raise ValueError(f"train must be one of {TRAIN_MODES}, got {self.train!r}")
+            raise InputError(f"train must be one of {TRAIN_MODES}, got {self.train!r}")
         if self.model == "position-tower" and self.train == "ips":
-            raise ValueError(
+            raise InputError(
                 "model 'position-tower' de-biases through its learned position term; "
                 "use train='naive' with it (IPS weights would correct position bias twice)"
             )
@@ -165,7 +167,7 @@ class SimConfig:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(changes) - known)
         if unknown:
-            raise ValueError(f"unknown simulation parameter {unknown[0]!r}")
+            raise InputError(f"unknown simulation parameter {unknown[0]!r}")
         return replace(self, **changes)
 
 
@@ -178,7 +180,7 @@ PRESETS = {
 def preset(name: str = "default", **changes) -> SimConfig:
     """A named configuration (``"default"`` or ``"51-49"``) with optional overrides."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        raise InputError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return SimConfig().with_(**{**PRESETS[name], **changes})
 
 
@@ -186,11 +188,11 @@ def _positive_int(config: SimConfig, *names: str) -> None:
     for name in names:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+            raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
 def _nonnegative_int(config: SimConfig, *names: str) -> None:
     for name in names:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+            raise InputError(f"{name} must be a whole number >= 0, got {value!r}")

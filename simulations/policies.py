@@ -25,6 +25,7 @@ from rerank.simulations.models import Candidates
 
 from rerank import rerank_arrays
 from rerank.distributions import population_distribution, target_distributions
+from rerank.errors import InputError
 
 POLICIES = ("topk", "calibrated", "calibrated-debiased", "quota", "epsilon")
 
@@ -36,9 +37,9 @@ def quota_available() -> bool:
 
 def check_policy(name: str) -> str:
     if name not in POLICIES:
-        raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
+        raise InputError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
     if name == "quota" and not quota_available():
-        raise ValueError(
+        raise InputError(
             "policy 'quota' needs rerank_arrays(min_share=...) (hard quotas, DESIGN §4.3), "
             "which this version of the core does not provide"
         )
@@ -64,7 +65,7 @@ def _rerank(cand: Candidates, categories, targets, k, lam, rank_weights, n_threa
     lengths = cand.lengths()
     if lengths.min(initial=k) < k:
         user = int(np.argmax(lengths < k))
-        raise ValueError(
+        raise InputError(
             f"user {user} has only {lengths[user]} candidates for {k} slots: the catalogue is "
             "too small for this run (raise n_items or new_items_per_round)"
         )
