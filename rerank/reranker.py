@@ -21,13 +21,15 @@ import pandas as pd
 import scipy.sparse as sp
 
 from rerank import validation
-from rerank.arrays import rerank_arrays
+from rerank.arrays import _list_builder, rerank_arrays
 from rerank.distributions import (
     history_weights,
     item_categories_from_frame,
     population_distribution,
     target_distributions,
 )
+from rerank.distributions import rank_weights as make_rank_weights
+from rerank.exact import MAX_ENUMERATE, check_solver
 from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values
 
 
@@ -43,6 +45,12 @@ class RerankReport:
     (``user_id, reason, n_rows``); ``n_rows_without_user`` counts rows dropped for a null
     ``user_id``; :attr:`reconciles` checks ``n_candidates = n_rows_reranked + rows of skipped users
     + n_rows_without_user`` and ``n_output_rows = Σ_u min(k, n_u)`` over the reranked users.
+
+    Quota mode (``min_share``): ``quota_shortfall`` is a Series ``user_id -> units`` over the
+    reranked users, ``Σ_g max(0, r_g - c_g)`` quota units the list misses because no k-subset of
+    that user's candidates meets every quota (0 for everyone whose quotas are feasible; see
+    :mod:`rerank.quota`); ``None`` without ``min_share``. ``solver="exact"``: ``exact_gap`` is a
+    Series ``user_id -> certified relative optimality gap`` (:mod:`rerank.exact`).
     """
 
     n_users: int
@@ -55,6 +63,8 @@ class RerankReport:
     n_rows_without_user: int = 0
     n_rows_reranked: int | None = None
     n_expected_output_rows: int | None = None
+    quota_shortfall: pd.Series | None = None
+    exact_gap: pd.Series | None = None
 
     @property
     def n_users_in(self) -> int:
@@ -106,6 +116,12 @@ def summary_line(
     )
 
 
+def _per_user(users: pd.Index, values, name: str) -> pd.Series | None:
+    if values is None:
+        return None
+    return pd.Series(values, index=pd.Index(users, name="user_id"), name=name)
+
+
 class CalibratedReranker:
     """Calibrated reranking (Steck 2018, eq. 3): per user, greedily build the k-list maximising
 
@@ -125,6 +141,16 @@ class CalibratedReranker:
     order : ``"greedy"`` (pick order) or ``"score"`` (chosen set re-sorted by score).
     half_life : recency half-life on the history's ``timestamp`` (same unit), or ``None``.
     n_threads : numba threads for the kernel (``None``: numba's current setting).
+    min_share : quota mode (DESIGN §4.3): ``True`` gives each category ``g`` with
+        ``p_g ≥ min_share_threshold`` at least ``⌊k p_g⌋`` items carrying it whenever some
+        k-subset of the candidates allows it; a float ``ρ`` in (0, 1] scales the quotas to
+        ``⌊ρ k p_g⌋``; the units missed per user are in ``report_.quota_shortfall``.
+    min_share_threshold : protect only categories with ``p_g ≥`` this share (default 0: all).
+    method : ``"greedy"`` (Steck) or ``"pm2"`` (PM-2 with relevance, :mod:`rerank.pm2`;
+        ``pm2_theta`` is its aspect weight).
+    solver : ``"greedy"`` or ``"exact"`` (certified optimum for uniform rank weights,
+        :mod:`rerank.exact`; at most ``time_limit`` seconds per user; gaps in
+        ``report_.exact_gap``).
     """
 
     def __init__(
@@ -140,6 +166,12 @@ class CalibratedReranker:
         order: str = "greedy",
         half_life: float | None = None,
         n_threads: int | None = None,
+        min_share=False,
+        min_share_threshold: float = 0.0,
+        method: str = "greedy",
+        pm2_theta: float = 0.5,
+        solver: str = "greedy",
+        time_limit: float = 10.0,
     ):
         self.k = validation.check_k(k)
         if not isinstance(lam, str | Mapping | pd.Series):
@@ -159,6 +191,14 @@ class CalibratedReranker:
         self.order = order
         self.half_life = validation.check_positive("half_life", half_life)
         self.n_threads = validation.check_n_threads(n_threads)
+        _list_builder(method, min_share, min_share_threshold, pm2_theta, solver)
+        check_solver(solver, make_rank_weights(rank_weights, self.k), time_limit, MAX_ENUMERATE)
+        self.min_share = min_share
+        self.min_share_threshold = min_share_threshold
+        self.method = method
+        self.pm2_theta = pm2_theta
+        self.solver = solver
+        self.time_limit = time_limit
 
     # ------------------------------------------------------------------ fit
     def fit(self, history: pd.DataFrame, item_categories: pd.DataFrame) -> CalibratedReranker:
@@ -283,6 +323,12 @@ class CalibratedReranker:
             target_rows=target_rows,
             n_threads=self.n_threads,
             return_result=True,
+            min_share=self.min_share,
+            min_share_threshold=self.min_share_threshold,
+            method=self.method,
+            pm2_theta=self.pm2_theta,
+            solver=self.solver,
+            time_limit=self.time_limit,
         )
         out = output_frame(csr, result.indptr, result.positions)
         lengths = np.diff(csr.indptr)
@@ -297,6 +343,8 @@ class CalibratedReranker:
             n_rows_without_user=csr.n_rows_without_user,
             n_rows_reranked=int(csr.indptr[-1]),
             n_expected_output_rows=int(np.minimum(lengths, self.k).sum()),
+            quota_shortfall=_per_user(csr.users, result.quota_shortfall, "quota_shortfall"),
+            exact_gap=_per_user(csr.users, result.gap, "exact_gap"),
         )
         return out
 

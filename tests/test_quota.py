@@ -176,3 +176,61 @@ def test_bad_quota_options_are_named(options, message):
     with pytest.raises(ValueError, match=message):
         rerank_arrays(indptr, items, scores, matrix, targets, 2, 0.5, **options)
 
+
+
+def _frames():
+    import pandas as pd
+
+    item_categories = pd.DataFrame(
+        {"item_id": [1, 2, 3, 4, 5, 6, 6], "category": ["drama", "drama", "drama", "docu", "drama", "docu", "drama"]}
+    )
+    # user "a": 70% drama, 30% docu; user "b": only drama history
+    history = pd.DataFrame({"user_id": ["a"] * 10 + ["b"] * 2, "item_id": [1] * 7 + [4] * 3 + [1, 2]})
+    candidates = pd.DataFrame(
+        {
+            "user_id": ["a"] * 6 + ["b"] * 3,
+            "item_id": [1, 2, 3, 5, 4, 6, 1, 2, 4],
+            "score": [0.9, 0.8, 0.7, 0.6, 0.1, 0.05, 0.9, 0.5, 0.4],
+        }
+    )
+    return history, item_categories, candidates
+
+
+def test_calibrated_reranker_quota_mode_and_shortfall_report():
+    from rerank import CalibratedReranker
+
+    history, item_categories, candidates = _frames()
+    reranker = CalibratedReranker(k=5, lam=0.0, min_share=True).fit(history, item_categories)
+    out = reranker.rerank(candidates)
+    a = out[out["user_id"] == "a"]
+    # p(docu|a) = 0.3 → quota ⌊5 · 0.3⌋ = 1 docu item although λ=0 ranks by score alone
+    assert a["item_id"].isin([4, 6]).sum() >= 1
+    shortfall = reranker.report_.quota_shortfall
+    assert shortfall.index.name == "user_id"
+    # user b: p(drama) = 1 → quota 5, but only 3 candidates, 2 of them drama → 3 units short
+    assert shortfall.to_dict() == {"a": 0, "b": 3}
+    plain = CalibratedReranker(k=5, lam=0.0).fit(history, item_categories)
+    plain.rerank(candidates)
+    assert plain.report_.quota_shortfall is None
+
+
+def test_calibrated_reranker_reports_infeasible_quota():
+    from rerank import CalibratedReranker
+
+    history, item_categories, candidates = _frames()
+    candidates = candidates[~candidates["item_id"].isin([4, 6]) | (candidates["user_id"] == "b")]
+    reranker = CalibratedReranker(k=4, lam=0.5, min_share=True).fit(history, item_categories)
+    reranker.rerank(candidates)
+    # user a: ⌊4·0.7⌋ = 2 drama, ⌊4·0.3⌋ = 1 docu, no docu candidate left → 1 unit short
+    assert reranker.report_.quota_shortfall["a"] == 1
+
+
+def test_calibrated_reranker_rejects_bad_options():
+    from rerank import CalibratedReranker
+
+    with pytest.raises(ValueError, match="min_share"):
+        CalibratedReranker(min_share=2)
+    with pytest.raises(ValueError, match="method"):
+        CalibratedReranker(method="xquad")
+    with pytest.raises(ValueError, match="uniform rank weights"):
+        CalibratedReranker(solver="exact", rank_weights="dcg")
