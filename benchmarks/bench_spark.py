@@ -1,0 +1,198 @@
+"""Spark scale-out benchmark (issue 7): ``rerank_spark`` on ``local[N]`` against in-process
+``CalibratedReranker.rerank`` on the same candidates, with an exact equality check.
+
+    .venv/bin/python -m benchmarks.bench_spark                       # 1M users x 100 candidates
+    .venv/bin/python -m benchmarks.bench_spark --users 50000 --quick  # a smoke run
+
+Data (generated with numpy, written to parquet once, read by both sides): ``--users`` users,
+each with ``--candidates`` distinct candidate items out of ``--items`` (item ``(o_u + 7919 j)
+mod n_items``), uniform random scores, a history of ``--history`` items per user (every 20th
+user is cold), each item in 1-3 of ``--categories`` categories.
+
+Timed: in-process read + rerank (numba on all cores); Spark read + shuffle + rerank + parquet
+write (``by="bucket"``), then the output is read back and compared row for row with the
+in-process output. On a subset of users (``--subset``) both groupings (``by="bucket"`` and
+``by="user"``) are timed with Spark's ``noop`` sink, to choose the default. ``fit_spark`` is
+timed against ``fit`` on the history. Results go to stdout (markdown) and ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rerank import CalibratedReranker
+
+STRIDE = 7919  # prime: (o + STRIDE*j) mod n_items is distinct for j < n_items when gcd = 1
+
+
+def generate(workdir: Path, n_users: int, n_cand: int, n_items: int, n_hist: int, n_cat: int, seed: int) -> None:
+    """Write candidates, history and item_categories parquet files (chunks of 100k users)."""
+    if np.gcd(STRIDE, n_items) != 1 or n_cand > n_items:
+        raise ValueError("n_items must be coprime with 7919 and >= candidates")
+    rng = np.random.default_rng(seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    cats_per_item = rng.integers(1, 4, n_items)
+    pairs = [(i, f"c{g:02d}") for i in range(n_items) for g in rng.choice(n_cat, cats_per_item[i], replace=False)]
+    pd.DataFrame(pairs, columns=["item_id", "category"]).to_parquet(workdir / "item_categories.parquet")
+    cand_writer = hist_writer = None
+    step = 100_000
+    for start in range(0, n_users, step):
+        users = np.arange(start, min(start + step, n_users), dtype=np.int64)
+        offsets = rng.integers(0, n_items, users.size)
+        j = np.arange(n_cand, dtype=np.int64)
+        items = (offsets[:, None] + STRIDE * j[None, :]) % n_items
+        cand = pa.table(
+            {
+                "user_id": np.repeat(users, n_cand),
+                "item_id": items.ravel(),
+                "score": rng.random(users.size * n_cand),
+            }
+        )
+        warm = users[users % 20 != 7]
+        h_items = (rng.integers(0, n_items, warm.size)[:, None] + 31 * np.arange(n_hist)[None, :]) % n_items
+        hist = pa.table({"user_id": np.repeat(warm, n_hist), "item_id": h_items.ravel()})
+        if cand_writer is None:
+            cand_writer = pq.ParquetWriter(workdir / "candidates.parquet", cand.schema)
+            hist_writer = pq.ParquetWriter(workdir / "history.parquet", hist.schema)
+        cand_writer.write_table(cand, row_group_size=1_000_000)
+        hist_writer.write_table(hist, row_group_size=1_000_000)
+    cand_writer.close()
+    hist_writer.close()
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def spark_session(cores: int, partitions: int, memory: str):
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName("rerank-bench")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.memory", memory)
+        .config("spark.sql.shuffle.partitions", str(partitions))
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def timed(label: str, results: dict, func):
+    t0 = time.perf_counter()
+    value = func()
+    results[label] = round(time.perf_counter() - t0, 2)
+    print(f"  {label}: {results[label]:.2f} s   (load {load_average()})", flush=True)
+    return value
+
+
+def rerank_in_process(reranker, path: Path, results: dict) -> pd.DataFrame:
+    candidates = timed("inprocess_read_s", results, lambda: pd.read_parquet(path))
+    results["rows"] = len(candidates)
+    return timed("inprocess_rerank_s", results, lambda: reranker.rerank(candidates))
+
+
+def sorted_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["user_id", "rank"], kind="stable").reset_index(drop=True)[
+        ["user_id", "item_id", "score", "rank"]
+    ]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--candidates", type=int, default=100)
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--history", type=int, default=20)
+    parser.add_argument("--categories", type=int, default=20)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--lam", type=float, default=0.5)
+    parser.add_argument("--cores", type=int, default=2, help="local[N] and numba threads in process")
+    parser.add_argument("--partitions", type=int, default=16, help="spark.sql.shuffle.partitions")
+    parser.add_argument("--buckets", type=int, default=64, help="n_buckets for by='bucket'")
+    parser.add_argument("--subset", type=int, default=5_000, help="users for the bucket-vs-user comparison")
+    parser.add_argument("--memory", default="4g", help="spark.driver.memory")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/rerank-bench-spark"))
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="skip fit_spark and the by='user' comparison")
+    args = parser.parse_args(argv)
+
+    results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "load_start": load_average()}
+    data = args.workdir / f"u{args.users}_c{args.candidates}_i{args.items}_s{args.seed}"
+    print(f"data in {data}", flush=True)
+    if not (data / "candidates.parquet").exists():
+        timed("generate_s", results, lambda: generate(
+            data, args.users, args.candidates, args.items, args.history, args.categories, args.seed))
+
+    # ---------------------------------------------------------------- in process
+    print("in process", flush=True)
+    history = pd.read_parquet(data / "history.parquet")
+    item_categories = pd.read_parquet(data / "item_categories.parquet")
+    reranker = timed("fit_s", results, lambda: CalibratedReranker(k=args.k, lam=args.lam, n_threads=args.cores).fit(
+        history, item_categories))
+    local_out = sorted_rows(rerank_in_process(reranker, data / "candidates.parquet", results))
+
+    # ---------------------------------------------------------------- Spark
+    print(f"Spark local[{args.cores}]", flush=True)
+    spark = timed("spark_start_s", results, lambda: spark_session(args.cores, args.partitions, args.memory))
+    out_dir = args.workdir / "spark_out.parquet"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    sdf = spark.read.parquet(str(data / "candidates.parquet"))
+    timed("spark_rerank_write_s", results, lambda: reranker.rerank_spark(
+        sdf, by="bucket", n_buckets=args.buckets).write.parquet(str(out_dir)))
+    spark_out = sorted_rows(pd.read_parquet(out_dir))
+    results["spark_equals_inprocess"] = bool(spark_out.equals(local_out))
+    print(f"  Spark output equals in-process output: {results['spark_equals_inprocess']}", flush=True)
+    del spark_out, local_out
+
+    subset = sdf.filter(sdf.user_id < args.subset)
+    if not args.quick:
+        for by in ("bucket", "user"):
+            timed(f"subset_{by}_s", results, lambda by=by: reranker.rerank_spark(
+                subset, by=by, n_buckets=args.buckets).write.format("noop").mode("overwrite").save())
+        print("fit_spark", flush=True)
+        h_sdf = spark.read.parquet(str(data / "history.parquet"))
+        ic_sdf = spark.read.parquet(str(data / "item_categories.parquet"))
+        fitted = timed("fit_spark_s", results, lambda: CalibratedReranker(k=args.k, lam=args.lam).fit_spark(
+            h_sdf, ic_sdf))
+        users = reranker.users_
+        results["fit_spark_max_abs_diff"] = float(np.abs(
+            fitted.target_distributions(users).to_numpy() - reranker.target_distributions(users).to_numpy()).max())
+    spark.stop()
+    results["load_end"] = load_average()
+
+    rows = results["rows"]
+    print("\n| step | seconds | rows/s |\n|---|---:|---:|")
+    for key in ("inprocess_rerank_s", "spark_rerank_write_s"):
+        print(f"| {key} | {results[key]:.1f} | {rows / results[key]:,.0f} |")
+    if not args.quick:
+        n_sub = min(args.subset, args.users) * args.candidates
+        for key in ("subset_bucket_s", "subset_user_s"):
+            print(f"| {key} ({args.subset} users) | {results[key]:.1f} | {n_sub / results[key]:,.0f} |")
+        print(f"| fit_s / fit_spark_s | {results['fit_s']:.1f} / {results['fit_spark_s']:.1f} | |")
+    print(json.dumps(results, indent=1))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    return 0 if results["spark_equals_inprocess"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
