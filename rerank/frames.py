@@ -83,10 +83,13 @@ def per_user_values(candidates: pd.DataFrame, column: str, csr: CandidateCSR) ->
     validation.require_columns(candidates, [column], "candidates")
     values = validation.require_numeric(candidates[column], "candidates")[csr.rows]
     first = values[csr.indptr[:-1]]
-    differs = values != np.repeat(first, np.diff(csr.indptr))
+    repeated = np.repeat(first, np.diff(csr.indptr))
+    differs = (values != repeated) & ~(np.isnan(values) & np.isnan(repeated))
     if differs.any():
         user = csr.users[csr.user_of_entry[np.flatnonzero(differs)[0]]]
-        raise ValueError(f"candidates column '{column}' must be constant per user; user {user!r} has several values")
+        raise validation.InputError(
+            f"candidates column '{column}' must be constant per user; user {validation.show(user)} has several values"
+        )
     return first
 
 

@@ -192,7 +192,11 @@ class CalibratedReranker:
         self.half_life = validation.check_positive("half_life", half_life)
         self.n_threads = validation.check_n_threads(n_threads)
         _list_builder(method, min_share, min_share_threshold, pm2_theta, solver)
-        check_solver(solver, make_rank_weights(rank_weights, self.k), time_limit, MAX_ENUMERATE)
+        # the first k weights of an array; "uniform"/"dcg" need only 2 to tell (k may be huge)
+        first_weights = validation.check_rank_weights(rank_weights, self.k)
+        if first_weights is None:
+            first_weights = make_rank_weights(rank_weights, min(self.k, 2))
+        check_solver(solver, first_weights, time_limit, MAX_ENUMERATE)
         self.min_share = min_share
         self.min_share_threshold = min_share_threshold
         self.method = method

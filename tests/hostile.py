@@ -1,0 +1,135 @@
+"""Hypothesis strategies for arbitrary, often hostile, input frames, and an independent checker
+of what a valid output must look like (used by test_validation.py and test_fuzz_inputs.py).
+
+Hostile means: wrong dtypes (strings, booleans, objects in ``score``), NaN / ±inf / ±max-float
+/ subnormal scores, null ids, duplicate (user, item) rows, mixed id types in one column,
+floats as ids, unicode ids, empty frames, missing or extra columns.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from hypothesis import strategies as st
+
+MAX = np.finfo(np.float64).max
+TINY = 5e-324
+
+UNICODE = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=4)
+
+SCORES = st.one_of(
+    st.floats(-3, 3, allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, 1.0, MAX, -MAX, 1e308, -1e308, TINY, -TINY, 1e-300]),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+
+
+@st.composite
+def id_values(draw, n: int, pool: int, *, allow_hostile: bool):
+    """``n`` ids drawn from a small pool; one kind per column unless hostile."""
+    kinds = ["int", "str", "unicode"] + (["float", "mixed", "bool", "bytes"] if allow_hostile else [])
+    kind = draw(st.sampled_from(kinds))
+    picks = draw(st.lists(st.integers(0, pool - 1), min_size=n, max_size=n))
+    if kind == "int":
+        values = [int(p) for p in picks]
+    elif kind == "str":
+        values = [f"u{p}" for p in picks]
+    elif kind == "unicode":
+        names = draw(st.lists(UNICODE, min_size=pool, max_size=pool, unique=True))
+        values = [names[p] for p in picks]
+    elif kind == "float":
+        values = [p + draw(st.sampled_from([0.0, 0.5])) for p in picks]
+    elif kind == "mixed":
+        values = [p if p % 2 else f"{p}" for p in picks]
+    elif kind == "bool":
+        values = [bool(p % 2) for p in picks]
+    else:
+        values = [f"{p}".encode() for p in picks]
+    if allow_hostile and n and draw(st.booleans()):
+        for at in draw(st.lists(st.integers(0, n - 1), max_size=2)):
+            values[at] = draw(st.sampled_from([None, np.nan]))
+    return values
+
+
+@st.composite
+def score_column(draw, n: int, *, allow_hostile: bool):
+    kind = draw(st.sampled_from(["float", "int"] + (["str", "bool", "object", "none"] if allow_hostile else [])))
+    if kind == "int":
+        return [draw(st.integers(-(2**53), 2**53)) for _ in range(n)]
+    if kind == "str":
+        return [f"{draw(SCORES)}" for _ in range(n)]
+    if kind == "bool":
+        return [draw(st.booleans()) for _ in range(n)]
+    if kind == "object":
+        return pd.Series([draw(st.one_of(SCORES, st.just("x"), st.none())) for _ in range(n)], dtype=object)
+    if kind == "none":
+        return [None] * n
+    return [draw(SCORES) for _ in range(n)]
+
+
+@st.composite
+def candidate_frames(draw, *, hostile: bool = True, max_rows: int = 14, n_items: int = 8):
+    """Candidate frames ``user_id, item_id, score`` — clean or hostile."""
+    n = draw(st.integers(0, max_rows))
+    users = draw(id_values(n, 4, allow_hostile=hostile))
+    if hostile:
+        items = draw(id_values(n, n_items, allow_hostile=True))
+        scores = draw(score_column(n, allow_hostile=True))
+    else:
+        items = [f"i{p}" for p in draw(st.lists(st.integers(0, n_items - 1), min_size=n, max_size=n))]
+        scores = [draw(SCORES.filter(math.isfinite)) for _ in range(n)]
+    frame = pd.DataFrame({"user_id": pd.Series(users, dtype=object) if users else [],
+                          "item_id": pd.Series(items, dtype=object) if items else [],
+                          "score": scores if n else []})
+    if n:
+        frame = frame.infer_objects()
+    if not hostile:
+        frame = frame.drop_duplicates(["user_id", "item_id"]).reset_index(drop=True)
+    elif draw(st.integers(0, 9)) == 0:
+        frame = frame.drop(columns=[draw(st.sampled_from(["user_id", "item_id", "score"]))])
+    elif draw(st.integers(0, 9)) == 0:
+        frame["extra"] = 1
+    return frame
+
+
+@st.composite
+def clean_inputs(draw, n_items: int = 8, n_cat: int = 3):
+    """Valid (history, item_categories) with string item ids ``i0..``; some items uncategorised."""
+    cat_rows = []
+    for i in range(n_items):
+        for g in draw(st.lists(st.integers(0, n_cat - 1), max_size=2, unique=True)):
+            cat_rows.append((f"i{i}", f"g{g}"))
+    cats = pd.DataFrame(cat_rows, columns=["item_id", "category"])
+    n_hist = draw(st.integers(0, 10))
+    hist = pd.DataFrame(
+        {
+            "user_id": draw(st.lists(st.integers(0, 5), min_size=n_hist, max_size=n_hist)),
+            "item_id": [f"i{i}" for i in draw(st.lists(st.integers(0, n_items - 1), min_size=n_hist, max_size=n_hist))],
+        }
+    )
+    return hist, cats
+
+
+def assert_valid_output(out: pd.DataFrame, candidates: pd.DataFrame, k: int, skipped_users=()) -> None:
+    """Independent check of DESIGN §4.1 and §5 on a frame-API / CLI output.
+
+    Every non-skipped input user appears with exactly ``min(k, n_u)`` distinct items from
+    their own candidates, ranks 1..len, scores equal to the input scores and finite.
+    """
+    assert list(out.columns) == ["user_id", "item_id", "score", "rank"]
+    assert out["score"].dtype == np.float64
+    assert np.isfinite(out["score"].to_numpy()).all()
+    skipped = set(skipped_users)
+    expected_users = [u for u in pd.unique(candidates["user_id"].dropna()) if u not in skipped]
+    assert list(pd.unique(out["user_id"])) == expected_users
+    for user, rows in out.groupby("user_id", sort=False):
+        cands = candidates[candidates["user_id"] == user]
+        pairs = dict(zip(cands["item_id"], cands["score"], strict=True))
+        assert len(rows) == min(k, len(cands))
+        assert rows["item_id"].is_unique
+        assert list(rows["rank"]) == list(range(1, len(rows) + 1))
+        for item, score in zip(rows["item_id"], rows["score"], strict=True):
+            assert item in pairs
+            assert float(pairs[item]) == score
