@@ -434,6 +434,10 @@ def build_reranker(args) -> CalibratedReranker:
     options = {}
     if _supports_min_share() and getattr(args, "min_share", None) is not None:
         options["min_share"] = args.min_share
+        if args.min_share_threshold is not None:
+            options["min_share_threshold"] = args.min_share_threshold
+    elif getattr(args, "min_share_threshold", None) is not None:
+        raise InputError("--min-share-threshold needs --min-share")
     return CalibratedReranker(
         k=args.k,
         lam=args.lam_column if args.lam_column else args.lam,
@@ -582,6 +586,7 @@ def _report_json(report: StreamReport, args, paths, output) -> dict:
             "rank_weights": args.rank_weights, "half_life": args.half_life,
             "safeguard": not args.no_safeguard, "on_invalid": args.on_invalid,
             "min_share": getattr(args, "min_share", None),
+            "min_share_threshold": getattr(args, "min_share_threshold", None),
         },
         "counts": report.as_dict(),
         "summary": report.summary(),
@@ -625,7 +630,10 @@ def register(subparsers) -> None:
     opts.add_argument("--no-safeguard", action="store_true", help="exactly Steck's greedy (no top-k safeguard)")
     if _supports_min_share():
         opts.add_argument("--min-share", type=float,
-                          help="hard quotas: each category gets at least floor(k·share·p_g) items (0, 1]")
+                          help="hard quotas (DESIGN §4.3): each category g gets at least floor(ρ·k·p_g) "
+                               "items carrying it when the candidates allow; ρ in (0, 1], 1 = full share")
+        opts.add_argument("--min-share-threshold", type=float,
+                          help="with --min-share: protect only categories with p_g >= this share (default 0)")
     run_opts = parser.add_argument_group("running")
     run_opts.add_argument("--on-invalid", choices=["error", "skip"], default="error",
                           help="invalid candidate rows: fail (default) or skip their users and report them")

@@ -49,6 +49,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from rerank._numba import compiled
 from rerank.divergences import DIV_CHI2, DIV_HELLINGER, DIV_KL
+from rerank.errors import InputError
 from rerank.kernel import TIE_RTOL, list_objective, normalize_scores
 
 __all__ = ["SOLVERS", "ExactResult", "MAX_ENUMERATE", "check_solver", "run_exact", "solve_exact"]
@@ -64,15 +65,15 @@ SOLVERS = ("greedy", "exact")
 def check_solver(solver, rank_weights: np.ndarray, time_limit, max_enumerate) -> bool:
     """Validate the ``solver`` options; True for ``"exact"`` (which needs uniform rank weights)."""
     if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {SOLVERS}; got {solver!r}")
+        raise InputError(f"solver must be one of {SOLVERS}; got {solver!r}")
     if isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real) or not time_limit > 0:
-        raise ValueError(f"time_limit must be a number of seconds > 0, got {time_limit!r}")
+        raise InputError(f"time_limit must be a number of seconds > 0, got {time_limit!r}")
     if isinstance(max_enumerate, bool) or not isinstance(max_enumerate, numbers.Integral) or max_enumerate < 0:
-        raise ValueError(f"max_enumerate must be a whole number >= 0, got {max_enumerate!r}")
+        raise InputError(f"max_enumerate must be a whole number >= 0, got {max_enumerate!r}")
     if solver != "exact":
         return False
     if rank_weights.size and not np.all(rank_weights == rank_weights[0]):
-        raise ValueError("solver='exact' needs uniform rank weights (rank_weights='uniform')")
+        raise InputError("solver='exact' needs uniform rank weights (rank_weights='uniform')")
     return True
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import maximum_flow
 
+from rerank.errors import InputError
 from rerank.quota import QUOTA_EPS, max_met_users
 
 __all__ = ["QuotaFeasibility", "check_min_share", "max_quota_met", "quota_matrix"]
@@ -43,9 +44,9 @@ def check_min_share(min_share, threshold) -> float:
     elif isinstance(min_share, numbers.Real) and 0.0 < float(min_share) <= 1.0:
         rho = float(min_share)
     else:
-        raise ValueError(f"min_share must be False, True or a number in (0, 1], got {min_share!r}")
+        raise InputError(f"min_share must be False, True or a number in (0, 1], got {min_share!r}")
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"min_share_threshold must lie in [0, 1], got {threshold!r}")
+        raise InputError(f"min_share_threshold must lie in [0, 1], got {threshold!r}")
     return rho
 
 
