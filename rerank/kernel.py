@@ -148,46 +148,133 @@ def list_objective(
 
 
 @compiled()
+def gather_user(
+    n, width, items, cat_indptr, cat_indices, cat_data, head, ent_count, ent_slot, slot_cat,
+    slot_share, slot_next,
+):
+    """Lay one user's candidate categories out contiguously, sharing equal (category, share) pairs.
+
+    Candidate ``j`` owns the row ``ent_slot[j*width : (j+1)*width]``: its ``ent_count[j]``
+    categories (in the item's CSR order) as *slots*, then padding with slot 0. A slot is a
+    distinct pair ``(g, a) = (slot_cat, slot_share)`` among this user's candidates: at a step
+    every candidate carrying ``(g, a)`` extends the list to the same ``q_g = (M_g + w a) / W``,
+    so the term is computed once per slot, not once per candidate (items with 1-3 equally
+    shared categories: at most 3G slots, whatever n). Slot 0 is the padding: its value stays
+    0.0, so every row is summed with the same trip count (no mispredicted loop exits).
+    ``head`` (G, all -1 on entry and on return) chains the slots of each category through
+    ``slot_next``. Returns the number of slots including slot 0.
+    """
+    slot_cat[0] = 0
+    slot_share[0] = 0.0
+    n_slots = 1
+    for j in range(n):
+        item = items[j]
+        row = j * width
+        c = 0
+        for e in range(cat_indptr[item], cat_indptr[item + 1]):
+            g = cat_indices[e]
+            a = cat_data[e]
+            slot = head[g]
+            while slot >= 0 and slot_share[slot] != a:
+                slot = slot_next[slot]
+            if slot < 0:
+                slot = n_slots
+                n_slots += 1
+                slot_cat[slot] = g
+                slot_share[slot] = a
+                slot_next[slot] = head[g]
+                head[g] = slot
+            ent_slot[row + c] = slot
+            c += 1
+        ent_count[j] = c
+        while c < width:
+            ent_slot[row + c] = 0
+            c += 1
+    for slot in range(1, n_slots):
+        head[slot_cat[slot]] = -1
+    return n_slots
+
+
+@compiled()
 def greedy_one_user(
     n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam, alpha, divergence, rank_w,
-    mass, base, taken, chosen,
+    mass, base, taken, chosen, width, head, ent_count, ent_slot, slot_cat, slot_share, slot_next,
+    slot_val, touched,
 ):
-    """Steck's greedy for one user; writes local positions into ``chosen[:kk]``."""
+    """Steck's greedy for one user; writes local positions into ``chosen[:kk]``.
+
+    Work buffers: ``mass``, ``base``, ``head`` (-1 on entry), ``touched`` (G); ``taken`` and
+    ``ent_count`` (≥ n); ``ent_slot`` (≥ n·width, ``width`` ≥ the most categories of a
+    candidate); the ``slot_*`` arrays (≥ the user's category entries + 1).
+
+    Per step ``t`` the cost is: the terms ``B_g`` of the categories already in the list (a
+    category with ``M_g = 0`` has ``q_g = 0`` whatever ``W``, so its term is computed once per
+    user), one term per slot (see :func:`gather_user`), then a sum of ``width`` cached slot
+    values per candidate. Every value is computed with the same operations in the same order as
+    the direct formula ``D_j = S + Σ_{g∈cats(j)} (term(p_g, (M_g + w a)/W) - B_g)`` (the padding
+    adds exact zeros), so the lists are those of the direct formula.
+    """
     n_cat = p.shape[0]
-    mass[:] = 0.0
     taken[:n] = False
+    if lam == 0.0:
+        for t in range(kk):
+            best = -1
+            for j in range(n):
+                if taken[j]:
+                    continue
+                if best < 0 or is_better(s[j], s[j], j, s[best], s[best], best):
+                    best = j
+            taken[best] = True
+            chosen[t] = best
+        return
+    n_slots = gather_user(
+        n, width, items, cat_indptr, cat_indices, cat_data, head, ent_count, ent_slot, slot_cat,
+        slot_share, slot_next,
+    )
+    slot_val[0] = 0.0
+    total_w = rank_w[0]
+    for g in range(n_cat):
+        mass[g] = 0.0
+        base[g] = divergence_term(p[g], 0.0 / total_w, alpha, divergence)
+    n_touched = 0
     total_w = 0.0
     for t in range(kk):
         w = rank_w[t]
         total_w += w
+        for i in range(n_touched):
+            g = touched[i]
+            base[g] = divergence_term(p[g], mass[g] / total_w, alpha, divergence)
         shared = 0.0
-        if lam != 0.0:
-            for g in range(n_cat):
-                base[g] = divergence_term(p[g], mass[g] / total_w, alpha, divergence)
-                shared += base[g]
+        for g in range(n_cat):
+            shared += base[g]
+        for slot in range(1, n_slots):
+            g = slot_cat[slot]
+            q = (mass[g] + w * slot_share[slot]) / total_w
+            slot_val[slot] = divergence_term(p[g], q, alpha, divergence) - base[g]
         best = -1
         best_obj = 0.0
         for j in range(n):
             if taken[j]:
                 continue
-            if lam == 0.0:
-                obj = s[j]
-            else:
-                total = shared
-                item = items[j]
-                for e in range(cat_indptr[item], cat_indptr[item + 1]):
-                    g = cat_indices[e]
-                    q = (mass[g] + w * cat_data[e]) / total_w
-                    total += divergence_term(p[g], q, alpha, divergence) - base[g]
-                obj = (1.0 - lam) * s[j] - lam * divergence_finish(total, divergence)
+            total = shared
+            row = j * width
+            for c in range(width):
+                total += slot_val[ent_slot[row + c]]
+            obj = (1.0 - lam) * s[j] - lam * divergence_finish(total, divergence)
             if best < 0 or is_better(obj, s[j], j, best_obj, s[best], best):
                 best = j
                 best_obj = obj
         taken[best] = True
         chosen[t] = best
-        item = items[best]
-        for e in range(cat_indptr[item], cat_indptr[item + 1]):
-            mass[cat_indices[e]] += w * cat_data[e]
+        row = best * width
+        for c in range(ent_count[best]):
+            slot = ent_slot[row + c]
+            g = slot_cat[slot]
+            was_empty = mass[g] == 0.0
+            mass[g] += w * slot_share[slot]
+            if was_empty and mass[g] != 0.0:  # mass only grows: each category enters once
+                touched[n_touched] = g
+                n_touched += 1
 
 
 @compiled()
@@ -232,6 +319,15 @@ def rerank_kernel(
         base = np.empty(n_cat, dtype=np.float64)
         chosen = np.empty(max(k, 1), dtype=np.int64)
         top = np.empty(max(k, 1), dtype=np.int64)
+        head = np.full(n_cat, -1, dtype=np.int64)
+        touched = np.empty(n_cat, dtype=np.int64)
+        ent_count = np.empty(max_n, dtype=np.int64)
+        capacity = 4 * max_n
+        ent_slot = np.empty(capacity, dtype=np.int64)
+        slot_cat = np.empty(capacity + 1, dtype=np.int64)
+        slot_share = np.empty(capacity + 1, dtype=np.float64)
+        slot_next = np.empty(capacity + 1, dtype=np.int64)
+        slot_val = np.empty(capacity + 1, dtype=np.float64)
         first = block * USERS_PER_BLOCK
         last = min(first + USERS_PER_BLOCK, n_users)
         for u in range(first, last):
@@ -246,6 +342,17 @@ def rerank_kernel(
             normalize_scores(scores[lo : lo + n], s, n, normalize)
             p = targets[target_rows[u]]
             lam_u = lam[u]
+            width = 0
+            if lam_u != 0.0:
+                for j in range(n):
+                    width = max(width, cat_indptr[items[j] + 1] - cat_indptr[items[j]])
+                if n * width > capacity:  # rare: items with many categories; grow
+                    capacity = 2 * n * width
+                    ent_slot = np.empty(capacity, dtype=np.int64)
+                    slot_cat = np.empty(capacity + 1, dtype=np.int64)
+                    slot_share = np.empty(capacity + 1, dtype=np.float64)
+                    slot_next = np.empty(capacity + 1, dtype=np.int64)
+                    slot_val = np.empty(capacity + 1, dtype=np.float64)
             if method == METHOD_QUOTA:
                 quota_one_user(
                     n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha, divergence,
@@ -259,7 +366,8 @@ def rerank_kernel(
             else:
                 greedy_one_user(
                     n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha,
-                    divergence, rank_w, mass, base, taken, chosen,
+                    divergence, rank_w, mass, base, taken, chosen, width, head, ent_count, ent_slot,
+                    slot_cat, slot_share, slot_next, slot_val, touched,
                 )
             objective = list_objective(
                 chosen, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha,
