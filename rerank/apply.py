@@ -32,6 +32,7 @@ import lzma
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def _read_errors():
     import pyarrow as pa
 
     return (ValueError, TypeError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError,
-            pa.ArrowException, EOFError, OSError)
+            pd.errors.ParserWarning, pa.ArrowException, EOFError, OSError)
 
 
 @contextlib.contextmanager
@@ -90,7 +91,9 @@ def reading(path: Path, role: str):
     ``InputError`` raised inside (validation) gets the file name prefixed.
     """
     try:
-        yield
+        with warnings.catch_warnings():  # a row with more fields than the header: an error, not data loss
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            yield
     except InputError as exc:
         if str(exc).startswith(f"{role} file "):
             raise
@@ -120,6 +123,7 @@ def _csv_kwargs(text_columns, columns) -> dict:
         "keep_default_na": False,
         "na_values": [""],
         "encoding": "utf-8-sig",
+        "index_col": False,
     }
 
 
@@ -527,8 +531,9 @@ def run(args) -> int:
     with AtomicFiles() as files:
         sink = Sink(files.temp_for(output), output, "output")
         stream = rerank_batches(reranker, source.batches(), on_invalid="skip" if skip else "raise")
+        # no bar with --quiet, nor when stderr is not a terminal (logs stay clean)
         bar = tqdm(total=source.n_rows, unit=" rows", unit_scale=True, desc="rerank apply",
-                   disable=args.quiet, file=sys.stderr, leave=False)
+                   disable=True if args.quiet else None, file=sys.stderr, leave=False)
         try:
             with bar:
                 for out in _prefixed(stream, paths["candidates"]):
@@ -640,5 +645,6 @@ def register(subparsers) -> None:
     run_opts.add_argument("--batch-rows", type=int, default=DEFAULT_BATCH_ROWS,
                           help=f"candidate rows read per chunk (default {DEFAULT_BATCH_ROWS})")
     run_opts.add_argument("--threads", type=int, help="numba threads (default: all cores)")
-    run_opts.add_argument("--quiet", action="store_true", help="no progress bar")
+    run_opts.add_argument("--quiet", action="store_true",
+                          help="no progress bar (it is shown only when stderr is a terminal anyway)")
     parser.set_defaults(func=run)

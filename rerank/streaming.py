@@ -185,7 +185,7 @@ class RerankStream:
             where = validation._at(batch.index, row)
             raise InputError(
                 f"candidates: user {validation.show(user)} at {where} already appeared in an earlier batch; "
-                "each user's rows must be together (sort or group the candidates by user_id)"
+                "each user's rows must be contiguous, in one batch (sort or group the candidates by user_id)"
             )
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
