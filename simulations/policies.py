@@ -9,8 +9,10 @@
   (each click weighted ``min(1/propensity, clip)``).
 * ``epsilon``: top-k, then each slot independently, with probability ε, is replaced by an
   available item drawn uniformly that is neither in the slate nor consumed.
-* ``quota``: needs the kernel's ``min_share`` option (DESIGN §4.3); refused while the core
-  does not provide it.
+* ``quota``: the calibrated policy plus hard quotas (``rerank_arrays(min_share=True)``,
+  DESIGN §4.3): every category ``g`` of the (naive) history target gets at least
+  ``⌊k p̂_g⌋`` slots carrying it whenever the candidates allow; checked at run time, refused
+  with a clear error by a core without ``min_share``.
 """
 
 from __future__ import annotations

@@ -92,6 +92,14 @@ def test_every_model_and_training_mode_runs(tmp_path, model, train):
     assert (frame.loc[frame["round"] > 0, "interest_drift"] > 0).all()
 
 
+def test_quota_policy_meets_the_floor_of_k_times_the_target(tmp_path):
+    _run(tmp_path, "--policy", "quota", "--policy", "topk", "--rounds", "2", "--no-plots")
+    frame = pd.read_csv(tmp_path / "metrics.csv")
+    last = frame[(frame["round"] == 1) & (frame["group"] == "all")].set_index("policy")
+    # hard quotas put the users' minority interests on the slate far more often than top-k
+    assert last.loc["quota", "minority_collapse_rate"] < last.loc["topk", "minority_collapse_rate"]
+
+
 def test_bad_option_is_a_clean_error(tmp_path, capsys):
     assert main(["simulate", *SMALL, "--minority-share", "2", "--out", str(tmp_path), "--quiet"]) == 2
     assert "minority_share" in capsys.readouterr().err
