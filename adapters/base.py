@@ -81,12 +81,14 @@ def lookup(index: pd.Index, ids, what: str) -> np.ndarray:
 
 
 def top_n_dense(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row, the ``n`` highest finite scores of a dense block; ``-inf`` marks
-    an excluded cell. Ties are broken by lower column, so the result is deterministic.
+    """Per row, the ``n`` highest finite scores of a dense block; ``-inf`` marks an excluded
+    cell. Ties are broken by lower column, so the result is deterministic.
 
+    ``argpartition`` picks n cells per row; only rows where cells equal to the n-th value
+    straddle the cut (ties at the boundary) are redone by the exact tie rule.
     Returns ``(row, col, score)`` in row order, each row sorted by score descending.
     """
-    bad = np.isnan(scores) | (scores == np.inf)
+    bad = ~(scores < np.inf)  # NaN or +inf
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise InputError(
@@ -98,38 +100,54 @@ def top_n_dense(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.
         empty = np.empty(0, dtype=np.int64)
         return empty, empty, np.empty(0, dtype=np.float64)
     if n < n_cols:
-        # The n-th largest value of each row; all cells above it are in, ties at it are
-        # filled by lowest column until the row has n.
-        kth = -np.partition(-scores, n - 1, axis=1)[:, n - 1]
-        above = scores > kth[:, None]
-        at = scores == kth[:, None]
-        room = n - above.sum(axis=1)
-        selected = above | (at & (np.cumsum(at, axis=1) <= room[:, None]))
+        cols = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+        vals = np.take_along_axis(scores, cols, axis=1)
+        kth = vals.min(axis=1)
+        straddle = np.flatnonzero((scores >= kth[:, None]).sum(axis=1) > n)
+        if straddle.size:  # exact rule: everything above the n-th value, then ties by column
+            sub = scores[straddle]
+            above = sub > kth[straddle, None]
+            at = sub == kth[straddle, None]
+            room = n - above.sum(axis=1)
+            take = above | (at & (np.cumsum(at, axis=1) <= room[:, None]))
+            cols[straddle] = np.nonzero(take)[1].reshape(straddle.size, n)
+            vals[straddle] = np.take_along_axis(sub, cols[straddle], axis=1)
     else:
-        selected = np.ones_like(scores, dtype=bool)
-    selected &= scores > -np.inf
-    rows, cols = np.nonzero(selected)
-    vals = scores[rows, cols].astype(np.float64)
+        cols = np.broadcast_to(np.arange(n_cols), scores.shape)
+        vals = scores
+    rows = np.repeat(np.arange(n_rows, dtype=np.int64), n)
+    cols = cols.ravel().astype(np.int64)
+    vals = vals.ravel().astype(np.float64)
+    keep = vals > -np.inf
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
     order = np.lexsort((cols, -vals, rows))
-    return rows[order].astype(np.int64), cols[order].astype(np.int64), vals[order]
+    return rows[order], cols[order], vals[order]
 
 
-def top_n_sparse(scores: sp.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row, the ``n`` highest *stored* entries of a sparse score block (an entry that is
-    not stored is not a candidate). Ties by lower column. Returns ``(row, col, score)``."""
-    coo = scores.tocoo()
-    rows = coo.row.astype(np.int64)
-    cols = coo.col.astype(np.int64)
-    vals = coo.data.astype(np.float64)
-    if not np.all(np.isfinite(vals)):
+def top_n_stored(
+    block: sp.spmatrix,
+    n: int,
+    *,
+    seen: sp.spmatrix | None = None,
+    cols: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-n of the *stored* entries of a users × all-items sparse score block (an entry that
+    is not stored is not a candidate), skipping the items stored in the same row of ``seen``
+    and, when given, items outside ``cols``. Ties by lower item index.
+
+    Returns ``(row, item, score)``, item indices into the full catalogue. Runs the compiled
+    per-row kernel of :mod:`rerank.adapters._topn` (parallel over rows).
+    """
+    from rerank.adapters._topn import csr_top_n
+
+    block = sp.csr_matrix(block)
+    if not np.all(np.isfinite(block.data)):
         raise InputError("the model produced a non-finite score")
-    order = np.lexsort((cols, -vals, rows))
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    counts = np.bincount(rows, minlength=scores.shape[0])
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.arange(rows.size) - np.repeat(starts, counts)
-    keep = rank < n
-    return rows[keep], cols[keep], vals[keep]
+    allowed = None
+    if cols is not None:
+        allowed = np.zeros(block.shape[1], dtype=bool)
+        allowed[cols] = True
+    return csr_top_n(block, n, seen=seen, allowed=allowed)
 
 
 def seen_cells(user_items: sp.csr_matrix, rows: np.ndarray, col_pos: np.ndarray | None):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
-from rerank.adapters.base import CandidateAdapter, seen_cells, top_n_sparse
+from rerank.adapters.base import CandidateAdapter, top_n_stored
 
 from rerank.errors import InputError, InputTypeError
 
@@ -47,16 +47,8 @@ class ScoreMatrixAdapter(CandidateAdapter):
     def _top_n_block(self, rows, n, exclude_seen, cols):
         if not sp.issparse(self.scores):
             return super()._top_n_block(rows, n, exclude_seen, cols)
-        block = self.scores[rows].tocoo()
-        r, c, v = block.row.astype(np.int64), block.col.astype(np.int64), block.data
-        keep = np.ones(r.size, dtype=bool)
-        if cols is not None:
-            keep &= np.isin(c, cols)
-        if exclude_seen:
-            sr, sc = seen_cells(self.user_items, rows, None)
-            keep &= ~np.isin(r * self.n_items + c, sr * self.n_items + sc)
-        kept = sp.csr_matrix((v[keep], (r[keep], c[keep])), shape=(rows.size, self.n_items))
-        return top_n_sparse(kept, n)
+        seen = self.user_items[rows] if exclude_seen else None
+        return top_n_stored(self.scores[rows], n, seen=seen, cols=cols)
 
 
 class CallableAdapter(CandidateAdapter):

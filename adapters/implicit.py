@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from rerank.adapters.base import CandidateAdapter, seen_cells, top_n_sparse
+from rerank.adapters.base import CandidateAdapter, top_n_stored
 
 from rerank.errors import InputError, InputTypeError
 
@@ -105,6 +105,13 @@ class ImplicitAdapter(CandidateAdapter):
             self._similarity = sp.csr_matrix(self.model.similarity)
         self._init_common(n_users, n_items, user_items, user_ids, item_ids, batch_size)
 
+    def _batch(self, n_cols: int) -> int:
+        # Item-item blocks are sparse (a user reaches a few thousand items at most): larger
+        # blocks than the dense budget, fewer sparse products.
+        if self.kind == "item-item" and self.batch_size is None:
+            return 2048
+        return super()._batch(n_cols)
+
     def _score_block(self, rows, cols):  # pragma: no cover - _top_n_block is overridden
         raise NotImplementedError
 
@@ -132,15 +139,6 @@ class ImplicitAdapter(CandidateAdapter):
         return r.astype(np.int64), ids[r, slot_kept], scores[r, slot_kept]
 
     def _item_item_block(self, rows, n, exclude_seen, cols):
-        block = (self.user_items[rows] @ self._similarity).tocoo()
-        r, c, v = block.row.astype(np.int64), block.col.astype(np.int64), block.data
-        keep = np.ones(r.size, dtype=bool)
-        if cols is not None:
-            keep &= np.isin(c, cols)
-        if exclude_seen:
-            sr, sc = seen_cells(self.user_items, rows, None)
-            keep &= ~np.isin(r * self.n_items + c, sr * self.n_items + sc)
-        kept = sp.csr_matrix(
-            (v[keep].astype(np.float64), (r[keep], c[keep])), shape=(rows.size, self.n_items)
-        )
-        return top_n_sparse(kept, n)
+        block = self.user_items[rows] @ self._similarity
+        seen = self.user_items[rows] if exclude_seen else None
+        return top_n_stored(block, n, seen=seen, cols=cols)

@@ -169,3 +169,47 @@ def test_import_works_without_implicit_and_lightfm():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["6", "ImportError", "True"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_compiled_sparse_top_n_matches_reference_for_any_thread_count(seed):
+    import numba
+    from rerank.adapters._topn import csr_top_n
+
+    rng = np.random.default_rng(seed)
+    n_users, n_items = 7, 15
+    stored = rng.random((n_users, n_items)) < 0.5
+    values = rng.integers(-2, 3, (n_users, n_items)).astype(np.float64)  # many ties
+    matrix = sp.csr_matrix((values[stored], np.nonzero(stored)), shape=(n_users, n_items))
+    seen = sp.csr_matrix(rng.random((n_users, n_items)) < 0.2)
+    allowed = rng.random(n_items) < 0.8
+    want = ref.top_n(
+        lambda u, i: values[u, i] if stored[u, i] else None, range(n_users), n_items, 4,
+        seen=ref.seen_sets(seen), items=np.flatnonzero(allowed).tolist(),
+    )
+    for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+        numba.set_num_threads(threads)
+        r, c, v = csr_top_n(matrix, 4, seen=seen, allowed=allowed)
+        got = {u: [] for u in range(n_users)}
+        for u, i, s in zip(r.tolist(), c.tolist(), v.tolist(), strict=True):
+            got[u].append((i, s))
+        assert got == want
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+
+def test_sparse_adapter_with_seen_and_items():
+    rng = np.random.default_rng(11)
+    n_users, n_items = 9, 20
+    stored = rng.random((n_users, n_items)) < 0.6
+    values = rng.integers(-3, 4, (n_users, n_items)).astype(np.float64)
+    matrix = sp.csr_matrix((values[stored], np.nonzero(stored)), shape=(n_users, n_items))
+    seen = sp.csr_matrix((rng.random((n_users, n_items)) < 0.3).astype(np.float32))
+    items = [1, 3, 4, 8, 9, 12, 15, 19]
+    adapter = ScoreMatrixAdapter(matrix, user_items=seen, batch_size=4)
+    users = list(range(n_users))
+    got = ref.frame_lists(adapter.candidates(users, n=3, items=items), users)
+    want = ref.top_n(
+        lambda u, i: values[u, i] if stored[u, i] else None, users, n_items, 3,
+        seen=ref.seen_sets(seen), items=items,
+    )
+    assert got == want
