@@ -125,6 +125,13 @@ def train_adapter(
     if model not in MODELS:
         raise InputError(f"model must be one of {MODELS}, got {model!r}")
     iterations = DEFAULT_ITERATIONS[model] if iterations is None else int(iterations)
+    extra = "lightfm" if model == "lightfm" else "implicit"
+    try:
+        __import__(extra)
+    except ImportError as exc:
+        raise InputError(
+            f"model {model!r} needs the {extra!r} package: pip install 'calibrated-rerank[{extra}]'"
+        ) from exc
     if model == "lightfm":
         return _train_lightfm(train, factors, iterations, seed)
     import threadpoolctl

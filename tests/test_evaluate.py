@@ -202,3 +202,21 @@ def test_steck_finding_on_latest_small():
     assert kl9 <= 0.5 * kl0, measured
     assert p5 >= 0.85 * p0, measured
     assert kl5 < kl0, measured
+
+
+def test_missing_model_package_is_a_one_line_input_error():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['lightfm'] = None\n"
+        "import pandas as pd\n"
+        "from rerank.adapters.evaluate import train_adapter\n"
+        "from rerank.errors import InputError\n"
+        "try:\n"
+        "    train_adapter('lightfm', pd.DataFrame({'user_id': [1], 'item_id': [2]}))\n"
+        "except InputError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "calibrated-rerank[lightfm]" in out.stdout
