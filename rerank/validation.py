@@ -31,6 +31,7 @@ import pandas as pd
 
 from rerank.divergences import DIVERGENCE_CODES
 from rerank.errors import InputError, InputTypeError
+from rerank.grouping import duplicated_pairs
 from rerank.kernel import NORMALIZE_CODES
 
 ORDERS = ("greedy", "score")
@@ -450,7 +451,7 @@ def validate_candidates(frame, *, on_invalid: str = "raise", check_duplicates: b
         )
     duplicate = np.zeros(n, dtype=bool)
     if check_duplicates and n:
-        duplicate = frame.duplicated(["user_id", "item_id"]).to_numpy() & ~item_null & ~user_null
+        duplicate = duplicated_pairs(users, frame["item_id"]) & ~item_null & ~user_null  # = frame.duplicated
         if duplicate.any() and not skip:
             pos = int(np.flatnonzero(duplicate)[0])
             raise InputError(
