@@ -8,10 +8,9 @@ Every adapter answers one call::
 in the caller's *external* ids, at most ``n`` rows per user, sorted within each user by
 score (highest first; ties by lower internal item index, except that implicit's
 matrix-factorisation models keep the order of the library's own top-k), batched over users:
-work is done on
-blocks of users with array operations, never in a per-user Python loop. ``exclude_seen``
-drops each user's training items (the ``user_items`` matrix); ``items`` restricts the
-candidates to a subset of the catalogue.
+work is done on blocks of users with array operations, never in a per-user Python loop.
+``exclude_seen`` drops each user's training items (the ``user_items`` matrix); ``items``
+restricts the candidates to a subset of the catalogue.
 
 :func:`recommend_calibrated` is the one-call helper: candidates from an adapter, reranked by a
 :class:`rerank.CalibratedReranker` (the one kernel).
