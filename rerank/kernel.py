@@ -363,6 +363,8 @@ def rerank_kernel(
                     n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, pm2_theta, rank_w,
                     taken, chosen,
                 )
+            elif lam_u == 0.0:  # plain top-k by the input scores (normalising may merge near-ties)
+                top_k_positions(scores[lo : lo + n], n, kk, chosen)
             else:
                 greedy_one_user(
                     n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha,
@@ -375,7 +377,7 @@ def rerank_kernel(
             )
             used_topk = False
             if safeguard and lam_u != 0.0 and method != METHOD_PM2:
-                top_k_positions(s, n, kk, top)
+                top_k_positions(scores[lo : lo + n], n, kk, top)
                 top_objective = list_objective(
                     top, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha,
                     divergence, rank_w, mass,

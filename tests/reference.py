@@ -104,8 +104,8 @@ def greedy(scores, item_cats, p, k, lam, alpha=0.01, divergence="kl", rank_weigh
     n = len(s)
     kk = min(k, n)
     weights = rank_weight_list(rank_weights, k)
-    chosen = []
-    for _ in range(kk):
+    chosen = top_k(scores, kk) if lam == 0 else []  # top-k always means by the input scores
+    for _ in range(kk - len(chosen)):
         best = None
         base = (1 - lam) * sum(s[j] for j in chosen)
         for j in range(n):
@@ -117,7 +117,7 @@ def greedy(scores, item_cats, p, k, lam, alpha=0.01, divergence="kl", rank_weigh
                 best = cand
         chosen.append(best[2])
     if safeguard and lam != 0 and kk:
-        top = top_k(s, kk)
+        top = top_k(scores, kk)
         g_obj = objective(chosen, s, item_cats, p, lam, alpha, divergence, weights)
         t_obj = objective(top, s, item_cats, p, lam, alpha, divergence, weights)
         if t_obj > g_obj + TIE_RTOL * (1 + max(abs(g_obj), abs(t_obj))):
