@@ -69,28 +69,45 @@ def score_column(draw, n: int, *, allow_hostile: bool):
     return [draw(SCORES) for _ in range(n)]
 
 
+FAULTS = ("user_kind", "item_kind", "null_ids", "score_kind", "non_finite", "duplicates", "drop_column",
+          "extra_column")
+
+
 @st.composite
-def candidate_frames(draw, *, hostile: bool = True, max_rows: int = 14, n_items: int = 8):
-    """Candidate frames ``user_id, item_id, score`` — clean or hostile."""
+def candidate_frames(draw, *, hostile: bool = True, max_rows: int = 14, n_items: int = 8, n_users: int = 6):
+    """Candidate frames ``user_id, item_id, score``: integer users ``0..n_users-1`` and string
+    items ``i0..`` (the ids of :func:`clean_inputs`), finite (possibly extreme) scores, no
+    duplicates — then, when ``hostile``, up to three faults from :data:`FAULTS`."""
     n = draw(st.integers(0, max_rows))
-    users = draw(id_values(n, 4, allow_hostile=hostile))
-    if hostile:
-        items = draw(id_values(n, n_items, allow_hostile=True))
-        scores = draw(score_column(n, allow_hostile=True))
-    else:
-        items = [f"i{p}" for p in draw(st.lists(st.integers(0, n_items - 1), min_size=n, max_size=n))]
-        scores = [draw(SCORES.filter(math.isfinite)) for _ in range(n)]
-    frame = pd.DataFrame({"user_id": pd.Series(users, dtype=object) if users else [],
-                          "item_id": pd.Series(items, dtype=object) if items else [],
-                          "score": scores if n else []})
-    if n:
-        frame = frame.infer_objects()
+    users = draw(st.lists(st.integers(0, n_users - 1), min_size=n, max_size=n))
+    items = [f"i{p}" for p in draw(st.lists(st.integers(0, n_items - 1), min_size=n, max_size=n))]
+    scores = [draw(SCORES.filter(math.isfinite)) for _ in range(n)]
+    frame = pd.DataFrame({"user_id": pd.Series(users, dtype=np.int64), "item_id": pd.Series(items, dtype=object),
+                          "score": pd.Series(scores, dtype=np.float64)})
+    frame = frame.drop_duplicates(["user_id", "item_id"]).reset_index(drop=True)
     if not hostile:
-        frame = frame.drop_duplicates(["user_id", "item_id"]).reset_index(drop=True)
-    elif draw(st.integers(0, 9)) == 0:
-        frame = frame.drop(columns=[draw(st.sampled_from(["user_id", "item_id", "score"]))])
-    elif draw(st.integers(0, 9)) == 0:
-        frame["extra"] = 1
+        return frame
+    n = len(frame)
+    for fault in draw(st.sets(st.sampled_from(FAULTS), max_size=3)):
+        if fault == "user_kind" and n:
+            frame["user_id"] = pd.Series(draw(id_values(n, 4, allow_hostile=True)), dtype=object).infer_objects()
+        elif fault == "item_kind" and n:
+            frame["item_id"] = pd.Series(draw(id_values(n, n_items, allow_hostile=True)), dtype=object).infer_objects()
+        elif fault == "null_ids" and n:
+            column = draw(st.sampled_from(["user_id", "item_id"]))
+            at = draw(st.integers(0, n - 1))
+            frame[column] = frame[column].astype(object)
+            frame.loc[at, column] = draw(st.sampled_from([None, np.nan]))
+        elif fault == "score_kind":
+            frame["score"] = draw(score_column(n, allow_hostile=True)) if n else []
+        elif fault == "non_finite" and n:
+            frame.loc[draw(st.integers(0, n - 1)), "score"] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+        elif fault == "duplicates" and n:
+            frame = pd.concat([frame, frame.sample(n=1, random_state=draw(st.integers(0, 99)))], ignore_index=True)
+        elif fault == "drop_column":
+            frame = frame.drop(columns=[draw(st.sampled_from(["user_id", "item_id", "score"]))])
+        elif fault == "extra_column":
+            frame["extra"] = "x"
     return frame
 
 
