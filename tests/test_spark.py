@@ -171,14 +171,21 @@ def test_per_user_lambda_mapping(spark, int_data):
     assert reranker.n_threads is None and isinstance(reranker.lam, dict)  # the broadcast copy only
 
 
-def test_quota_mode(spark, str_data):
-    import inspect
-
-    if "min_share" not in inspect.signature(CalibratedReranker).parameters:
-        pytest.skip("quota mode (min_share, issue 3) is not in CalibratedReranker yet")
-    history, item_categories, candidates = str_data
-    reranker = CalibratedReranker(k=K, lam=0.2, min_share=True).fit(history, item_categories)
-    assert_same_rows(reranker.rerank_spark(spark.createDataFrame(candidates)), reranker.rerank(candidates))
+@pytest.mark.parametrize(
+    ("ids", "options"),
+    [
+        ("str", {"lam": 0.2, "min_share": True}),
+        ("int", {"lam": 0.0, "min_share": 0.5, "min_share_threshold": 0.1}),
+        ("int", {"lam": 0.6, "method": "pm2"}),
+    ],
+)
+def test_quota_mode_and_pm2(spark, int_data, str_data, ids, options):
+    history, item_categories, candidates = int_data if ids == "int" else str_data
+    reranker = CalibratedReranker(k=K, **options).fit(history, item_categories)
+    expected = reranker.rerank(candidates)
+    plain = CalibratedReranker(k=K, lam=options["lam"]).fit(history, item_categories).rerank(candidates)
+    assert not sorted_rows(expected).equals(sorted_rows(plain))  # the mode changes some lists
+    assert_same_rows(reranker.rerank_spark(spark.createDataFrame(candidates)), expected)
 
 
 def test_ties_follow_input_order_across_partitions(spark):
