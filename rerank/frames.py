@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from rerank import validation
+from rerank.grouping import user_groups
 
 CANDIDATE_COLUMNS = ["user_id", "item_id", "score"]
 OUTPUT_COLUMNS = ["user_id", "item_id", "score", "rank"]
@@ -23,7 +24,8 @@ class CandidateCSR:
     """Candidates grouped by user.
 
     ``users`` the distinct user ids (row order); ``indptr`` row bounds; ``rows`` the input row
-    number of each CSR entry (so ``frame.iloc[rows]`` is the CSR order); ``item_ids`` and
+    number of each CSR entry (so ``frame.iloc[rows]`` is the CSR order; ``None`` when that is
+    the input order: grouped users, nothing skipped); ``item_ids`` and
     ``scores`` in CSR order; ``skipped`` the users left out (``user_id, reason, n_rows``) and
     ``n_rows_without_user`` the rows dropped for a null ``user_id`` (``on_invalid="skip"``);
     ``user_kind`` / ``item_kind`` the id kinds (:func:`rerank.validation.id_kind`).
@@ -31,7 +33,7 @@ class CandidateCSR:
 
     users: pd.Index
     indptr: np.ndarray
-    rows: np.ndarray
+    rows: np.ndarray | None
     item_ids: pd.Index
     scores: np.ndarray
     skipped: pd.DataFrame = field(default_factory=validation.empty_skipped)
@@ -58,19 +60,22 @@ def candidates_to_csr(
     )
     kept = np.flatnonzero(checked.keep) if not checked.keep.all() else None
     user_col = candidates["user_id"] if kept is None else candidates["user_id"].iloc[kept]
-    codes, users = pd.factorize(user_col, sort=False)
-    order = np.argsort(codes, kind="stable")
-    rows = order if kept is None else kept[order]
-    counts = np.bincount(codes, minlength=len(users))
-    indptr = np.zeros(len(users) + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    item_ids = pd.Index(candidates["item_id"].to_numpy()[rows])
+    groups = user_groups(user_col)  # O(rows), no hashing or sorting, when users come grouped
+    users, indptr = groups.uniques, groups.indptr
+    if groups.order is None and kept is None:  # CSR order is the input order: no copies
+        rows = None
+        item_ids = pd.Index(candidates["item_id"].to_numpy(), copy=False)
+        scores = checked.scores
+    else:
+        rows = groups.rows if kept is None else kept[groups.rows]
+        item_ids = pd.Index(candidates["item_id"].to_numpy()[rows], copy=False)
+        scores = checked.scores[rows]
     return CandidateCSR(
         pd.Index(users, dtype=candidates["user_id"].dtype) if len(users) == 0 else pd.Index(users),
         indptr,
-        rows.astype(np.int64),
-        item_ids if len(rows) else pd.Index([], dtype=candidates["item_id"].dtype),
-        checked.scores[rows],
+        rows if rows is None else rows.astype(np.int64, copy=False),
+        item_ids if indptr[-1] else pd.Index([], dtype=candidates["item_id"].dtype),
+        scores,
         checked.skipped,
         checked.n_rows_without_user,
         checked.user_kind,
@@ -81,7 +86,8 @@ def candidates_to_csr(
 def per_user_values(candidates: pd.DataFrame, column: str, csr: CandidateCSR) -> np.ndarray:
     """One value per user from a column that must be constant within each user."""
     validation.require_columns(candidates, [column], "candidates")
-    values = validation.require_numeric(candidates[column], "candidates")[csr.rows]
+    values = validation.require_numeric(candidates[column], "candidates")
+    values = values if csr.rows is None else values[csr.rows]
     first = values[csr.indptr[:-1]]
     repeated = np.repeat(first, np.diff(csr.indptr))
     differs = (values != repeated) & ~(np.isnan(values) & np.isnan(repeated))
