@@ -150,7 +150,9 @@ def _parse_numbers(frame: pd.DataFrame, column: str, *, skip: bool) -> None:
     ``skip``, becomes NaN so the user is skipped); ``nan``/``inf`` parse and are caught as
     non-finite by the validation.
     """
-    raw = frame[column].astype(str)  # already text; makes the .str accessor safe
+    if pd.api.types.is_numeric_dtype(frame[column].dtype) and not pd.api.types.is_bool_dtype(frame[column].dtype):
+        return  # pandas parsed every value as a number
+    raw = frame[column].astype(str)  # text (or booleans): parse it ourselves to name a bad line
     stripped = raw.str.strip()
     values = pd.to_numeric(stripped, errors="coerce").astype(np.float64)
     unparsed = (values.isna() & stripped.notna() & ~stripped.str.lower().isin(NAN_TEXT)).to_numpy(dtype=bool)
@@ -202,7 +204,9 @@ class CandidateSource:
             if self.format == "parquet":
                 import pyarrow.parquet as pq
 
-                self._parquet = pq.ParquetFile(path)
+                # pre_buffer=False: with pre-buffering, pyarrow keeps every column chunk read so
+                # far until the file is closed (memory grows with the file, not the batch)
+                self._parquet = pq.ParquetFile(path, pre_buffer=False)
                 schema = self._parquet.schema_arrow
                 _require(schema.names, self.columns, path, "candidates")
                 self.n_rows = self._parquet.metadata.num_rows
@@ -223,9 +227,11 @@ class CandidateSource:
                 yield frame
             return
         columns = _csv_columns(self.path)
+        # ids as text; numbers parsed by pandas (fast), and by _parse_numbers only when a chunk
+        # holds text that is not a number (to name its line)
         reader = pd.read_csv(
             self.path, usecols=self.columns, chunksize=self.batch_rows,
-            **_csv_kwargs(self.columns, columns),
+            **_csv_kwargs(["user_id", "item_id"], columns),
         )
         with reader:
             for frame in reader:
@@ -276,7 +282,8 @@ class CandidateSource:
             frame = self._parquet.schema_arrow.empty_table().select(self.columns).to_pandas()
             frame.index = pd.RangeIndex(0, name="row")
             return frame
-        return pd.DataFrame({c: pd.Series([], dtype=str) for c in self.columns}, index=pd.RangeIndex(0, name="line"))
+        frame = pd.DataFrame({c: pd.Series([], dtype=str) for c in self.columns}, index=pd.RangeIndex(0, name="line"))
+        return frame.astype({c: np.float64 for c in self.numeric})
 
 
 def _check_runs(chunk: pd.DataFrame) -> int:
@@ -609,7 +616,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "apply",
         help="rerank a candidate file (CSV/Parquet) into an output file",
-        description=__doc__.split("\n\n")[0],
+        description="Rerank a candidate file into an output file (CSV or Parquet by suffix), streaming by "
+        "user: each user's candidate rows must be contiguous. Bad input: one line naming the file, "
+        "column, line, user or item, exit code 2, no output file. See docs/inputs.md.",
     )
     parser.__class__ = _OneLineParser
     io = parser.add_argument_group("files (CSV or Parquet by suffix)")
