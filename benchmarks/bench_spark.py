@@ -102,6 +102,20 @@ def timed(label: str, results: dict, func):
     return value
 
 
+def shuffle_only(sdf, n_buckets: int) -> None:
+    """The shuffle and the Arrow transfer of ``rerank_spark`` without the reranking (each bucket
+    returns 10 rows), to show how much of the Spark time is Spark's own."""
+    from pyspark.sql import functions as F
+
+    from rerank.spark import BUCKET_COLUMN, POSITION_COLUMN
+
+    rows = sdf.select("user_id", "item_id", "score", F.monotonically_increasing_id().alias(POSITION_COLUMN))
+    bucket = F.pmod(F.xxhash64("user_id"), F.lit(n_buckets))
+    rows.withColumn(BUCKET_COLUMN, bucket).groupBy(BUCKET_COLUMN).applyInPandas(
+        lambda frame: frame[["user_id", "item_id", "score"]].head(10), "user_id long, item_id long, score double"
+    ).write.format("noop").mode("overwrite").save()
+
+
 def rerank_in_process(reranker, path: Path, results: dict) -> pd.DataFrame:
     candidates = timed("inprocess_read_s", results, lambda: pd.read_parquet(path))
     results["rows"] = len(candidates)
@@ -131,6 +145,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rerank-bench-spark"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bucket-sweep", type=lambda v: [int(x) for x in v.split(",")], default=[],
+                        help="also time these n_buckets (noop sink) and the shuffle alone, e.g. 8,64,512")
     parser.add_argument("--quick", action="store_true", help="skip fit_spark and the by='user' comparison")
     args = parser.parse_args(argv)
 
@@ -161,6 +177,12 @@ def main(argv=None) -> int:
     results["spark_equals_inprocess"] = bool(spark_out.equals(local_out))
     print(f"  Spark output equals in-process output: {results['spark_equals_inprocess']}", flush=True)
     del spark_out, local_out
+
+    for n_buckets in args.bucket_sweep:
+        timed(f"buckets_{n_buckets}_s", results, lambda n=n_buckets: reranker.rerank_spark(
+            sdf, by="bucket", n_buckets=n).write.format("noop").mode("overwrite").save())
+    if args.bucket_sweep:
+        timed("shuffle_only_s", results, lambda: shuffle_only(sdf, args.buckets))
 
     subset = sdf.filter(sdf.user_id < args.subset)
     if not args.quick:
