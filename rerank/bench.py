@@ -171,9 +171,13 @@ def _best_kernel_time(wl: Workload, k: int, n_threads: int, repeats: int) -> tup
 def run_cell(
     n: int, k: int, G: int, *, kernel_seconds: float = 0.3, numpy_seconds: float = 0.5,
     python_seconds: float = 0.5, max_users: int = 400_000, threads=(1, 2), repeats: int = 3,
-    seed: int = 0, ties: bool = False, run_python: bool = True,
+    seed: int = 0, ties: bool = False, run_python: bool = True, compiled_refs: dict | None = None,
 ) -> dict:
-    """Time one cell and check identical lists; returns a row of the results table."""
+    """Time one cell and check identical lists; returns a row of the results table.
+
+    ``compiled_refs``: more references ``name -> fn(workload, k) -> (users × k) positions``
+    run on all the cell's users (compiled ones, e.g. the plain Numba greedy of ``benchmarks/``).
+    """
     pilot = make_workload(256, n, G, seed=seed, ties=ties)
     kernel_lists(pilot, k, n_threads=1)  # compile (or load from cache) outside the timing
     start = time.perf_counter()
@@ -190,6 +194,13 @@ def run_cell(
         row[f"kernel_{t}t_users_s"] = n_users / elapsed
         row[f"kernel_{t}t_peak_mb"] = peak / 2**20
     out_indptr, positions = lists
+    for name, fn in (compiled_refs or {}).items():
+        fn(wl.head(8), k)  # compile outside the timing
+        start = time.perf_counter()
+        got = np.asarray(fn(wl, k))
+        row[f"{name}_users_s"] = n_users / (time.perf_counter() - start)
+        if got.shape != (n_users, k) or not np.array_equal(got.ravel(), lists[1]):
+            raise AssertionError(f"{name} differs from the kernel (n={n}, k={k}, G={G})")
     checked = min(n_users, 20_000)  # references never get further in their time budget
     expected = [positions[out_indptr[u] : out_indptr[u + 1]].tolist() for u in range(checked)]
 
