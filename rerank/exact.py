@@ -56,6 +56,7 @@ __all__ = ["SOLVERS", "ExactResult", "MAX_ENUMERATE", "check_solver", "run_exact
 
 MAX_ENUMERATE = 200_000
 GAP_TOL = 1e-6
+GRID = 1  # initial tangents per category at q = c / (GRID·k'), c = 0..GRID·k'
 ROUTE_TRIVIAL = 0  # n ≤ k or λ = 0: the answer is forced (all candidates / top-k)
 ROUTE_ENUMERATE = 1
 ROUTE_MILP = 2
@@ -186,7 +187,7 @@ class _OuterApproximation:
         self.rows: list[np.ndarray] = []
         self.rhs: list[float] = []
         for g in range(m):  # initial tangents at the values q = c/k' reachable by single-category items
-            grid = self.b[self.active[g]] + (1.0 - alpha) * np.arange(kk + 1) / kk
+            grid = self.b[self.active[g]] + (1.0 - alpha) * np.arange(GRID * kk + 1) / (GRID * kk)
             for y0 in np.clip(grid, self.y_lo[g], self.y_hi[g]):
                 self.add_cut(g, y0)
         self.t_bounds = (self.phi(np.arange(m), self.y_hi), self.phi(np.arange(m), self.y_lo))
