@@ -79,12 +79,9 @@ def _category_matrix(indptr, indices, data, shape) -> sp.csr_matrix:
 
 
 def _check_candidates(indptr, item_idx, scores, n_items: int):
-    indptr = np.ascontiguousarray(indptr, dtype=np.int64)
-    item_idx = np.ascontiguousarray(item_idx, dtype=np.int64)
-    scores = np.asarray(scores)
-    if scores.dtype.kind not in "fiu":
-        raise validation.InputTypeError(f"scores must be numeric, got dtype {scores.dtype}")
-    scores = np.ascontiguousarray(scores, dtype=np.float64)
+    indptr = validation.int_array("indptr", indptr)
+    item_idx = validation.int_array("item_idx", item_idx)
+    scores = validation.float_array("scores", scores)
     if indptr.ndim != 1 or indptr.size < 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
         raise validation.InputError("indptr must be a nondecreasing 1-d array starting at 0")
     if indptr[-1] != item_idx.size or item_idx.size != scores.size:
@@ -161,8 +158,8 @@ def rerank_arrays(
     indptr, item_idx, scores = _check_candidates(indptr, item_idx, scores, n_items)
     n_users = indptr.size - 1
 
-    targets = np.ascontiguousarray(targets, dtype=np.float64)
-    if targets.ndim != 2 or targets.shape[1] != categories.shape[1]:
+    targets = validation.float_array("targets", targets, ndim=2)
+    if targets.shape[1] != categories.shape[1]:
         raise validation.InputError(
             f"targets must be 2-d with {categories.shape[1]} columns (one per category), got shape {targets.shape}"
         )
@@ -174,7 +171,7 @@ def rerank_arrays(
             raise validation.InputError(f"targets has {targets.shape[0]} rows for {n_users} users")
         target_rows = np.arange(n_users, dtype=np.int64)
     else:
-        target_rows = np.ascontiguousarray(target_rows, dtype=np.int64)
+        target_rows = validation.int_array("target_rows", target_rows)
         if target_rows.shape != (n_users,):
             raise validation.InputError(f"target_rows must have one entry per user ({n_users})")
         if n_users and (target_rows.min() < 0 or target_rows.max() >= targets.shape[0]):

@@ -214,6 +214,41 @@ def check_rank_weights(spec, k: int) -> np.ndarray | None:
     return arr
 
 
+def int_array(name: str, values) -> np.ndarray:
+    """A 1-d array of whole numbers as contiguous int64 (floats only when all are whole);
+    strings, booleans, NaN or 2-d input raise, where a plain cast would truncate or crash."""
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise InputTypeError(f"{name} must be a 1-d array of whole numbers: {exc}") from None
+    if arr.ndim != 1:
+        raise InputError(f"{name} must be 1-d, got shape {arr.shape}")
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.dtype.kind == "f":
+        bad = np.flatnonzero(~(np.isfinite(arr) & (arr == np.round(arr))))
+        if bad.size:
+            raise InputError(f"{name} must hold whole numbers; position {bad[0]} is {show(arr[bad[0]])}")
+    elif arr.dtype.kind not in "iu":
+        raise InputTypeError(f"{name} must hold whole numbers, got dtype {arr.dtype}")
+    if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:
+        raise InputError(f"{name} holds values beyond int64")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def float_array(name: str, values, ndim: int = 1) -> np.ndarray:
+    """A real-valued array of ``ndim`` dimensions as contiguous float64 (not finite-checked)."""
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise InputTypeError(f"{name} must be an array of numbers: {exc}") from None
+    if arr.dtype.kind not in "fiu":
+        raise InputTypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        raise InputError(f"{name} must be {ndim}-d, got shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
 def check_finite(name: str, values: np.ndarray) -> None:
     """No NaN or inf; the message names the first offending row."""
     bad = np.flatnonzero(~np.isfinite(values))

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from hostile import SCORES, assert_valid_output, candidate_frames, clean_inputs, id_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rerank import CalibratedReranker
+from rerank import CalibratedReranker, rerank_arrays
 from rerank.cli import main
 from rerank.errors import InputError
 
@@ -177,3 +178,58 @@ def test_cli_returns_valid_output_or_a_one_line_error(inputs, frame, k, fmt, bat
         assert_valid_output(got, seen, k, skipped_users=list(skipped["user_id"]))
         assert all(math.isfinite(s) for s in got["score"])
         assert set(got["user_id"]) | set(skipped["user_id"]) == set(seen["user_id"].dropna())
+
+
+# ----------------------------------------------------------------------------- array API
+@st.composite
+def hostile_arrays(draw):
+    """CSR candidates, categories and targets for rerank_arrays, each part valid or broken."""
+    n_users = draw(st.integers(0, 3))
+    n_items, n_cat = draw(st.integers(1, 6)), draw(st.integers(1, 3))
+    lengths = draw(st.lists(st.integers(0, n_items), min_size=n_users, max_size=n_users))
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    item_idx = np.concatenate([draw(st.permutations(range(n_items)))[:n] for n in lengths] or [[]]).astype(np.int64)
+    scores = np.array([draw(SCORES.filter(math.isfinite)) for _ in range(len(item_idx))], dtype=np.float64)
+    dense = np.array(draw(st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=n_items * n_cat,
+                                   max_size=n_items * n_cat))).reshape(n_items, n_cat)
+    targets = np.full((n_users, n_cat), 1.0 / n_cat)
+    parts = {"indptr": indptr, "item_idx": item_idx, "scores": scores, "categories": sp.csr_matrix(dense),
+             "targets": targets}
+    broken = draw(st.sampled_from([None, "indptr", "item_idx", "scores", "categories", "targets"]))
+    if broken == "indptr":
+        parts["indptr"] = draw(st.sampled_from([indptr[::-1], indptr + 1, indptr.astype(float) + 0.5, indptr[:-1],
+                                                indptr.astype(str), np.array([]), indptr.reshape(1, -1)]))
+    elif broken == "item_idx":
+        parts["item_idx"] = draw(st.sampled_from([item_idx - 1, item_idx + n_items, item_idx.astype(float) + 0.5,
+                                                  item_idx.astype(str), item_idx[:-1]]))
+    elif broken == "scores":
+        bad = scores.copy()
+        if bad.size:
+            bad[0] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+        parts["scores"] = draw(st.sampled_from([bad, scores.astype(str), scores.reshape(1, -1), scores[:-1]]))
+    elif broken == "categories":
+        parts["categories"] = draw(st.sampled_from([dense, sp.csr_matrix(-dense - 1), sp.csr_matrix(dense * np.nan),
+                                                    sp.csr_matrix(dense[:, :0])]))
+    elif broken == "targets":
+        parts["targets"] = draw(st.sampled_from([targets[:, :0], -targets - 1, targets * np.nan, targets.astype(str),
+                                                 targets[:0], targets.ravel()]))
+    return parts
+
+
+@FAST
+@given(parts=hostile_arrays(), k=st.integers(1, 4), lam=st.sampled_from([0.0, 0.5, 1.0]),
+       normalize=st.sampled_from([None, "minmax", "rank"]))
+def test_array_api_returns_valid_output_or_the_documented_error(parts, k, lam, normalize):
+    try:
+        result = rerank_arrays(parts["indptr"], parts["item_idx"], parts["scores"], parts["categories"],
+                               parts["targets"], k, lam, normalize=normalize, return_result=True)
+    except InputError:
+        return
+    indptr = np.asarray(parts["indptr"])
+    lengths = np.diff(indptr)
+    np.testing.assert_array_equal(np.diff(result.indptr), np.minimum(lengths, k))
+    for u in range(len(lengths)):
+        chosen = result.positions[result.indptr[u] : result.indptr[u + 1]]
+        assert len(set(chosen)) == len(chosen)
+        assert all(indptr[u] <= p < indptr[u + 1] for p in chosen)
+    assert not np.isnan(result.objective).any()
