@@ -234,3 +234,34 @@ def test_calibrated_reranker_rejects_bad_options():
         CalibratedReranker(method="xquad")
     with pytest.raises(ValueError, match="uniform rank weights"):
         CalibratedReranker(solver="exact", rank_weights="dcg")
+
+
+@pytest.mark.parametrize("options", [{"min_share": True}, {"min_share": 0.5, "min_share_threshold": 0.2},
+                                     {"method": "pm2"}])
+def test_quota_and_pm2_do_not_depend_on_the_thread_count(options):
+    import numba
+
+    rng = np.random.default_rng(11)
+    n_items, n_cat, n_users, n = 300, 8, 300, 30
+    member = rng.random((n_items, n_cat)) < 0.25
+    matrix = sp.csr_matrix(member / np.maximum(member.sum(axis=1, keepdims=True), 1))
+    indptr = np.arange(n_users + 1) * n
+    items = np.concatenate([rng.choice(n_items, n, replace=False) for _ in range(n_users)])
+    scores = rng.random(items.size)
+    targets = rng.dirichlet(np.ones(n_cat), n_users)
+    lam = rng.random(n_users)
+    runs = [
+        rerank_arrays(indptr, items, scores, matrix, targets, 10, lam, n_threads=t, return_result=True, **options)
+        for t in sorted({1, numba.config.NUMBA_NUM_THREADS})
+    ]
+    for other in runs[1:]:
+        assert np.array_equal(runs[0].items, other.items)
+        if runs[0].quota_shortfall is not None:
+            assert np.array_equal(runs[0].quota_shortfall, other.quota_shortfall)
+
+
+def test_quota_tie_rule_uses_the_kernel_tolerance():
+    """rerank.quota keeps its own copy of the kernel's tie tolerance (import cycle); they must agree."""
+    from rerank import kernel, quota
+
+    assert quota.TIE_RTOL == kernel.TIE_RTOL
