@@ -91,22 +91,22 @@ def max_quota_met(
     n_users = indptr.size - 1
     lengths = np.diff(indptr)
     owner = np.repeat(np.arange(n_users), lengths)
-    user_quota = quotas[target_rows]  # U × G (G is the number of categories, small)
-    required = user_quota.sum(axis=1)
+    target_rows = np.asarray(target_rows, dtype=np.int64)
+    required = quotas.sum(axis=1)[target_rows]  # no dense users × categories array
 
     # membership of each candidate (rows = candidate positions) in each category
     member = sp.csr_matrix(categories[cand_items], dtype=np.float64)
     member.data = (member.data > 0).astype(np.float64)
     member.eliminate_zeros()
     cand, cat = member.nonzero()
-    keep = user_quota[owner[cand], cat] > 0
+    keep = quotas[target_rows[owner[cand]], cat] > 0
     cand, cat = cand[keep], cat[keep]
     # supply per (user, category) pair with a positive quota
     pair_key = owner[cand] * quotas.shape[1] + cat
     pairs, pair_of_edge = np.unique(pair_key, return_inverse=True)
     supply = np.bincount(pair_of_edge, minlength=pairs.size)
     pair_user, pair_cat = np.divmod(pairs, quotas.shape[1])
-    pair_quota = user_quota[pair_user, pair_cat]
+    pair_quota = quotas[target_rows[pair_user], pair_cat]
     upper = np.bincount(pair_user, weights=np.minimum(pair_quota, supply), minlength=n_users).astype(np.int64)
 
     flow = np.zeros(n_users, dtype=np.int64)
