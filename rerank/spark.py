@@ -100,6 +100,16 @@ def id_kind_of(dtype) -> str | None:
 
 
 # ---------------------------------------------------------------------------- rerank
+def _check_id_types(reranker, fields: dict) -> None:
+    """Fail before the job starts when the candidates' id types cannot match the fitted ids
+    (the workers would raise the same error, later)."""
+    kinds = getattr(reranker, "id_kinds_", None) or {}
+    for column, fitted_from in (("user_id", "the history's user_id"), ("item_id", "the item_categories' item_id")):
+        kind = id_kind_of(fields[column].dataType)
+        if kind is not None and column in kinds:
+            validation.check_same_id_kind(kind, f"candidates column '{column}'", kinds[column], fitted_from)
+
+
 def output_schema(candidates):
     """``user_id, item_id`` with the input types, ``score double``, ``rank long``."""
     from pyspark.sql.types import DoubleType, LongType, StructField, StructType
@@ -160,6 +170,7 @@ def rerank_spark(
         _require_columns(fields, [position_col], "candidates")
         _require_numeric(fields, position_col, "candidates")
         columns.append(F.col(position_col).alias(POSITION_COLUMN))
+    _check_id_types(reranker, fields)
     rows = candidates.select(*columns)
 
     spark = candidates.sparkSession

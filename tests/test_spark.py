@@ -13,8 +13,11 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rerank import CalibratedReranker
+from rerank.spark import worker_reranker
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")
 
@@ -136,6 +139,49 @@ def test_rerank_spark_equals_rerank(spark, int_data, str_data, ids, by, options)
     assert_same_rows(out, reranker.rerank(candidates))
 
 
+@st.composite
+def small_instances(draw):
+    """A few users with 0-12 candidates each, scores from a small set (many ties), string or
+    integer ids, items with 0-2 of 3 categories, some users cold."""
+    string_ids = draw(st.booleans())
+    n_items = draw(st.integers(1, 15))
+    cats = [draw(st.lists(st.sampled_from("abc"), max_size=2, unique=True)) for _ in range(n_items)]
+    item_categories = pd.DataFrame(
+        [(i, g) for i, gs in enumerate(cats) for g in gs], columns=["item_id", "category"]
+    ).astype({"item_id": np.int64, "category": str})
+    history_rows, cand_rows = [], []
+    for u in range(draw(st.integers(1, 6))):
+        for i in draw(st.lists(st.integers(0, n_items - 1), max_size=4)):
+            history_rows.append((u, i))
+        for i in draw(st.lists(st.integers(0, n_items + 2), max_size=12, unique=True)):
+            cand_rows.append((u, i, draw(st.sampled_from([0.0, 0.25, 0.5, 1.0]))))
+    history = pd.DataFrame(history_rows, columns=["user_id", "item_id"]).astype(np.int64)
+    candidates = pd.DataFrame(cand_rows, columns=["user_id", "item_id", "score"]).astype(
+        {"user_id": np.int64, "item_id": np.int64, "score": float}
+    )
+    order = draw(st.permutations(range(len(candidates))))
+    candidates = candidates.iloc[list(order)].reset_index(drop=True)
+    if string_ids:
+        for frame in (history, candidates, item_categories):
+            for column in ("user_id", "item_id"):
+                if column in frame:
+                    frame[column] = column[0] + frame[column].astype(str)
+    return history, item_categories, candidates
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=small_instances(), k=st.integers(1, 5), lam=st.sampled_from([0.0, 0.3, 0.9]),
+       by=st.sampled_from(["bucket", "user"]))
+def test_rerank_spark_equals_rerank_property(spark, data, k, lam, by):
+    history, item_categories, candidates = data
+    if candidates.empty:
+        return
+    reranker = CalibratedReranker(k=k, lam=lam).fit(history, item_categories)
+    expected = sorted_rows(reranker.rerank(candidates))
+    got = sorted_rows(reranker.rerank_spark(spark.createDataFrame(candidates), by=by, n_buckets=2).toPandas())
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
 def test_output_keeps_integer_id_types(spark, int_data):
     from pyspark.sql import functions as F
     from pyspark.sql.types import IntegerType, LongType
@@ -168,7 +214,9 @@ def test_per_user_lambda_mapping(spark, int_data):
     reranker = CalibratedReranker(k=K, lam=lam).fit(history, item_categories)
     assert_same_rows(reranker.rerank_spark(spark.createDataFrame(candidates), by="bucket", n_buckets=3),
                      reranker.rerank(candidates))
-    assert reranker.n_threads is None and isinstance(reranker.lam, dict)  # the broadcast copy only
+    # the broadcast copy runs one kernel thread per Spark task; the caller's reranker is untouched
+    assert worker_reranker(reranker).n_threads == 1
+    assert reranker.n_threads is None and isinstance(reranker.lam, dict)
 
 
 @pytest.mark.parametrize(
@@ -232,6 +280,8 @@ def test_rerank_spark_rejects_bad_input(spark, int_data):
         reranker.rerank_spark(candidates)
     with pytest.raises(ValueError, match="by must be"):
         reranker.rerank_spark(spark.createDataFrame(candidates), by="item")
+    with pytest.raises(TypeError, match="'user_id' holds string ids"):  # raised before any job runs
+        reranker.rerank_spark(spark.createDataFrame(candidates.assign(user_id=candidates["user_id"].astype(str))))
     with pytest.raises(RuntimeError, match="not fitted"):
         CalibratedReranker().rerank_spark(spark.createDataFrame(candidates))
     # duplicate (user, item) rows are found inside the workers, by the same check as rerank
