@@ -181,10 +181,21 @@ def _arrow_kind(arrow_type) -> str:
 
 
 def ids_as_text(series: pd.Series) -> pd.Series:
-    """Integer ids as text (whole-number floats without a trailing ``.0``)."""
+    """Integer ids as text (whole-number floats without a trailing ``.0``; nulls stay null).
+
+    A float column that is not all whole numbers raises ``InputTypeError`` naming the row (a
+    cast would truncate ``1.5`` to ``"1"``).
+    """
+    present = series.notna().to_numpy()
     if series.dtype.kind == "f":
-        series = series.astype(np.int64)
-    return series.astype(str)
+        validation.id_kind(series, "candidates")  # raises unless every value is a whole number
+        values = series.to_numpy()[present]
+        text = pd.Series(values.astype(np.int64), dtype=object).astype(str).to_numpy()
+    else:
+        text = series[present].astype(str).to_numpy()
+    out = pd.Series(None, index=series.index, dtype=object, name=series.name)
+    out[present] = text
+    return out.astype(str)
 
 
 # --------------------------------------------------------------------------- candidates
@@ -394,11 +405,17 @@ class AtomicFiles:
         return False
 
 
+def _check_directory(path: Path, role: str) -> None:
+    if not path.parent.is_dir():
+        raise InputError(f"{role} file '{path}': directory '{path.parent}' does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise InputError(f"{role} file '{path}': directory '{path.parent}' is not writable")
+
+
 def _output_path(text: str, role: str, inputs: list[Path]) -> Path:
     path = Path(text)
     file_format(path, role)
-    if not path.parent.is_dir():
-        raise InputError(f"{role} file '{path}': directory '{path.parent}' does not exist")
+    _check_directory(path, role)
     if path.is_dir():
         raise InputError(f"{role} file '{path}' is a directory")
     for other in inputs:
@@ -409,8 +426,7 @@ def _output_path(text: str, role: str, inputs: list[Path]) -> Path:
 
 def _report_path(text: str, inputs: list[Path]) -> Path:
     path = Path(text)
-    if not path.parent.is_dir():
-        raise InputError(f"--report file '{path}': directory '{path.parent}' does not exist")
+    _check_directory(path, "--report")
     if path.is_dir():
         raise InputError(f"--report file '{path}' is a directory")
     if any(os.path.realpath(other) == os.path.realpath(path) for other in inputs):

@@ -366,3 +366,31 @@ def test_real_subprocess_run(tmp_path, data):
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
     assert "bad.csv" in done.stderr and "line 6" in done.stderr
     assert not (tmp_path / "out2.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("user_ids", "parts"),
+    [([1.0, 1.0, 2.5], ["user_id", "row 2", "2.5"]), ([1.0, 1.0, np.nan], ["user_id", "null", "row 2"])],
+)
+def test_float_ids_in_parquet_are_not_truncated_when_compared_as_text(tmp_path, capsys, user_ids, parts):
+    cands = pd.DataFrame({"user_id": user_ids, "item_id": ["a", "b", "a"], "score": [1.0, 0.5, 0.2]})
+    hist = pd.DataFrame({"user_id": ["1"], "item_id": ["a"]})
+    cats = pd.DataFrame({"item_id": ["a", "b"], "category": ["x", "y"]})
+    paths = (write(cands, tmp_path / "c.parquet"), write(hist, tmp_path / "h.csv"), write(cats, tmp_path / "g.csv"))
+    code, out = apply(tmp_path, *paths)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    for part in parts:
+        assert part in err, err
+    assert not out.exists()
+
+
+def test_whole_float_ids_in_parquet_match_text_ids(tmp_path):
+    cands = pd.DataFrame({"user_id": [1.0, 1.0, 2.0], "item_id": ["a", "b", "a"], "score": [1.0, 0.5, 0.2]})
+    hist = pd.DataFrame({"user_id": ["1"], "item_id": ["a"]})
+    cats = pd.DataFrame({"item_id": ["a", "b"], "category": ["x", "y"]})
+    paths = (write(cands, tmp_path / "c.parquet"), write(hist, tmp_path / "h.csv"), write(cats, tmp_path / "g.csv"))
+    code, out = apply(tmp_path, *paths, "out.csv", "--report", str(tmp_path / "r.json"))
+    assert code == 0
+    assert list(read(out)["user_id"].unique()) == ["1", "2"]
+    assert json.loads((tmp_path / "r.json").read_text())["counts"]["cold_users"] == 1  # "2" only
