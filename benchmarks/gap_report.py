@@ -31,28 +31,11 @@ import pandas as pd
 DATA = "/work/shared/data/ml-latest-small"
 
 
-def _percentile(values: np.ndarray, q: float) -> float:
-    return float(np.percentile(values, q)) if values.size else float("nan")
-
-
-def _summary(gap: np.ndarray, optimum: np.ndarray) -> dict:
-    rel = gap / np.maximum(np.abs(optimum), 1e-12)
-    return {
-        "mean": float(gap.mean()), "p99": _percentile(gap, 99), "max": float(gap.max()),
-        "rel_mean": float(rel.mean()), "rel_p99": _percentile(rel, 99), "rel_max": float(rel.max()),
-        "optimal": float(np.mean(gap <= 1e-9)),
-    }
-
-
 def run(args) -> pd.DataFrame:
     from rerank.adapters.evaluate import positives, split, train_adapter
 
-    from rerank import CalibratedReranker, rerank_arrays
     from rerank.datasets import movielens
-    from rerank.divergences import DIVERGENCE_CODES
-    from rerank.exact import run_exact
-    from rerank.frames import candidates_to_csr
-    from rerank.kernel import NORMALIZE_CODES
+    from rerank.gap import gap_table
 
     ratings, item_categories = movielens("latest-small", args.data, download=False)
     train, test = split(positives(ratings, 4.0), "random", 0.2, args.seed)
@@ -64,62 +47,17 @@ def run(args) -> pd.DataFrame:
     if args.users and args.users < len(users):
         users = np.random.default_rng(args.seed).choice(users, args.users, replace=False)
     history = train[["user_id", "item_id"]]
-    rows = []
+    tables = []
     for n in args.n:
         candidates = adapter.candidates(users, n=n, exclude_seen=True)
-        for lam in args.lam:
-            reranker = CalibratedReranker(k=args.k, lam=lam, normalize="minmax").fit(history, item_categories)
-            csr = candidates_to_csr(candidates)
-            items = reranker.item_rows(csr.item_ids)
-            target_rows, _ = reranker.target_rows(csr.users)
-            common = (csr.indptr, items, csr.scores, reranker.category_matrix_, reranker.targets_, args.k, lam)
-            options = {"normalize": "minmax", "target_rows": target_rows, "return_result": True}
-            plain = rerank_arrays(*common, safeguard=False, **options)
-            guarded = rerank_arrays(*common, safeguard=True, **options)
-            lam_arr = np.full(len(csr.users), lam)
-            _, optimum, gap, route, seconds = run_exact(
-                csr.indptr, items, csr.scores, reranker.category_matrix_, reranker.targets_, target_rows,
-                lam_arr, args.k, 0.01, DIVERGENCE_CODES["kl"], NORMALIZE_CODES["minmax"], guarded.indptr,
-                guarded.positions, order_by_score=True, divergence="kl", time_limit=args.time_limit,
-                gap_tol=1e-6, max_enumerate=200_000,
-            )
-            greedy_gap = np.maximum(optimum - plain.objective, 0.0)
-            guarded_gap = np.maximum(optimum - guarded.objective, 0.0)
-            g, sg = _summary(greedy_gap, optimum), _summary(guarded_gap, optimum)
-            rows.append({
-                "n": n, "lambda": lam, "users": len(csr.users),
-                "greedy_gap_mean": g["mean"], "greedy_gap_p99": g["p99"], "greedy_gap_max": g["max"],
-                "greedy_rel_mean": g["rel_mean"], "greedy_rel_p99": g["rel_p99"], "greedy_rel_max": g["rel_max"],
-                "greedy_optimal": g["optimal"],
-                "safeguarded_gap_mean": sg["mean"], "safeguarded_gap_p99": sg["p99"],
-                "safeguarded_gap_max": sg["max"], "safeguarded_rel_max": sg["rel_max"],
-                "safeguarded_optimal": sg["optimal"],
-                "exact_s_mean": float(seconds.mean()), "exact_s_p99": _percentile(seconds, 99),
-                "exact_s_max": float(seconds.max()), "certified": int(np.sum(gap <= 1e-6)),
-                "milp_users": int(np.sum(route == 2)),
-            })
-            print(f"n={n} λ={lam}: done in {seconds.sum():.1f}s exact time", file=sys.stderr)
-    return pd.DataFrame(rows)
-
-
-def to_markdown(table: pd.DataFrame) -> str:
-    header = (
-        "| n | λ | users | greedy gap mean / p99 / max | greedy rel. gap mean / p99 / max | greedy optimal "
-        "| safeguarded gap mean / p99 / max | safeguarded optimal | exact s/user mean / p99 / max | certified ≤1e-6 |"
-    )
-    lines = [header, "|" + "---:|" * 10]
-    for r in table.itertuples():
-        lines.append(
-            f"| {r.n} | {r._2:g} | {r.users} "
-            f"| {r.greedy_gap_mean:.2e} / {r.greedy_gap_p99:.2e} / {r.greedy_gap_max:.2e} "
-            f"| {r.greedy_rel_mean:.2e} / {r.greedy_rel_p99:.2e} / {r.greedy_rel_max:.2e} "
-            f"| {100 * r.greedy_optimal:.1f}% "
-            f"| {r.safeguarded_gap_mean:.2e} / {r.safeguarded_gap_p99:.2e} / {r.safeguarded_gap_max:.2e} "
-            f"| {100 * r.safeguarded_optimal:.1f}% "
-            f"| {r.exact_s_mean:.3f} / {r.exact_s_p99:.3f} / {r.exact_s_max:.3f} "
-            f"| {r.certified}/{r.users} |"
+        table = gap_table(
+            candidates, history, item_categories, k=args.k, lams=args.lam, normalize="minmax", divergence="kl",
+            time_limit=args.time_limit,
+            progress=lambda lam, s, n=n: print(f"n={n} λ={lam}: {s:.1f}s in the exact solver", file=sys.stderr),
         )
-    return "\n".join(lines)
+        table.insert(0, "n", n)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
 
 
 def main(argv=None) -> int:
@@ -134,8 +72,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="also write the markdown table here")
     parser.add_argument("--csv", help="also write the raw table here")
     args = parser.parse_args(argv)
+    from rerank.gap import format_markdown
+
     table = run(args)
-    text = to_markdown(table)
+    text = format_markdown(table)
     print(text)
     if args.out:
         with open(args.out, "w") as fh:
