@@ -169,10 +169,12 @@ def small_instances(draw):
     return history, item_categories, candidates
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=small_instances(), k=st.integers(1, 5), lam=st.sampled_from([0.0, 0.3, 0.9]),
        by=st.sampled_from(["bucket", "user"]))
 def test_rerank_spark_equals_rerank_property(spark, data, k, lam, by):
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
     history, item_categories, candidates = data
     if candidates.empty:
         return
@@ -180,6 +182,19 @@ def test_rerank_spark_equals_rerank_property(spark, data, k, lam, by):
     expected = sorted_rows(reranker.rerank(candidates))
     got = sorted_rows(reranker.rerank_spark(spark.createDataFrame(candidates), by=by, n_buckets=2).toPandas())
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    # fit_spark on the same (possibly empty) history and item table gives the same targets
+    id_type = StringType() if history["user_id"].dtype != np.int64 else LongType()
+    h_schema = StructType([StructField("user_id", id_type), StructField("item_id", id_type)])
+    c_schema = StructType([StructField("item_id", id_type), StructField("category", StringType())])
+    distributed = CalibratedReranker(k=k, lam=lam).fit_spark(
+        spark.createDataFrame(history, schema=h_schema), spark.createDataFrame(item_categories, schema=c_schema)
+    )
+    users = pd.Index(candidates["user_id"].unique())
+    assert set(distributed.users_) == set(reranker.users_)
+    np.testing.assert_allclose(
+        distributed.target_distributions(users).to_numpy(), reranker.target_distributions(users).to_numpy(),
+        rtol=1e-12, atol=1e-15,
+    )
 
 
 def test_output_keeps_integer_id_types(spark, int_data):
