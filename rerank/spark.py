@@ -174,7 +174,14 @@ def rerank_spark(
     rows = candidates.select(*columns)
 
     spark = candidates.sparkSession
-    state = spark.sparkContext.broadcast(worker_reranker(reranker))
+    try:
+        context = spark.sparkContext
+    except Exception as exc:  # Spark Connect sessions have no SparkContext, hence no broadcast
+        raise validation.InputError(
+            "rerank_spark needs a classic SparkSession (it broadcasts the fitted state through the "
+            f"SparkContext); this session has none: {exc}"
+        ) from exc
+    state = context.broadcast(worker_reranker(reranker))
 
     def rerank_one_group(frame: pd.DataFrame) -> pd.DataFrame:
         return rerank_group(state.value, frame, POSITION_COLUMN, on_invalid)
