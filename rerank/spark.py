@@ -33,6 +33,7 @@ pyspark is imported inside the functions: ``import rerank`` never needs it.
 from __future__ import annotations
 
 import copy
+import numbers
 from collections.abc import Mapping
 
 import numpy as np
@@ -174,6 +175,11 @@ def rerank_spark(
     rows = candidates.select(*columns)
 
     spark = candidates.sparkSession
+    if n_buckets is None:
+        n_buckets = 4 * int(spark.conf.get("spark.sql.shuffle.partitions"))
+    if isinstance(n_buckets, bool) or not isinstance(n_buckets, numbers.Integral) or n_buckets < 1:
+        raise validation.InputError(f"n_buckets must be a whole number >= 1, got {n_buckets!r}")
+    n_buckets = int(n_buckets)
     try:
         context = spark.sparkContext
     except Exception as exc:  # Spark Connect sessions have no SparkContext, hence no broadcast
@@ -189,10 +195,6 @@ def rerank_spark(
     schema = output_schema(candidates)
     if by == "user":
         return rows.groupBy("user_id").applyInPandas(rerank_one_group, schema)
-    if n_buckets is None:
-        n_buckets = 4 * int(spark.conf.get("spark.sql.shuffle.partitions"))
-    if isinstance(n_buckets, bool) or not isinstance(n_buckets, int) or n_buckets < 1:
-        raise validation.InputError(f"n_buckets must be a whole number >= 1, got {n_buckets!r}")
     bucket = F.pmod(F.xxhash64("user_id"), F.lit(n_buckets))
     return rows.withColumn(BUCKET_COLUMN, bucket).groupBy(BUCKET_COLUMN).applyInPandas(rerank_one_group, schema)
 
