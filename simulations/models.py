@@ -55,31 +55,42 @@ def _to_csr(rows: np.ndarray, items: np.ndarray, scores: np.ndarray, n_users: in
 
 def fast_top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Same result as :func:`rerank.adapters.base.top_n_dense` (top ``n`` per row, ``-inf``
-    excluded, ties by lower column, rows sorted by score), faster: ``argpartition`` picks n
-    columns per row; rows where a tie straddles the n-th value (where argpartition's choice
-    among equal scores could differ from "lower column first") are redone by
-    ``top_n_dense``."""
+    excluded, ties by lower column, rows sorted by score), faster.
+
+    ``argpartition`` at position ``n`` puts the n best columns of each row first and the
+    (n+1)-th best at position n. A row where that (n+1)-th value equals the n-th (a tie
+    straddling the cut, where argpartition's choice among equal scores may differ from "lower
+    column first"), or whose n-th value is ``-inf``, is redone by ``top_n_dense``; so are
+    blocks with a NaN or ``+inf`` score (which ``top_n_dense`` rejects).
+    """
     n_rows, n_cols = scores.shape
-    if n >= n_cols or n_rows == 0 or np.isnan(scores).any() or np.isposinf(scores).any():
-        return top_n_dense(scores, n)  # (which also rejects NaN / +inf scores)
-    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    if n >= n_cols or n_rows == 0:
+        return top_n_dense(scores, n)
+    peak = scores.max()
+    if np.isnan(peak) or peak == np.inf:
+        return top_n_dense(scores, n)
+    # ascending partition: the last n+1 columns hold the n+1 largest, the (n+1)-th first
+    part = np.argpartition(scores, n_cols - n - 1, axis=1)[:, n_cols - n - 1 :]
     vals = np.take_along_axis(scores, part, axis=1)
-    kth = vals.min(axis=1)
-    tied = (scores == kth[:, None]).sum(axis=1) != (vals == kth[:, None]).sum(axis=1)
-    tied |= np.isneginf(kth)
-    rows = np.repeat(np.arange(n_rows), n)
-    cols = part.ravel()
-    flat = vals.ravel()
-    keep = ~np.repeat(tied, n)
-    rows, cols, flat = rows[keep], cols[keep], flat[keep]
-    if tied.any():
-        bad = np.flatnonzero(tied)
+    kth = vals[:, 1:].min(axis=1)
+    redo = (vals[:, 0] == kth) | np.isneginf(kth)
+    part, vals = part[:, 1:], vals[:, 1:].astype(np.float64)
+    order = np.lexsort((part, -vals), axis=1)  # per row: score desc, then column asc
+    part = np.take_along_axis(part, order, axis=1)
+    vals = np.take_along_axis(vals, order, axis=1)
+    keep = np.flatnonzero(~redo)
+    rows = np.repeat(keep, n)
+    cols = part[keep].ravel()
+    flat = vals[keep].ravel()
+    if keep.size < n_rows:
+        bad = np.flatnonzero(redo)
         r, c, v = top_n_dense(scores[bad], n)
         rows = np.concatenate([rows, bad[r]])
         cols = np.concatenate([cols, c])
         flat = np.concatenate([flat, v])
-    order = np.lexsort((cols, -flat, rows))
-    return rows[order].astype(np.int64), cols[order].astype(np.int64), flat[order].astype(np.float64)
+        by_row = np.argsort(rows, kind="stable")
+        rows, cols, flat = rows[by_row], cols[by_row], flat[by_row]
+    return rows.astype(np.int64), cols.astype(np.int64), flat
 
 
 def dense_candidates(score_block, consumed: sp.csr_matrix, n_available: int, n: int) -> Candidates:
@@ -140,7 +151,7 @@ class FactorAdapter(CandidateAdapter):
         # the base class's block logic with the faster (same-result) top-n
         if cols is not None:
             return super()._top_n_block(rows, n, exclude_seen, cols)
-        scores = np.array(self._score_block(rows, cols), dtype=np.float64)
+        scores = np.asarray(self._score_block(rows, cols))  # a fresh block (float32 for ALS)
         if exclude_seen:
             r, c = seen_cells(self.user_items, rows, None)
             scores[r, c] = -np.inf

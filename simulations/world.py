@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 from rerank.simulations.config import SimConfig
 from rerank.simulations.rng import stream
+from scipy.special import expit
 
 MAJORITY = 0
 MINORITY = 1
@@ -34,13 +35,8 @@ BLOCK_USERS = 1024
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Numerically stable logistic function."""
-    out = np.empty_like(x, dtype=np.float64)
-    pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    ex = np.exp(x[~pos])
-    out[~pos] = ex / (1.0 + ex)
-    return out
+    """Logistic function ``1 / (1 + e^{-x})`` (``scipy.special.expit``, stable for any x)."""
+    return expit(x)
 
 
 @dataclass

@@ -127,5 +127,6 @@ def test_fast_top_n_equals_the_adapter_top_n_including_ties_and_exclusions():
         if trial % 2:
             scores += rng.random(scores.shape)  # no ties
         n = int(rng.integers(1, 29))
-        for got, want in zip(fast_top_n(scores, n), top_n_dense(scores, n), strict=True):
-            np.testing.assert_array_equal(got, want)
+        for block in (scores, scores.astype(np.float32)):
+            for got, want in zip(fast_top_n(block, n), top_n_dense(block, n), strict=True):
+                np.testing.assert_array_equal(got, want)
