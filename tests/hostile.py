@@ -88,7 +88,8 @@ def candidate_frames(draw, *, hostile: bool = True, max_rows: int = 14, n_items:
     if not hostile:
         return frame
     n = len(frame)
-    for fault in draw(st.sets(st.sampled_from(FAULTS), max_size=3)):
+    chosen = draw(st.sets(st.sampled_from(FAULTS), max_size=3))
+    for fault in [f for f in FAULTS if f in chosen]:  # drop_column last, after faults on columns
         if fault == "user_kind" and n:
             frame["user_id"] = pd.Series(draw(id_values(n, 4, allow_hostile=True)), dtype=object).infer_objects()
         elif fault == "item_kind" and n:
@@ -101,6 +102,8 @@ def candidate_frames(draw, *, hostile: bool = True, max_rows: int = 14, n_items:
         elif fault == "score_kind":
             frame["score"] = draw(score_column(n, allow_hostile=True)) if n else []
         elif fault == "non_finite" and n:
+            if frame["score"].dtype != np.float64:
+                frame["score"] = frame["score"].astype(object)
             frame.loc[draw(st.integers(0, n - 1)), "score"] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
         elif fault == "duplicates" and n:
             frame = pd.concat([frame, frame.sample(n=1, random_state=draw(st.integers(0, 99)))], ignore_index=True)

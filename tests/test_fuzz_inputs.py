@@ -142,9 +142,15 @@ def _read_as_the_cli_does(path: Path) -> pd.DataFrame:
 
 @SLOW
 @given(inputs=clean_inputs(), frame=candidate_frames(), k=st.integers(1, 4), fmt=st.sampled_from(["csv", "parquet"]),
-       batch_rows=st.integers(1, 5), skip=st.booleans())
-def test_cli_returns_valid_output_or_a_one_line_error(inputs, frame, k, fmt, batch_rows, skip):
+       batch_rows=st.integers(1, 5), skip=st.booleans(),
+       hostile_side=st.one_of(st.none(), hostile_history(), hostile_categories()))
+def test_cli_returns_valid_output_or_a_one_line_error(inputs, frame, k, fmt, batch_rows, skip, hostile_side):
     hist, cats = inputs
+    if hostile_side is not None:
+        if "category" in hostile_side.columns or "user_id" not in hostile_side.columns:
+            cats = hostile_side if "category" in hostile_side.columns else cats
+        if "category" not in hostile_side.columns:
+            hist = hostile_side
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         hist.to_csv(tmp / "h.csv", index=False)
