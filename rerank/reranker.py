@@ -122,6 +122,14 @@ def _per_user(users: pd.Index, values, name: str) -> pd.Series | None:
     return pd.Series(values, index=pd.Index(users, name="user_id"), name=name)
 
 
+def _looks_like_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 class CalibratedReranker:
     """Calibrated reranking (Steck 2018, eq. 3): per user, greedily build the k-list maximising
 
@@ -178,6 +186,11 @@ class CalibratedReranker:
             validation.check_unit_interval("lam", lam)
         elif isinstance(lam, str) and lam in validation.CANDIDATE_COLUMNS:
             raise validation.InputError(f"lam names the column {lam!r}, which is not a per-user lambda column")
+        elif isinstance(lam, str) and _looks_like_number(lam):
+            raise validation.InputTypeError(
+                f"lam must be a number or the name of a candidates column; got the string {lam!r} "
+                f"(did you mean {float(lam)}?)"
+            )
         self.lam = lam
         self.alpha = validation.check_unit_interval("alpha", alpha, open_interval=True)
         validation.divergence_code(divergence)

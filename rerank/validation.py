@@ -263,7 +263,11 @@ def require_columns(frame, columns, what: str) -> None:
         raise InputTypeError(f"{what} must be a pandas DataFrame, got {type(frame).__name__}")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise InputError(f"{what} is missing column(s) {missing}; it has {list(frame.columns)}")
+        in_index = [c for c in missing if c in frame.index.names]
+        hint = f" ({show(in_index[0])} is in the index: use .reset_index())" if in_index else ""
+        raise InputError(f"{what} is missing column(s) {missing}; it has {list(frame.columns)}{hint}")
+    if isinstance(frame.columns, pd.MultiIndex):
+        raise InputError(f"{what} has multi-level columns; flatten them to {list(columns)}")
     duplicated = [c for c in columns if np.count_nonzero(frame.columns == c) > 1]
     if duplicated:
         raise InputError(f"{what} has several columns named {show(duplicated[0])}")

@@ -73,6 +73,7 @@ PARAMETER_CASES = [
     ({"n_threads": 0}, InputError, "n_threads"),
     ({"n_threads": 1.5}, InputTypeError, "n_threads"),
     ({"lam": "score"}, InputError, "lam"),
+    ({"lam": "0.5"}, InputTypeError, "did you mean 0.5"),
 ]
 
 
@@ -125,6 +126,10 @@ CANDIDATE_CASES = [
     (GOOD.drop(columns=["user_id", "item_id"]), InputError, ["user_id", "item_id"]),
     (GOOD.rename(columns={"score": "Score"}), InputError, ["score"]),
     (GOOD.to_dict("list"), InputTypeError, ["DataFrame"]),
+    (GOOD.set_index("user_id"), InputError, ["user_id", "reset_index"]),
+    (pd.concat({"a": GOOD}, axis=1), InputError, ["missing"]),
+    (GOOD.set_axis(pd.MultiIndex.from_tuples([("user_id", ""), ("item_id", ""), ("score", "")]), axis=1), InputError,
+     ["multi-level"]),
     (_with(score=["0.3", "0.2", "0.1", "1", "0.5", "2"]), InputTypeError, ["score", "numeric"]),
     (_with(score=(0.3, 0.2, "high", 1.0, 0.5, 2.0)), InputTypeError, ["score", "'high'"]),
     (_with(score=[True, False, True, True, False, True]), InputTypeError, ["score"]),
