@@ -59,7 +59,7 @@ def quota_greedy(scores, item_cats, p, k, lam, r, alpha=0.01, divergence="kl", r
                 best = cand
         chosen.append(best[2])
     if safeguard and lam != 0 and kk:
-        top = ref.top_k(s, kk)
+        top = ref.top_k(scores, kk)  # top-k always means by the input scores (as the kernel)
         g_obj = ref.objective(chosen, s, item_cats, p, lam, alpha, divergence, weights)
         t_obj = ref.objective(top, s, item_cats, p, lam, alpha, divergence, weights)
         if t_obj > g_obj + ref.TIE_RTOL * (1 + max(abs(g_obj), abs(t_obj))) and met(top, item_cats, r) >= target:
