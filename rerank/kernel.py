@@ -53,6 +53,7 @@ METHOD_PM2 = 2
 
 TIE_RTOL = 1e-12
 USERS_PER_BLOCK = 64
+PAIRS_PER_CATEGORY = 8  # distinct (category, share) pairs numbered per category, see share_pairs
 
 
 @compiled(inline="always")
@@ -148,64 +149,99 @@ def list_objective(
 
 
 @compiled()
+def share_pairs(cat_indptr, cat_indices, cat_data, n_cat):
+    """Number the distinct ``(category, share)`` pairs of the category matrix.
+
+    Returns ``pair_of_entry`` (one per CSR entry: its pair, or -1), ``pair_cat`` and
+    ``pair_share``. Only the first ``PAIRS_PER_CATEGORY`` distinct shares of a category are
+    numbered (items sharing their mass equally have at most a few); entries with other shares get
+    -1 and a slot of their own per user, which gives the same values (numbering only saves work).
+    """
+    nnz = cat_indices.shape[0]
+    pair_of_entry = np.empty(nnz, dtype=np.int64)
+    known = np.zeros(n_cat, dtype=np.int64)
+    table = np.empty(n_cat * PAIRS_PER_CATEGORY, dtype=np.int64)
+    pair_cat = np.empty(n_cat * PAIRS_PER_CATEGORY, dtype=np.int64)
+    pair_share = np.empty(n_cat * PAIRS_PER_CATEGORY, dtype=np.float64)
+    n_pairs = 0
+    for e in range(nnz):
+        g = cat_indices[e]
+        a = cat_data[e]
+        pid = -1
+        for r in range(known[g]):
+            if pair_share[table[g * PAIRS_PER_CATEGORY + r]] == a:
+                pid = table[g * PAIRS_PER_CATEGORY + r]
+                break
+        if pid < 0 and known[g] < PAIRS_PER_CATEGORY:
+            pid = n_pairs
+            n_pairs += 1
+            pair_cat[pid] = g
+            pair_share[pid] = a
+            table[g * PAIRS_PER_CATEGORY + known[g]] = pid
+            known[g] += 1
+        pair_of_entry[e] = pid
+    return pair_of_entry, pair_cat[:n_pairs].copy(), pair_share[:n_pairs].copy()
+
+
+@compiled()
 def gather_user(
-    n, width, items, cat_indptr, cat_indices, cat_data, head, ent_count, ent_slot, slot_cat,
-    slot_share, slot_next,
+    n, width, items, cat_indptr, cat_indices, cat_data, pair_of_entry, n_shared, stamp, user,
+    ent_count, ent_slot, slot_cat, slot_share, used,
 ):
-    """Lay one user's candidate categories out contiguously, sharing equal (category, share) pairs.
+    """Lay one user's candidate categories out contiguously, as *slots*.
 
     Candidate ``j`` owns the row ``ent_slot[j*width : (j+1)*width]``: its ``ent_count[j]``
-    categories (in the item's CSR order) as *slots*, then padding with slot 0. A slot is a
-    distinct pair ``(g, a) = (slot_cat, slot_share)`` among this user's candidates: at a step
-    every candidate carrying ``(g, a)`` extends the list to the same ``q_g = (M_g + w a) / W``,
-    so the term is computed once per slot, not once per candidate (items with 1-3 equally
-    shared categories: at most 3G slots, whatever n). Slot 0 is the padding: its value stays
-    0.0, so every row is summed with the same trip count (no mispredicted loop exits).
-    ``head`` (G, all -1 on entry and on return) chains the slots of each category through
-    ``slot_next``. Returns the number of slots including slot 0.
+    categories (in the item's CSR order), then padding with slot 0. A slot is a distinct pair
+    ``(g, a) = (slot_cat, slot_share)``: at a step every candidate carrying ``(g, a)`` extends
+    the list to the same ``q_g = (M_g + w a) / W``, so the term is computed once per slot, not
+    once per candidate (items with 1-3 equally shared categories: at most 3G slots, whatever
+    n). Slots ``1..n_shared`` are the numbered pairs of :func:`share_pairs` (``slot_cat`` /
+    ``slot_share`` filled once per block); other entries get fresh slots after them. Slot 0 is
+    the padding: its value stays 0.0, so every row is summed with the same trip count (no
+    mispredicted loop exits). ``used[:n_used]`` lists the slots this user needs (``stamp``
+    marks them with ``user``); returns ``n_used``.
     """
-    slot_cat[0] = 0
-    slot_share[0] = 0.0
-    n_slots = 1
+    n_used = 0
+    fresh = n_shared + 1
     for j in range(n):
         item = items[j]
         row = j * width
         c = 0
         for e in range(cat_indptr[item], cat_indptr[item + 1]):
-            g = cat_indices[e]
-            a = cat_data[e]
-            slot = head[g]
-            while slot >= 0 and slot_share[slot] != a:
-                slot = slot_next[slot]
-            if slot < 0:
-                slot = n_slots
-                n_slots += 1
-                slot_cat[slot] = g
-                slot_share[slot] = a
-                slot_next[slot] = head[g]
-                head[g] = slot
+            pid = pair_of_entry[e]
+            if pid >= 0:
+                slot = pid + 1
+                used[n_used] = slot
+                n_used += stamp[slot] != user
+                stamp[slot] = user
+            else:
+                slot = fresh
+                fresh += 1
+                slot_cat[slot] = cat_indices[e]
+                slot_share[slot] = cat_data[e]
+                used[n_used] = slot
+                n_used += 1
             ent_slot[row + c] = slot
             c += 1
         ent_count[j] = c
         while c < width:
             ent_slot[row + c] = 0
             c += 1
-    for slot in range(1, n_slots):
-        head[slot_cat[slot]] = -1
-    return n_slots
+    return n_used
 
 
 @compiled()
 def greedy_one_user(
     n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam, alpha, divergence, rank_w,
-    mass, base, taken, chosen, width, head, ent_count, ent_slot, slot_cat, slot_share, slot_next,
-    slot_val, touched,
+    mass, base, taken, chosen, width, pair_of_entry, n_shared, stamp, user, ent_count, ent_slot,
+    slot_cat, slot_share, slot_val, used, touched,
 ):
     """Steck's greedy for one user; writes local positions into ``chosen[:kk]``.
 
-    Work buffers: ``mass``, ``base``, ``head`` (-1 on entry), ``touched`` (G); ``taken`` and
-    ``ent_count`` (≥ n); ``ent_slot`` (≥ n·width, ``width`` ≥ the most categories of a
-    candidate); the ``slot_*`` arrays (≥ the user's category entries + 1).
+    Work buffers: ``mass``, ``base``, ``touched`` (G); ``taken`` and ``ent_count`` (≥ n);
+    ``ent_slot`` (≥ n·width, ``width`` ≥ the most categories of a candidate); ``slot_*``,
+    ``used`` and ``stamp`` (≥ n_shared + 1 + the user's category entries), ``slot_cat`` /
+    ``slot_share`` holding the numbered pairs in ``1..n_shared`` (see :func:`gather_user`).
 
     Per step ``t`` the cost is: the terms ``B_g`` of the categories already in the list (a
     category with ``M_g = 0`` has ``q_g = 0`` whatever ``W``, so its term is computed once per
@@ -227,9 +263,9 @@ def greedy_one_user(
             taken[best] = True
             chosen[t] = best
         return
-    n_slots = gather_user(
-        n, width, items, cat_indptr, cat_indices, cat_data, head, ent_count, ent_slot, slot_cat,
-        slot_share, slot_next,
+    n_used = gather_user(
+        n, width, items, cat_indptr, cat_indices, cat_data, pair_of_entry, n_shared, stamp, user,
+        ent_count, ent_slot, slot_cat, slot_share, used,
     )
     slot_val[0] = 0.0
     total_w = rank_w[0]
@@ -247,7 +283,8 @@ def greedy_one_user(
         shared = 0.0
         for g in range(n_cat):
             shared += base[g]
-        for slot in range(1, n_slots):
+        for i in range(n_used):
+            slot = used[i]
             g = slot_cat[slot]
             q = (mass[g] + w * slot_share[slot]) / total_w
             slot_val[slot] = divergence_term(p[g], q, alpha, divergence) - base[g]
@@ -312,6 +349,8 @@ def rerank_kernel(
     n_users = indptr.shape[0] - 1
     n_cat = targets.shape[1]
     n_blocks = (n_users + USERS_PER_BLOCK - 1) // USERS_PER_BLOCK
+    pair_of_entry, pair_cat, pair_share = share_pairs(cat_indptr, cat_indices, cat_data, n_cat)
+    n_shared = pair_cat.shape[0]
     for block in prange(n_blocks):
         s = np.empty(max_n, dtype=np.float64)
         taken = np.empty(max_n, dtype=np.bool_)
@@ -319,15 +358,17 @@ def rerank_kernel(
         base = np.empty(n_cat, dtype=np.float64)
         chosen = np.empty(max(k, 1), dtype=np.int64)
         top = np.empty(max(k, 1), dtype=np.int64)
-        head = np.full(n_cat, -1, dtype=np.int64)
         touched = np.empty(n_cat, dtype=np.int64)
         ent_count = np.empty(max_n, dtype=np.int64)
         capacity = 4 * max_n
         ent_slot = np.empty(capacity, dtype=np.int64)
-        slot_cat = np.empty(capacity + 1, dtype=np.int64)
-        slot_share = np.empty(capacity + 1, dtype=np.float64)
-        slot_next = np.empty(capacity + 1, dtype=np.int64)
-        slot_val = np.empty(capacity + 1, dtype=np.float64)
+        slot_cat = np.empty(n_shared + 1 + capacity, dtype=np.int64)
+        slot_share = np.empty(n_shared + 1 + capacity, dtype=np.float64)
+        slot_val = np.empty(n_shared + 1 + capacity, dtype=np.float64)
+        used = np.empty(n_shared + 1 + capacity, dtype=np.int64)
+        stamp = np.full(n_shared + 1, -1, dtype=np.int64)
+        slot_cat[1 : n_shared + 1] = pair_cat
+        slot_share[1 : n_shared + 1] = pair_share
         first = block * USERS_PER_BLOCK
         last = min(first + USERS_PER_BLOCK, n_users)
         for u in range(first, last):
@@ -349,10 +390,12 @@ def rerank_kernel(
                 if n * width > capacity:  # rare: items with many categories; grow
                     capacity = 2 * n * width
                     ent_slot = np.empty(capacity, dtype=np.int64)
-                    slot_cat = np.empty(capacity + 1, dtype=np.int64)
-                    slot_share = np.empty(capacity + 1, dtype=np.float64)
-                    slot_next = np.empty(capacity + 1, dtype=np.int64)
-                    slot_val = np.empty(capacity + 1, dtype=np.float64)
+                    slot_cat = np.empty(n_shared + 1 + capacity, dtype=np.int64)
+                    slot_share = np.empty(n_shared + 1 + capacity, dtype=np.float64)
+                    slot_val = np.empty(n_shared + 1 + capacity, dtype=np.float64)
+                    used = np.empty(n_shared + 1 + capacity, dtype=np.int64)
+                    slot_cat[1 : n_shared + 1] = pair_cat
+                    slot_share[1 : n_shared + 1] = pair_share
             if method == METHOD_QUOTA:
                 quota_one_user(
                     n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha, divergence,
@@ -368,8 +411,8 @@ def rerank_kernel(
             else:
                 greedy_one_user(
                     n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha,
-                    divergence, rank_w, mass, base, taken, chosen, width, head, ent_count, ent_slot,
-                    slot_cat, slot_share, slot_next, slot_val, touched,
+                    divergence, rank_w, mass, base, taken, chosen, width, pair_of_entry, n_shared,
+                    stamp, u, ent_count, ent_slot, slot_cat, slot_share, slot_val, used, touched,
                 )
             objective = list_objective(
                 chosen, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha,
