@@ -250,6 +250,9 @@ class CandidateSource:
                 yield frame
 
     def _prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        for column in ("user_id", "item_id"):  # before grouping: lists or bytes cannot be grouped
+            ids = frame[column]
+            validation.id_kind(ids[ids.notna().to_numpy()], "candidates")
         if self.format == "csv":  # CSV numbers arrive as text; Parquet columns keep their types
             for column in self.numeric:
                 _parse_numbers(frame, column, skip=self.skip)

@@ -141,7 +141,7 @@ def check_lam_array(lam, n_users: int, users=None) -> np.ndarray:
     arr = np.asarray(lam)
     if arr.dtype.kind not in "fiu":
         raise InputTypeError(f"lam must hold numbers, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
+    arr = _writable(np.ascontiguousarray(arr, dtype=np.float64))
     if arr.shape != (n_users,):
         raise InputError(f"lam must be a scalar or have one value per user ({n_users}), got shape {arr.shape}")
     bad = np.flatnonzero(~((arr >= 0.0) & (arr <= 1.0)))
@@ -233,7 +233,13 @@ def int_array(name: str, values) -> np.ndarray:
         raise InputTypeError(f"{name} must hold whole numbers, got dtype {arr.dtype}")
     if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:
         raise InputError(f"{name} holds values beyond int64")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return _writable(np.ascontiguousarray(arr, dtype=np.int64))
+
+
+def _writable(arr: np.ndarray) -> np.ndarray:
+    """A read-only array (e.g. a pandas copy-on-write view) is copied: numba types read-only
+    arrays separately, so passing one would compile a second kernel signature."""
+    return arr if arr.flags.writeable else arr.copy()
 
 
 def float_array(name: str, values, ndim: int = 1) -> np.ndarray:
@@ -246,7 +252,7 @@ def float_array(name: str, values, ndim: int = 1) -> np.ndarray:
         raise InputTypeError(f"{name} must be numeric, got dtype {arr.dtype}")
     if arr.ndim != ndim:
         raise InputError(f"{name} must be {ndim}-d, got shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.float64)
+    return _writable(np.ascontiguousarray(arr, dtype=np.float64))
 
 
 def check_finite(name: str, values: np.ndarray) -> None:

@@ -179,7 +179,10 @@ def test_cli_returns_valid_output_or_a_one_line_error(inputs, frame, k, fmt, bat
         if cand_path.suffix == ".csv":
             seen = _read_as_the_cli_does(cand_path)
         else:
-            seen = pd.read_parquet(cand_path).astype({"user_id": str, "item_id": str})
+            seen = pd.read_parquet(cand_path)
+            for column in ("user_id", "item_id"):  # ids as the text a CSV history would hold
+                seen[column] = [v if pd.isna(v) else str(int(v)) if isinstance(v, float) else str(v)
+                                for v in seen[column]]
             got = got.astype({"user_id": str})
         assert_valid_output(got, seen, k, skipped_users=list(skipped["user_id"]))
         assert all(math.isfinite(s) for s in got["score"])
