@@ -27,3 +27,20 @@ def test_factor_adapter_gives_the_implicit_adapter_candidates():
     seen = matrix.tocoo()
     seen_pairs = set(zip(seen.row.tolist(), seen.col.tolist(), strict=True))
     assert not any((u, i) in seen_pairs for u, i in zip(ours["user_id"], ours["item_id"], strict=True))
+
+
+def test_epsilon_exploration_replaces_about_epsilon_of_slots_with_fresh_unconsumed_items():
+    from rerank.simulations.policies import explore
+
+    rng = np.random.default_rng(3)
+    n_users, k, n_items = 2000, 10, 60
+    slates = np.array([rng.permutation(n_items)[:k] for _ in range(n_users)])
+    consumed = sp.random(n_users, n_items, density=0.3, format="csr", random_state=4)
+    consumed.data[:] = 1.0
+    out = explore(slates, 0.2, consumed, n_items, np.random.default_rng(5))
+    changed = out != slates
+    # binomial tolerance: 5 s.d. of the replaced share
+    assert abs(changed.mean() - 0.2) < 5 * np.sqrt(0.2 * 0.8 / changed.size)
+    assert all(len(set(row)) == k for row in out)  # no duplicates within a slate
+    u, r = np.nonzero(changed)
+    assert not np.asarray(consumed[u, out[u, r]]).ravel().any()
