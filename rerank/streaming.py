@@ -84,6 +84,7 @@ class StreamReport:
     n_cold: int = 0
     n_short: int = 0
     n_topk: int = 0
+    n_quota_short: int | None = None  # quota mode: users whose list misses some quota units
     _skipped: list[pd.DataFrame] = field(default_factory=list, repr=False)
 
     def add(self, report: RerankReport) -> None:
@@ -97,6 +98,9 @@ class StreamReport:
         self.n_cold += len(report.cold_users)
         self.n_short += len(report.short_users)
         self.n_topk += len(report.topk_users)
+        shortfall = getattr(report, "quota_shortfall", None)
+        if shortfall is not None:
+            self.n_quota_short = (self.n_quota_short or 0) + int((shortfall > 0).sum())
         if len(report.skipped):
             self._skipped.append(report.skipped)
 
@@ -121,12 +125,16 @@ class StreamReport:
         )
 
     def summary(self) -> str:
-        return summary_line(
+        line = summary_line(
             n_users=self.n_users, skipped=self.skipped, n_candidates=self.n_candidates,
             n_rows_reranked=self.n_rows_reranked, n_rows_without_user=self.n_rows_without_user,
             n_output_rows=self.n_output_rows, n_cold=self.n_cold, n_short=self.n_short,
             n_topk=self.n_topk, ok=self.reconciles,
         )
+        if self.n_quota_short is not None:  # before the final "nothing lost"
+            head, tail = line.rsplit("; ", 1)
+            line = f"{head}; {self.n_quota_short} users short of their quotas (no candidate subset meets them); {tail}"
+        return line
 
     def as_dict(self) -> dict:
         """JSON-ready counts, the skipped users and whether everything reconciles."""
@@ -145,6 +153,7 @@ class StreamReport:
             "users_with_fewer_than_k": self.n_short,
             "users_kept_top_k": self.n_topk,
             "batches": self.n_batches,
+            "users_short_of_quotas": self.n_quota_short,
             "reconciles": self.reconciles,
         }
 

@@ -119,14 +119,18 @@ def test_options_reach_the_reranker(tmp_path, data):
     pd.testing.assert_frame_equal(read(out), expected, check_dtype=False)
 
 
-def test_min_share_and_per_user_lambda_columns(tmp_path, data):
+def test_min_share_and_per_user_lambda_columns(tmp_path, data, capsys):
     hist, cats, cands = data
     cands = cands.assign(my_lam=cands["user_id"].str[1:].astype(int).mod(3) / 2.0)
     paths = (write(cands, tmp_path / "c.csv"), write(hist, tmp_path / "h.csv"), write(cats, tmp_path / "g.csv"))
     code, out = apply(tmp_path, *paths, "out.parquet", "--k", "5", "--lam-column", "my_lam", "--min-share", "1.0")
     assert code == 0
-    expected = CalibratedReranker(k=5, lam="my_lam", min_share=1.0).fit(hist, cats).rerank(cands)
+    reranker = CalibratedReranker(k=5, lam="my_lam", min_share=1.0).fit(hist, cats)
+    expected = reranker.rerank(cands)
     pd.testing.assert_frame_equal(read(out), expected, check_dtype=False)
+    short = int((reranker.report_.quota_shortfall > 0).sum())
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"; {short} users short of their quotas" in line and line.endswith("nothing lost")
 
 
 def test_history_weights_and_iso_timestamps_with_half_life(tmp_path, data):
