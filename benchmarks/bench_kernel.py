@@ -62,8 +62,7 @@ def grid(ns, ks, gs, seconds: float) -> list[dict]:
                 if not row["plain_numba_identical"]:
                     raise AssertionError(f"plain Numba greedy differs from the kernel (n={n}, k={k}, G={G})")
                 rows.append(row)
-                print(format_table([row]).splitlines()[-1] + f" plain Numba {row['plain_numba_users_s']:,.0f}/s",
-                      flush=True)
+                print(format_table([row]).splitlines()[-1], flush=True)
     return rows
 
 
@@ -119,6 +118,7 @@ def headline_text(h: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only n=100 (9 cells)")
+    parser.add_argument("--n", type=int, nargs="+", help="only these candidate counts")
     parser.add_argument("--seconds", type=float, default=0.25, help="kernel time per timing and cell")
     parser.add_argument("--headline-users", type=int, default=200_000)
     parser.add_argument("--no-grid", action="store_true")
@@ -131,16 +131,17 @@ def main(argv=None) -> int:
     result["headline"] = headline(args.headline_users)
     print(headline_text(result["headline"]), flush=True)
     if not args.no_grid:
-        ns = (100,) if args.quick else GRID_N
+        ns = args.n or ((100,) if args.quick else GRID_N)
         result["grid"] = grid(ns, GRID_K, GRID_G, args.seconds)
     result["machine"]["load_1min_end"] = round(os.getloadavg()[0], 2)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "kernel.json").write_text(json.dumps(result, indent=2))
+    name = "kernel" if args.n is None else "kernel_n" + "_".join(map(str, args.n))
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
     md = [f"machine: {info}", "", headline_text(result["headline"]), "",
           f"first call: {result['first_call']}", ""]
     if "grid" in result:
         md.append(format_table(result["grid"]))
-    (RESULTS / "kernel.md").write_text("\n".join(md) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0
 

@@ -276,19 +276,27 @@ def machine() -> dict:
 
 
 def format_table(rows: list[dict]) -> str:
-    """Markdown table of :func:`run_cell` rows."""
+    """Markdown table of :func:`run_cell` rows (a plain-Numba column when the rows have one).
+
+    Memory: the kernel call's peak traced bytes per user of the cell (its output and boundary
+    arrays; the kernel's work buffers are per block of users, not per user) and the NumPy
+    greedy's peak traced MB for one user."""
     def f(x, digits=0):
         return "–" if x is None else f"{x:,.{digits}f}"
 
+    plain = any("plain_numba_users_s" in r for r in rows)
     head = ("| n | k | G | kernel 1 thread (users/s) | kernel 2 threads (users/s) | 2T/1T | NumPy (users/s) "
-            "| Python (users/s) | kernel/NumPy | kernel/Python | identical | peak MB kernel / NumPy |")
-    lines = [head, "|" + "---|" * 12]
+            "| Python (users/s) | kernel/NumPy | kernel/Python | " + ("plain Numba (users/s) | " if plain else "")
+            + "identical | peak: kernel B/user, NumPy MB |")
+    lines = [head, "|" + "---|" * (13 if plain else 12)]
     for r in rows:
+        per_user = r.get("kernel_1t_peak_mb", 0.0) * 2**20 / r["users"]
         lines.append(
             f"| {r['n']} | {r['k']} | {r['G']} | {f(r.get('kernel_1t_users_s'))} | {f(r.get('kernel_2t_users_s'))} "
             f"| {f(r.get('speedup_2t'), 2)} | {f(r['numpy_users_s'], 1)} | {f(r.get('python_users_s'), 2)} "
-            f"| {f(r['ratio_numpy'])}× | {f(r.get('ratio_python'))}× | {'yes' if r['identical'] else 'NO'} "
-            f"| {f(r.get('kernel_1t_peak_mb'), 1)} / {f(r['numpy_peak_mb'], 1)} |"
+            f"| {f(r['ratio_numpy'])}× | {f(r.get('ratio_python'))}× | "
+            + (f"{f(r.get('plain_numba_users_s'))} | " if plain else "")
+            + f"{'yes' if r['identical'] else 'NO'} | {f(per_user)} B, {f(r['numpy_peak_mb'], 1)} MB |"
         )
     return "\n".join(lines)
 
