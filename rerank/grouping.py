@@ -52,6 +52,8 @@ def _runs(values: np.ndarray) -> np.ndarray | None:
         return np.zeros(0, dtype=np.int64)
     starts = np.flatnonzero(values[1:] != values[:-1]) + 1
     starts = np.concatenate([[0], starts]).astype(np.int64)
+    if starts.shape[0] > max(n // 2, 1):  # mostly single rows: not worth the uniqueness check
+        return None
     if not pd.Index(values[starts]).is_unique:
         return None
     return starts
@@ -70,13 +72,28 @@ def user_groups(keys) -> Groups:
             return Groups(uniques, indptr, None)
     codes, uniques = pd.factorize(keys, sort=False, use_na_sentinel=True)
     codes = codes.astype(np.int64, copy=False)
-    order = np.argsort(codes, kind="stable")
-    missing = int(np.searchsorted(codes[order], 0))  # missing keys (-1) sort first
-    order = order[missing:]
-    counts = np.bincount(codes[order], minlength=len(uniques))
-    indptr = np.zeros(len(uniques) + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return Groups(pd.Index(uniques), indptr, order.astype(np.int64, copy=False), codes)
+    order, indptr = _group_order(codes, len(uniques))
+    return Groups(pd.Index(uniques), indptr, order, codes)
+
+
+@compiled()
+def _group_order(codes, n_groups):
+    """Stable counting sort of the rows by ``codes`` (rows with code -1 left out): the same
+    order as ``argsort(codes, kind="stable")`` without the missing rows, in O(rows)."""
+    indptr = np.zeros(n_groups + 1, dtype=np.int64)
+    for c in codes:
+        if c >= 0:
+            indptr[c + 1] += 1
+    for g in range(n_groups):
+        indptr[g + 1] += indptr[g]
+    fill = indptr[:-1].copy()
+    order = np.empty(indptr[-1], dtype=np.int64)
+    for r in range(codes.shape[0]):
+        c = codes[r]
+        if c >= 0:
+            order[fill[c]] = r
+            fill[c] += 1
+    return order, indptr
 
 
 @compiled()
@@ -94,8 +111,9 @@ def _mark_repeats(order, group, value, n_values, out):
 
 
 @compiled()
-def _mark_repeats_grouped(indptr, bits, is_nan, out):
-    """Grouped rows; ``bits`` the 64-bit pattern of each value (``-0.0`` already folded into
+def _mark_repeats_grouped(indptr, order, use_order, bits, is_nan, out):
+    """Rows of group ``g`` are ``order[indptr[g]:indptr[g+1]]`` (or that range itself when not
+    ``use_order``); ``bits`` the 64-bit pattern of each value (``-0.0`` already folded into
     ``0.0``), ``is_nan`` marks NaN (all NaN are one value). Open addressing per group."""
     size = 16
     for g in range(indptr.shape[0] - 1):
@@ -113,7 +131,8 @@ def _mark_repeats_grouped(indptr, bits, is_nan, out):
             m *= 2
         table[:m] = -1
         seen_nan = False
-        for r in range(lo, hi):
+        for i in range(lo, hi):
+            r = order[i] if use_order else i
             if is_nan[r]:
                 if seen_nan:
                     out[r] = True
@@ -145,20 +164,23 @@ def duplicated_pairs(first, second, groups: Groups | None = None) -> np.ndarray:
     if n == 0:
         return out
     values = second.to_numpy() if isinstance(second, pd.Series) else np.asarray(second)
-    if groups.order is None and values.dtype.kind in "iuf":
+    if values.dtype.kind in "iuf" and (groups.order is None or groups.indptr[-1] == n):
+        # numeric items, no missing user: a small hash table per user, no global hashing
+        order = np.zeros(0, dtype=np.int64) if groups.order is None else groups.order
         if values.dtype.kind == "f":
             folded = values.astype(np.float64) + 0.0  # -0.0 -> 0.0 (equal keys, different bits)
-            _mark_repeats_grouped(groups.indptr, folded.view(np.int64), np.isnan(folded), out)
+            _mark_repeats_grouped(groups.indptr, order, groups.order is not None, folded.view(np.int64),
+                                  np.isnan(folded), out)
         else:
-            _mark_repeats_grouped(groups.indptr, values.astype(np.int64, copy=False),
-                                  np.zeros(n, dtype=np.bool_), out)
+            _mark_repeats_grouped(groups.indptr, order, groups.order is not None,
+                                  values.astype(np.int64, copy=False), np.zeros(n, dtype=np.bool_), out)
         return out
     b, b_uniques = pd.factorize(second, use_na_sentinel=True)
     b = np.where(b < 0, len(b_uniques), b).astype(np.int64, copy=False)
     a = groups.codes
     if (a < 0).any():  # missing first keys form one more group, last in the order
         a = np.where(a < 0, len(groups.uniques), a)
-        order = np.argsort(a, kind="stable")
+        order, _ = _group_order(a, len(groups.uniques) + 1)
     else:
         order = groups.rows
     _mark_repeats(order, a, b, len(b_uniques) + 1, out)
