@@ -285,7 +285,7 @@ class CalibratedReranker:
         self._check_fitted()
         rows = self.item_categories_.rows_for(item_ids)
         rows[rows < 0] = self.category_matrix_.shape[0] - 1
-        return rows.astype(np.int64)
+        return rows.astype(np.int64, copy=False)  # no second copy of a (rows,) array
 
     # ------------------------------------------------------------------ rerank
     def _lam_per_user(self, candidates: pd.DataFrame, csr: CandidateCSR):
