@@ -156,6 +156,9 @@ def _true_objective(local, s, items, cat, p, lam, alpha, div_code):
     )
 
 
+OBJECTIVE_SCALE = 1e4
+
+
 class _OuterApproximation:
     """The MILP relaxation of one user's problem, tightened by tangent cuts."""
 
@@ -226,13 +229,15 @@ class _OuterApproximation:
         lower = np.concatenate([np.zeros(n), self.t_bounds[0]])
         upper = np.concatenate([np.ones(n), self.t_bounds[1]])
         integrality = np.concatenate([np.ones(n), np.zeros(m)])
+        # HiGHS also stops at an absolute gap of 1e-6 (mip_abs_gap, which scipy does not
+        # expose): scaling the objective makes that 1e-6 / OBJECTIVE_SCALE in our units.
         res = milp(
-            self.c, integrality=integrality, bounds=Bounds(lower, upper), constraints=constraints,
+            OBJECTIVE_SCALE * self.c, integrality=integrality, bounds=Bounds(lower, upper), constraints=constraints,
             options={"time_limit": max(time_limit, 1e-3), "mip_rel_gap": mip_gap, "disp": False},
         )
         if res.x is None:
             return None, -np.inf
-        dual = res.mip_dual_bound if res.mip_dual_bound is not None else res.fun
+        dual = (res.mip_dual_bound if res.mip_dual_bound is not None else res.fun) / OBJECTIVE_SCALE
         upper_bound = -(dual + self.lam * self.const)
         return res.x, upper_bound
 
