@@ -37,6 +37,7 @@ from rerank._numba import compiled
 from rerank.divergences import DIVERGENCE_CODES, divergence_finish, divergence_term
 from rerank.pm2 import pm2_one_user
 from rerank.quota import met_units, quota_one_user
+from rerank.ties import TIE_RTOL, is_better
 
 __all__ = ["DIVERGENCE_CODES", "NORMALIZE_CODES", "rerank_kernel"]
 
@@ -51,24 +52,8 @@ METHOD_GREEDY = 0
 METHOD_QUOTA = 1
 METHOD_PM2 = 2
 
-TIE_RTOL = 1e-12
 USERS_PER_BLOCK = 64
 PAIRS_PER_CATEGORY = 8  # distinct (category, share) pairs numbered per category, see share_pairs
-
-
-@compiled(inline="always")
-def is_better(obj, score, pos, best_obj, best_score, best_pos):
-    """Objective first (equal within TIE_RTOL), then higher score, then earlier position."""
-    tol = TIE_RTOL * (1.0 + max(abs(obj), abs(best_obj)))
-    if obj > best_obj + tol:
-        return True
-    if obj < best_obj - tol:
-        return False
-    if score > best_score:
-        return True
-    if score < best_score:
-        return False
-    return pos < best_pos
 
 
 @compiled()

@@ -45,26 +45,11 @@ from numba import prange
 
 from rerank._numba import compiled
 from rerank.divergences import divergence_finish, divergence_term
+from rerank.ties import is_better
 
 __all__ = ["QUOTA_EPS", "can_meet", "max_met", "met_units", "quota_one_user"]
 
 QUOTA_EPS = 1e-9
-TIE_RTOL = 1e-12  # the kernel's tie tolerance (rerank.kernel.TIE_RTOL); kept in sync by tests
-
-
-@compiled(inline="always")
-def is_better(obj, score, pos, best_obj, best_score, best_pos):
-    """The kernel's tie rule: objective (equal within TIE_RTOL), then higher score, then position."""
-    tol = TIE_RTOL * (1.0 + max(abs(obj), abs(best_obj)))
-    if obj > best_obj + tol:
-        return True
-    if obj < best_obj - tol:
-        return False
-    if score > best_score:
-        return True
-    if score < best_score:
-        return False
-    return pos < best_pos
 
 
 @compiled()

@@ -258,10 +258,3 @@ def test_quota_and_pm2_do_not_depend_on_the_thread_count(options):
         assert np.array_equal(runs[0].items, other.items)
         if runs[0].quota_shortfall is not None:
             assert np.array_equal(runs[0].quota_shortfall, other.quota_shortfall)
-
-
-def test_quota_tie_rule_uses_the_kernel_tolerance():
-    """rerank.quota keeps its own copy of the kernel's tie tolerance (import cycle); they must agree."""
-    from rerank import kernel, quota
-
-    assert quota.TIE_RTOL == kernel.TIE_RTOL
