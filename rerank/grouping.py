@@ -50,10 +50,13 @@ def _runs(values: np.ndarray) -> np.ndarray | None:
     n = values.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(values[1:] != values[:-1]) + 1
-    starts = np.concatenate([[0], starts]).astype(np.int64)
-    if starts.shape[0] > max(n // 2, 1):  # mostly single rows: not worth the uniqueness check
+    changes = values[1:] != values[:-1]
+    n_runs = int(np.count_nonzero(changes)) + 1
+    if n_runs > max(n // 2, 1):  # interleaved (or single-row) users: take the general path
         return None
+    starts = np.empty(n_runs, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = np.flatnonzero(changes) + 1
     if not pd.Index(values[starts]).is_unique:
         return None
     return starts
