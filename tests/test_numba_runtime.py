@@ -150,7 +150,7 @@ def test_calls_from_several_python_threads_at_once():
 
 def test_one_compiled_signature_whatever_the_input_dtypes():
     """Dtypes are normalised at the boundary: int32/uint16 indices, float32/int scores, float32
-    targets and λ reuse the one compiled kernel."""
+    targets and λ, read-only arrays reuse the one compiled kernel."""
     wl = make_workload(50, 12, 4, seed=1)
     rerank_arrays(wl.indptr, wl.items, wl.scores, wl.categories, wl.targets, 4, 0.5)
     before = set(rerank_kernel.signatures)
@@ -160,6 +160,10 @@ def test_one_compiled_signature_whatever_the_input_dtypes():
         (wl.indptr, wl.items.astype(np.uint16), (wl.scores * 100).astype(np.int64), wl.targets.astype(np.float32),
          np.full(wl.n_users, 0.3, dtype=np.float32)),
     ]
+    frozen = [a.copy() for a in (wl.indptr, wl.items, wl.scores, wl.targets)]
+    for a in frozen:  # read-only views (pandas copy-on-write hands these out) are another numba type
+        a.flags.writeable = False
+    variants.append((*frozen, 0.5))
     for indptr, items, scores, targets, lam in variants:
         rerank_arrays(indptr, items, scores, wl.categories.astype(np.float32), targets, 4, lam)
     assert set(rerank_kernel.signatures) == before
