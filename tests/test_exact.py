@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import reference as ref
@@ -12,7 +14,10 @@ from strategies import instances
 
 from rerank import rerank_arrays
 
-SETTINGS = settings(max_examples=int(__import__("os").environ.get("EXACT_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# EXACT_EXAMPLES=1000 runs a longer search locally; CI uses the default.
+SETTINGS = settings(
+    max_examples=int(os.environ.get("EXACT_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _solve(inst, k, **options):
