@@ -542,15 +542,21 @@ class CheckedHistory:
 
 def validate_history(frame) -> CheckedHistory:
     """Check a history frame ``user_id, item_id`` (+ ``weight``); empty is allowed."""
-    require_columns(frame, ["user_id", "item_id"], "history")
-    require_no_null_ids(frame, ["user_id", "item_id"], "history")
-    user_kind = id_kind(frame["user_id"], "history")
-    item_kind = id_kind(frame["item_id"], "history")
+    weights, (user_kind, item_kind) = _ids_and_weights(frame, ["user_id", "item_id"], "history")
+    return CheckedHistory(weights, user_kind, item_kind)
+
+
+def _ids_and_weights(frame, id_columns: list[str], what: str) -> tuple[np.ndarray, list[str]]:
+    """Shared checks of a long frame of ids (+ optional ``weight``): the weights (1 without
+    a ``weight`` column) and the id kind of each id column."""
+    require_columns(frame, id_columns, what)
+    require_no_null_ids(frame, id_columns, what)
+    kinds = [id_kind(frame[column], what) for column in id_columns]
     if "weight" in frame.columns:
-        weights = require_nonnegative_weights(frame["weight"], "history")
+        weights = require_nonnegative_weights(frame["weight"], what)
     else:
         weights = np.ones(len(frame), dtype=np.float64)
-    return CheckedHistory(weights, user_kind, item_kind)
+    return weights, kinds
 
 
 def history_times(frame) -> np.ndarray:
@@ -583,12 +589,5 @@ class CheckedItemCategories:
 
 def validate_item_categories(frame) -> CheckedItemCategories:
     """Check ``item_id, category`` (+ ``weight``); empty is allowed (no item has a category)."""
-    require_columns(frame, ["item_id", "category"], "item_categories")
-    require_no_null_ids(frame, ["item_id", "category"], "item_categories")
-    item_kind = id_kind(frame["item_id"], "item_categories")
-    category_kind = id_kind(frame["category"], "item_categories")
-    if "weight" in frame.columns:
-        weights = require_nonnegative_weights(frame["weight"], "item_categories")
-    else:
-        weights = np.ones(len(frame), dtype=np.float64)
+    weights, (item_kind, category_kind) = _ids_and_weights(frame, ["item_id", "category"], "item_categories")
     return CheckedItemCategories(weights, item_kind, category_kind)
