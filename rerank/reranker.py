@@ -33,8 +33,29 @@ from rerank.exact import MAX_ENUMERATE, check_solver
 from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values
 
 
+class RowAccounting:
+    """Nothing-lost accounting shared by :class:`RerankReport` and the streaming report.
+
+    Needs ``n_users``, ``skipped``, ``n_candidates``, ``n_rows_reranked``,
+    ``n_rows_without_user``, ``n_output_rows`` and ``n_expected_output_rows``.
+    """
+
+    @property
+    def n_users_in(self) -> int:
+        """Distinct users in the input: reranked + skipped."""
+        return self.n_users + len(self.skipped)
+
+    @property
+    def reconciles(self) -> bool:
+        """Every input row and user is accounted for: see :func:`reconciles`."""
+        return reconciles(
+            self.n_candidates, self.n_rows_reranked, int(self.skipped["n_rows"].sum()),
+            self.n_rows_without_user, self.n_output_rows, self.n_expected_output_rows,
+        )
+
+
 @dataclass(frozen=True)
-class RerankReport:
+class RerankReport(RowAccounting):
     """What the last ``rerank`` call did besides plain reranking.
 
     ``n_users``: users reranked (each has ``min(k, n_u)`` output rows); ``cold_users``: users
@@ -65,19 +86,6 @@ class RerankReport:
     n_expected_output_rows: int | None = None
     quota_shortfall: pd.Series | None = None
     exact_gap: pd.Series | None = None
-
-    @property
-    def n_users_in(self) -> int:
-        """Distinct users in the input: reranked + skipped."""
-        return self.n_users + len(self.skipped)
-
-    @property
-    def reconciles(self) -> bool:
-        """Every input row and user is accounted for (see the class docstring)."""
-        return reconciles(
-            self.n_candidates, self.n_rows_reranked, int(self.skipped["n_rows"].sum()),
-            self.n_rows_without_user, self.n_output_rows, self.n_expected_output_rows,
-        )
 
     def summary(self) -> str:
         return summary_line(

@@ -23,7 +23,7 @@ import pandas as pd
 
 from rerank import validation
 from rerank.errors import InputError
-from rerank.reranker import CalibratedReranker, RerankReport, reconciles, summary_line
+from rerank.reranker import CalibratedReranker, RerankReport, RowAccounting, summary_line
 
 
 class SeenIds:
@@ -68,7 +68,7 @@ class SeenIds:
 
 
 @dataclass
-class StreamReport:
+class StreamReport(RowAccounting):
     """Running totals over the batches (the streaming counterpart of :class:`RerankReport`).
 
     Holds counts only (plus the skipped users), never the ids of reranked users.
@@ -112,17 +112,6 @@ class StreamReport:
         if len(self._skipped) > 1:
             self._skipped = [pd.concat(self._skipped, ignore_index=True)]
         return self._skipped[0]
-
-    @property
-    def n_users_in(self) -> int:
-        return self.n_users + len(self.skipped)
-
-    @property
-    def reconciles(self) -> bool:
-        return reconciles(
-            self.n_candidates, self.n_rows_reranked, int(self.skipped["n_rows"].sum()),
-            self.n_rows_without_user, self.n_output_rows, self.n_expected_output_rows,
-        )
 
     def summary(self) -> str:
         line = summary_line(
