@@ -52,6 +52,27 @@ __all__ = ["QUOTA_EPS", "can_meet", "max_met", "met_units", "quota_one_user"]
 QUOTA_EPS = 1e-9
 
 
+@compiled(inline="always")
+def take_type(t, d, cnt, pat, dec):
+    """Place one item of type ``t``: each quota it carries that is still open (``d_h > 0``)
+    drops by one, the decremented quotas go to ``dec``; returns their number (the units met)."""
+    gain = 0
+    for h in range(d.shape[0]):
+        if pat[t, h] and d[h] > 0:
+            d[h] -= 1
+            dec[gain] = h
+            gain += 1
+    cnt[t] -= 1
+    return gain
+
+
+@compiled(inline="always")
+def untake_type(d, dec, gain):
+    """Reopen the quotas :func:`take_type` decremented (the caller restores ``cnt``)."""
+    for r in range(gain):
+        d[dec[r]] += 1
+
+
 @compiled()
 def can_meet(d, b, cnt, pat, need):
     """Can at most ``b`` more items, drawn from ``cnt[t]`` items of each type ``t`` (carrying the
@@ -101,16 +122,9 @@ def can_meet(d, b, cnt, pat, need):
     for t in range(n_types):
         if cnt[t] <= 0 or not pat[t, g]:
             continue
-        gain = 0
-        for h in range(m):
-            if pat[t, h] and d[h] > 0:
-                d[h] -= 1
-                dec[gain] = h
-                gain += 1
-        cnt[t] -= 1
+        gain = take_type(t, d, cnt, pat, dec)
         found = can_meet(d, b - 1, cnt, pat, need - gain)
-        for r in range(gain):
-            d[dec[r]] += 1
+        untake_type(d, dec, gain)
         if found:
             break
         cnt[t] = 0  # later branches contain no item of type t (those completions were searched)
@@ -260,17 +274,10 @@ def quota_one_user(
             admissible[tt] = True
             if need <= 0 or cnt[tt] == 0:
                 continue
-            gain = 0
-            for h in range(m):
-                if pat[tt, h] and d[h] > 0:
-                    d[h] -= 1
-                    dec[gain] = h
-                    gain += 1
-            cnt[tt] -= 1
+            gain = take_type(tt, d, cnt, pat, dec)
             admissible[tt] = can_meet(d, left, cnt, pat, need - gain)
             cnt[tt] += 1
-            for r in range(gain):
-                d[dec[r]] += 1
+            untake_type(d, dec, gain)
         shared = 0.0
         if lam != 0.0:
             for g in range(n_cat):
