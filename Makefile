@@ -1,13 +1,15 @@
 # Two commands do everything on a fresh machine:
 #   make demo   - create .venv, install, run the main job on the built-in synthetic data
-#   make test   - install the test extras, run ruff and the whole test suite
+#   make test   - install the test extras, run ruff and the whole test suite (hypothesis
+#                 derandomized: the `ci` profile of tests/conftest.py)
+#   make fuzz   - the hypothesis properties, random, with RERANK_FUZZ_FACTOR x more examples
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 OUT    ?= out
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test fuzz lint bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +43,12 @@ demo: $(VENV)/.stamp-base
 
 test: $(VENV)/.stamp-all
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -q
+
+# Nightly-style: random examples (new ones every run), every property's budget x RERANK_FUZZ_FACTOR.
+RERANK_FUZZ_FACTOR ?= 20
+fuzz: $(VENV)/.stamp-all
+	HYPOTHESIS_PROFILE=fuzz RERANK_FUZZ_FACTOR=$(RERANK_FUZZ_FACTOR) $(PY) -m pytest -q -x
 
 lint: $(VENV)/.stamp-all
 	$(VENV)/bin/ruff check .

@@ -40,6 +40,9 @@ class Instance:
 
 
 TIE_SCORES = st.sampled_from([0.0, 0.25, 0.5, 1.0])
+# Scores that differ in the input but merge after min-max normalisation (e.g. 0 and -2.34e-84
+# between -1 and 1): "top-k" must follow the input scores, not the normalised ones.
+NEAR_TIE_SCORES = st.sampled_from([-1.0, 0.0, -2.34e-84, 1e-300, 1.0])
 FREE_SCORES = st.floats(-3, 3, allow_nan=False, allow_infinity=False, width=64)
 
 
@@ -73,7 +76,10 @@ def instances(draw, max_users=4, max_n=8, max_cat=4, ties=None, lam=None):
     cats = draw(item_categories(n_items, n_cat))
     n_users = draw(st.integers(1, max_users))
     use_ties = draw(st.booleans()) if ties is None else ties
-    score_strategy = TIE_SCORES if use_ties else FREE_SCORES
+    if use_ties:
+        score_strategy = draw(st.sampled_from([TIE_SCORES, NEAR_TIE_SCORES]))
+    else:
+        score_strategy = FREE_SCORES
     users, scores, targets, lams = [], [], [], []
     for _ in range(n_users):
         n = draw(st.integers(0, min(max_n, n_items)))

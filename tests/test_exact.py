@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import reference as ref
 import scipy.sparse as sp
+from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import instances
@@ -16,7 +17,9 @@ from rerank import rerank_arrays
 
 # EXACT_EXAMPLES=1000 runs a longer search locally; CI uses the default.
 SETTINGS = settings(
-    max_examples=int(os.environ.get("EXACT_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=examples(int(os.environ.get("EXACT_EXAMPLES", 60))),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,7 @@ def _frame(rows, numeric):
     return pd.DataFrame(rows, columns=["user_id", "item_id"])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(rows=st.lists(st.tuples(IDS, IDS), max_size=40), numeric=st.booleans(), grouped=st.booleans())
 def test_duplicated_pairs_equals_pandas(rows, numeric, grouped):
     frame = _frame(rows, numeric)
@@ -32,7 +33,7 @@ def test_duplicated_pairs_equals_pandas(rows, numeric, grouped):
     assert got.tolist() == frame.duplicated().to_numpy().tolist()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(users=st.lists(st.integers(-3, 5), max_size=30), items=st.lists(FLOATS, min_size=30, max_size=30),
        int_items=st.booleans())
 def test_duplicated_pairs_grouped_numeric_items(users, items, int_items):
@@ -46,7 +47,7 @@ def test_duplicated_pairs_grouped_numeric_items(users, items, int_items):
     assert got.tolist() == frame.duplicated().to_numpy().tolist()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(keys=st.lists(st.one_of(st.integers(0, 5), st.none()), max_size=40), as_float=st.booleans())
 def test_user_groups_equals_factorize_and_stable_argsort(keys, as_float):
     series = pd.Series([np.nan if k is None else float(k) for k in keys]) if as_float else pd.Series(

@@ -6,13 +6,14 @@ import numba
 import numpy as np
 import pytest
 import reference as ref
+from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import instances
 
 from rerank import rerank_arrays
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 OPTIONS = st.fixed_dictionaries(
     {
         "divergence": st.sampled_from(["kl", "hellinger", "chi2"]),
@@ -94,7 +95,8 @@ def test_safeguarded_objective_beats_top_k_and_greedy(inst, k, options):
                 options["divergence"], weights,
             )
 
-        top = [inst.users[u][j] for j in ref.top_k(s, k)]
+        # top-k is by the *input* scores (the documented rule), scored on the normalised ones
+        top = [inst.users[u][j] for j in ref.top_k(inst.scores[u], k)]
         got = obj(chosen)
         assert got >= obj(top) - 1e-9
         assert got >= obj(plain[u]) - 1e-9
@@ -168,3 +170,39 @@ def test_calls_from_several_python_threads_agree():
         outs = list(pool.map(lambda _: rerank_arrays(indptr, items, scores, cats, targets, 10, 0.7)[1], range(8)))
     for out in outs:
         np.testing.assert_array_equal(out, expected)
+
+
+# Scores that min-max normalisation merges: 0 and -2.34e-84 both become 0.5 between -1 and 1,
+# so top-k by the normalised scores (a plausible bug) picks position 4 where top-k by the input
+# scores picks position 5. The first found an unseeded CI failure; each instance makes the
+# safeguard return top-k, so it pins the rule "top-k is by the input scores".
+NEAR_TIE_SCORES = [0.0, 0.0, -1.0, 1.0, -2.34e-84, 0.0, 1.0]
+CUSTOM_WEIGHTS = [3.0, 1.0, 2.0, 0.5, 1.5, 0.7, 1.1, 0.2]
+HALF = {0: 0.5, 1: 0.5}
+SAFEGUARD_CASES = [
+    ("chi2", [{1: 0.5, 2: 0.5}, {0: 1.0}, {}, {1: 1.0}, {1: 1.0}, {}, {0: 1.0}], [3 / 24, 20 / 24, 1 / 24]),
+    ("chi2", [{}, {0: 1.0}, HALF, {1: 1.0}, HALF, HALF, {0: 1.0}], [1 / 21, 20 / 21]),
+    ("hellinger", [HALF, {}, {0: 1.0}, {}, HALF, HALF, HALF], [1.0, 0.0]),
+]
+
+
+@pytest.mark.parametrize(("divergence", "item_cats", "target"), SAFEGUARD_CASES)
+def test_safeguard_top_k_follows_input_scores_when_normalisation_merges_them(divergence, item_cats, target):
+    import scipy.sparse as sp
+
+    n, k = len(NEAR_TIE_SCORES), 5
+    rows = [(j, g, a) for j, cats in enumerate(item_cats) for g, a in cats.items()]
+    matrix = sp.csr_matrix(
+        ([a for *_, a in rows], ([j for j, *_ in rows], [g for _, g, _ in rows])), shape=(n, len(target))
+    )
+    options = dict(divergence=divergence, rank_weights=CUSTOM_WEIGHTS, normalize="minmax")
+    result = rerank_arrays(
+        np.array([0, n]), np.arange(n), np.array(NEAR_TIE_SCORES), matrix, np.array([target]), k, 0.2,
+        return_result=True, **options,
+    )
+    by_input = ref.top_k(NEAR_TIE_SCORES, k)
+    assert by_input != ref.top_k(ref.normalized(NEAR_TIE_SCORES, "minmax"), k)  # the case is a real one
+    expected = ref.greedy(NEAR_TIE_SCORES, item_cats, target, k, 0.2, **options)
+    assert expected == by_input  # the reference's safeguard returned top-k by input scores
+    assert bool(result.used_topk[0])
+    assert list(result.items) == by_input

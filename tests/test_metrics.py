@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import reference as ref
+from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,7 +44,7 @@ dist = st.lists(st.floats(0, 1), min_size=1, max_size=6).filter(lambda v: sum(v)
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(data=st.data(), kind=st.sampled_from(["kl", "hellinger", "chi2"]), alpha=st.floats(0.001, 0.9))
 def test_divergence_matches_reference(data, kind, alpha):
     p = data.draw(dist)
@@ -131,7 +132,7 @@ def _ild_reference(items, item_cats):
     return total / (n * (n - 1))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     memberships=st.lists(st.lists(st.integers(0, 3), max_size=3, unique=True), min_size=2, max_size=7),
 )

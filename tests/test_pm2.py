@@ -6,13 +6,14 @@ import numpy as np
 import quota_reference as qref
 import reference as ref
 import scipy.sparse as sp
+from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import instances
 
 from rerank import rerank_arrays
 
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _lists(inst, k, **options):
@@ -46,7 +47,7 @@ def test_pm2_with_lambda_zero_is_top_k(inst, k):
         assert chosen == [inst.users[u][j] for j in ref.top_k(inst.scores[u], k)]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     votes=st.lists(st.integers(1, 20), min_size=2, max_size=5),
     k=st.integers(1, 12),

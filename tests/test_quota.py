@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import quota_reference as qref
 import scipy.sparse as sp
+from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import Instance, instances, item_categories, target
@@ -13,7 +14,7 @@ from strategies import Instance, instances, item_categories, target
 from rerank import rerank_arrays
 from rerank.feasibility import max_quota_met, quota_matrix
 
-SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SHARES = st.sampled_from([True, 1.0, 0.5, 0.8])
 THRESHOLDS = st.sampled_from([0.0, 0.0, 0.15, 0.3])
 

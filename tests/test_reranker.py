@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import reference as ref
+from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -149,7 +150,7 @@ def frame_instances(draw):
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=frame_instances(), k=st.integers(1, 5), lam=st.floats(0, 1))
 def test_frame_api_equals_reference_per_user(data, k, lam):
     cats, hist, cand = data

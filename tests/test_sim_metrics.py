@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rerank.simulations.config import SimConfig
@@ -132,7 +133,7 @@ def _reference_ratio_and_jaccard(slates, cats, exam, pi, mask, pairs):
     return np.array(ratios), np.array(jac)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.data())
 def test_ratio_and_jaccard_match_reference(data):
     n_items, n_cat, k = 8, 3, 3

@@ -13,6 +13,7 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 import pytest
+from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -169,7 +170,7 @@ def small_instances(draw):
     return history, item_categories, candidates
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(8), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=small_instances(), k=st.integers(1, 5), lam=st.sampled_from([0.0, 0.3, 0.9]),
        by=st.sampled_from(["bucket", "user"]))
 def test_rerank_spark_equals_rerank_property(spark, data, k, lam, by):

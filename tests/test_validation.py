@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from budget import examples
 from hostile import MAX, TINY, assert_valid_output, candidate_frames, clean_inputs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,7 +18,7 @@ from rerank import CalibratedReranker, rerank_arrays, validation
 from rerank.errors import InputError, InputTypeError
 from rerank.streaming import SeenIds, rerank_batches
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 CATS = pd.DataFrame({"item_id": ["a", "b", "c", "d", "e"], "category": ["x", "y", "x", "y", "z"]})
 HIST = pd.DataFrame({"user_id": [1, 1, 1, 2], "item_id": ["a", "a", "b", "c"]})
