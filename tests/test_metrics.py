@@ -159,3 +159,158 @@ def test_missing_target_row_names_the_user():
     cats, targets = _table()
     with pytest.raises(ValueError, match="'nobody'"):
         metrics.miscalibration(recs_of(["d1"], user="nobody"), targets, cats)
+
+
+# ------------------------------------------------------------------ minority interests
+def _four_genres():
+    """Items a1 (a), b1, b2 (b), c1 (c), ab (half a, half b); targets of three users."""
+    cats = pd.DataFrame(
+        {"item_id": ["a1", "b1", "b2", "c1", "ab", "ab"], "category": ["a", "b", "b", "c", "a", "b"]}
+    )
+    targets = pd.DataFrame(
+        {
+            "a": [0.5, 0.4, 1.0],
+            "b": [0.3, 0.4, 0.0],
+            "c": [0.15, 0.2, 0.0],
+            "d": [0.05, 0.0, 0.0],
+        },
+        index=pd.Index(["u", "tie", "single"], name="user_id"),
+    )
+    cats = pd.concat([cats, pd.DataFrame({"item_id": ["d1"], "category": ["d"]})])
+    return cats, targets
+
+
+def test_minority_attainment_and_missing_by_hand():
+    cats, targets = _four_genres()
+    # u: top a; M = {b, c, d}, Σ p_M = 0.5. List a1, b1, b2, ab (uniform weights):
+    # q = (a 1.5/4, b 2.5/4, c 0, d 0) = (0.375, 0.625, 0, 0).
+    recs = recs_of(["a1", "b1", "b2", "ab"])
+    attainment = metrics.minority_attainment(recs, targets, cats)["u"]
+    assert attainment == pytest.approx((0.3 + 0.0 + 0.0) / 0.5)  # b capped at its 0.3
+    assert metrics.minority_missing(recs, targets, cats)["u"] == pytest.approx(2 / 3)  # c and d left out
+    # The old ratio calls this over-served (0.625 / 0.5), which is the blind spot.
+    assert metrics.minority_share(recs, targets, cats)["u"] == pytest.approx(0.625 / 0.5)
+    # b1, c1, d1, a1 -> q = 0.25 each: b gets 0.25 of its 0.3, c and d their full share, and
+    # nothing is left out: (0.25 + 0.15 + 0.05) / 0.5.
+    full = recs_of(["b1", "c1", "d1", "a1"])
+    assert metrics.minority_attainment(full, targets, cats)["u"] == pytest.approx(0.45 / 0.5)
+    assert metrics.minority_missing(full, targets, cats)["u"] == 0.0
+    # Over-serving cannot push attainment past 1: b1, b2, c1, d1 -> q_b 0.5, q_c 0.25, q_d 0.25.
+    over = recs_of(["b1", "b2", "c1", "d1"])
+    assert metrics.minority_attainment(over, targets, cats)["u"] == pytest.approx(1.0)
+
+
+def test_top_category_tie_goes_to_the_first_in_category_order():
+    cats, targets = _four_genres()
+    # tie: p = (a 0.4, b 0.4, c 0.2). Top = a (first); M = {b, c}, Σ p_M = 0.6.
+    # List a1, c1: q = (a 0.5, c 0.5) -> (min(0, 0.4) + min(0.5, 0.2)) / 0.6 = 1/3.
+    # (Were b the top, M = {a, c} and attainment would be (0.4 + 0.2) / 0.6 = 1.)
+    recs = recs_of(["a1", "c1"], user="tie")
+    assert metrics.minority_attainment(recs, targets, cats)["tie"] == pytest.approx(0.2 / 0.6)
+    assert metrics.minority_missing(recs, targets, cats)["tie"] == pytest.approx(1 / 2)
+    # The category order is the item table's (sorted names), not the targets' column order.
+    shuffled = targets[["d", "c", "b", "a"]]
+    assert metrics.minority_attainment(recs, shuffled, cats)["tie"] == pytest.approx(0.2 / 0.6)
+
+
+def test_minority_metrics_use_the_rank_weights():
+    cats = pd.DataFrame({"item_id": ["a1", "c1"], "category": ["a", "c"]})
+    targets = pd.DataFrame({"a": [0.6], "c": [0.4]}, index=pd.Index(["u"], name="user_id"))
+    recs = recs_of(["a1", "c1"])
+    # uniform: q_c = 0.5 >= 0.4 -> 1. DCG: w = (1, 1/log2 3), q_c = 0.6309 / 1.6309 = 0.3869.
+    assert metrics.minority_attainment(recs, targets, cats)["u"] == pytest.approx(1.0)
+    w2 = 1 / math.log2(3)
+    dcg = metrics.minority_attainment(recs, targets, cats, rank_weights="dcg")["u"]
+    assert dcg == pytest.approx((w2 / (1 + w2)) / 0.4)
+    assert dcg == pytest.approx(0.9671, abs=5e-5)
+
+
+def test_no_minority_interest_is_nan_and_skipped_in_the_mean():
+    cats, targets = _four_genres()
+    recs = pd.concat([recs_of(["a1", "b1", "b2", "ab"]), recs_of(["a1"], user="single")])
+    attainment = metrics.minority_attainment(recs, targets, cats)
+    missing = metrics.minority_missing(recs, targets, cats)
+    assert np.isnan(attainment["single"]) and np.isnan(missing["single"])
+    empty = pd.DataFrame({"a": [0.0]}, index=pd.Index(["single"], name="user_id"))
+    assert np.isnan(metrics.minority_attainment(recs_of(["a1"], user="single"), empty, cats)["single"])
+    summary = metrics.summarize(recs, targets, cats)
+    assert summary["minority_attainment"] == pytest.approx(0.6)  # u only
+    assert summary["minority_missing"] == pytest.approx(2 / 3)
+    assert summary["users_without_minority"] == 1
+
+
+def test_user_metrics_agree_with_the_single_metric_functions():
+    cats, targets = _four_genres()
+    recs = pd.concat([recs_of(["a1", "b1", "b2", "ab"]), recs_of(["c1", "a1"], user="tie"),
+                      recs_of(["a1"], user="single")])
+    held = pd.DataFrame({"user_id": ["u", "tie"], "item_id": ["b1", "d1"]})
+    frame = metrics.user_metrics(recs, targets, cats, held_out=held, k=2)
+    for name, fn in [("minority_attainment", metrics.minority_attainment),
+                     ("minority_missing", metrics.minority_missing),
+                     ("minority_share", metrics.minority_share),
+                     ("category_coverage", metrics.category_coverage)]:
+        pd.testing.assert_series_equal(frame[name], fn(recs, targets, cats), check_names=False)
+    pd.testing.assert_series_equal(frame["miscalibration_kl"], metrics.miscalibration(recs, targets, cats),
+                                   check_names=False)
+    assert frame.loc["u", "precision"] == 0.5 and frame.loc["tie", "precision"] == 0.0
+    assert np.isnan(frame.loc["single", "precision"])
+
+
+def _minority_reference(items, memberships, target, categories, weights):
+    """Pure Python: q from the list (each item's categories share its mass equally), M_u =
+    categories with p_g > 0 other than the first largest (in ``categories`` order)."""
+    q = dict.fromkeys(categories, 0.0)
+    for r, item in enumerate(items):
+        for g in memberships[item]:
+            q[g] += weights[r] / len(memberships[item])
+    total = sum(weights[: len(items)])
+    q = {g: v / total for g, v in q.items()}
+    top = None
+    for g in categories:
+        if target[g] > 0 and (top is None or target[g] > target[top]):
+            top = g
+    minority = [g for g in categories if target[g] > 0 and g != top]
+    if not minority:
+        return math.nan, math.nan
+    attained = sum(min(q[g], target[g]) for g in minority) / sum(target[g] for g in minority)
+    missing = sum(1 for g in minority if q[g] == 0) / len(minority)
+    return attained, missing
+
+
+@settings(max_examples=examples(150), deadline=None)
+@given(data=st.data(), spec=st.sampled_from(["uniform", "dcg"]))
+def test_minority_metrics_match_pure_python_reference(data, spec):
+    n_cat = data.draw(st.integers(1, 5), label="n_cat")
+    categories = [f"g{j}" for j in range(n_cat)]
+    n_items = data.draw(st.integers(1, 8), label="n_items")
+    memberships = {
+        f"i{j}": data.draw(st.lists(st.sampled_from(categories), max_size=3, unique=True), label=f"i{j}")
+        for j in range(n_items)
+    }
+    rows = [(i, g) for i, gs in memberships.items() for g in gs] + [("anchor", g) for g in categories]
+    cats = pd.DataFrame(rows, columns=["item_id", "category"])
+    memberships["anchor"] = categories
+    n_users = data.draw(st.integers(1, 4), label="n_users")
+    frames, targets, expected = [], {}, {}
+    for u in range(n_users):
+        counts = data.draw(st.lists(st.integers(0, 3), min_size=n_cat, max_size=n_cat), label=f"p{u}")
+        total = sum(counts)
+        target = {g: (c / total if total else 0.0) for g, c in zip(categories, counts, strict=True)}
+        items = data.draw(st.lists(st.sampled_from(list(memberships)[:n_items]), min_size=1, unique=True),
+                          label=f"list{u}")
+        frames.append(recs_of(items, user=f"u{u}"))
+        targets[f"u{u}"] = target
+        expected[f"u{u}"] = _minority_reference(items, memberships, target, categories,
+                                                ref.rank_weight_list(spec, len(items)))
+    recs = pd.concat(frames, ignore_index=True)
+    target_frame = pd.DataFrame.from_dict(targets, orient="index")
+    target_frame.index.name = "user_id"
+    attained = metrics.minority_attainment(recs, target_frame, cats, rank_weights=spec)
+    missing = metrics.minority_missing(recs, target_frame, cats, rank_weights=spec)
+    for user, (want_attained, want_missing) in expected.items():
+        if math.isnan(want_attained):
+            assert np.isnan(attained[user]) and np.isnan(missing[user])
+        else:
+            assert attained[user] == pytest.approx(want_attained, abs=1e-12)
+            assert 0.0 <= attained[user] <= 1.0
+            assert missing[user] == pytest.approx(want_missing, abs=1e-12)
