@@ -198,3 +198,43 @@ def test_published_md5_formats(tmp_path):
         f = tmp_path / "x.md5"
         f.write_text(text)
         assert datasets.published_md5(f.as_uri()) == digest.lower()
+
+
+# ------------------------------------------------------------------ variant detection
+def test_detect_variant_from_the_files(tmp_path):
+    assert datasets.detect_variant(write_100k(tmp_path / "anything")) == "100k"
+    assert datasets.detect_variant(write_1m(tmp_path / "my-1m-copy")) == "1m"
+    assert datasets.detect_variant(write_latest(tmp_path / "ml-25m")) == "25m"
+    assert datasets.detect_variant(write_latest(tmp_path / "ratings-here")) == "latest-small"
+    # a folder holding one variant's folder or zip, and the zip itself
+    parent = tmp_path / "parent"
+    write_100k(parent / "ml-100k")
+    assert datasets.detect_variant(parent) == "100k"
+    archive = zip_folder(parent / "ml-100k", tmp_path / "download.zip")
+    assert datasets.detect_variant(archive) == "100k"
+    only_zip = tmp_path / "only-zip"
+    only_zip.mkdir()
+    zip_folder(write_latest(tmp_path / "src" / "ml-32m"), only_zip / "ml-32m.zip")
+    assert datasets.detect_variant(only_zip) == "32m"
+
+
+def test_detect_variant_refuses_ambiguous_or_empty_folders(tmp_path):
+    both = tmp_path / "both"
+    write_100k(both / "ml-100k")
+    write_1m(both / "ml-1m")
+    with pytest.raises(ValueError, match=r"several MovieLens variants \(100k, 1m\)"):
+        datasets.detect_variant(both)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no MovieLens files"):
+        datasets.detect_variant(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        datasets.detect_variant(tmp_path / "nowhere")
+
+
+def test_movielens_without_variant_reads_what_the_path_holds(tmp_path):
+    folder = write_100k(tmp_path / "some-folder")
+    detected = movielens(path=folder)
+    explicit = movielens("100k", folder)
+    pd.testing.assert_frame_equal(detected.ratings, explicit.ratings)
+    pd.testing.assert_frame_equal(detected.item_categories, explicit.item_categories)
+    assert pairs(detected.item_categories) == [(242, "Comedy"), (242, "Romance")]
