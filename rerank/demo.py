@@ -2,8 +2,10 @@
 
 Generates users with dominant and minority interests and a recommender whose candidate lists
 over-serve the dominant one (:mod:`rerank.synthetic`), reranks them over a λ sweep, and
-prints accuracy against held-out items, miscalibration and the minority-interest share for
-each λ. Writes ``demo_results.csv`` and the trade-off plot ``demo_tradeoff.png`` to ``--out``.
+prints for each λ accuracy against held-out items, miscalibration, minority attainment and
+missing (:func:`rerank.metrics.minority_attainment`), the minority-interest share, ILD and
+``topk_kept`` (share of users for whom the safeguard returned plain top-k). Writes
+``demo_results.csv`` and the trade-off plot ``demo_tradeoff.png`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -22,24 +24,27 @@ DEFAULT_LAMBDAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99)
 
 
 def lambda_sweep(data, lambdas, k: int = 10, **reranker_options) -> pd.DataFrame:
-    """One row per λ: precision/recall/NDCG@k, C_KL, Hellinger, minority share, ILD."""
+    """One row per λ: precision/recall/NDCG@k, C_KL, Hellinger, minority attainment, missing
+    and share, ILD, and ``topk_kept`` (share of users given plain top-k by the safeguard)."""
     rows = []
     for lam in lambdas:
         reranker = CalibratedReranker(k=k, lam=lam, **reranker_options).fit(data.history, data.item_categories)
         recs = reranker.rerank(data.candidates)
         targets = reranker.target_distributions(recs["user_id"].unique())
-        acc = metrics.precision_recall_ndcg(recs, data.held_out, k).mean()
+        per_user = metrics.user_metrics(recs, targets, reranker.item_categories_, held_out=data.held_out, k=k).mean()
         rows.append(
             {
                 "lam": lam,
-                f"precision@{k}": acc["precision"],
-                f"recall@{k}": acc["recall"],
-                f"ndcg@{k}": acc["ndcg"],
-                "C_KL": metrics.miscalibration(recs, targets, reranker.item_categories_, "kl").mean(),
-                "hellinger": metrics.miscalibration(recs, targets, reranker.item_categories_, "hellinger").mean(),
-                "minority_share": metrics.minority_share(recs, targets, reranker.item_categories_).mean(),
+                f"precision@{k}": per_user["precision"],
+                f"recall@{k}": per_user["recall"],
+                f"ndcg@{k}": per_user["ndcg"],
+                "C_KL": per_user["miscalibration_kl"],
+                "hellinger": per_user["miscalibration_hellinger"],
+                "minority_attainment": per_user["minority_attainment"],
+                "minority_missing": per_user["minority_missing"],
+                "minority_share": per_user["minority_share"],
                 "ILD": metrics.intra_list_diversity(recs, reranker.item_categories_).mean(),
-                "topk_kept": len(reranker.report_.topk_users),
+                "topk_kept": len(reranker.report_.topk_users) / reranker.report_.n_users,
             }
         )
     return pd.DataFrame(rows)
@@ -55,6 +60,7 @@ def plot_tradeoff(table: pd.DataFrame, path: Path, title: str, k: int = 10) -> N
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     left.plot(table["lam"], table["C_KL"], "o-", label="C_KL (miscalibration)")
     left.plot(table["lam"], table["minority_share"], "s-", label="minority-interest share")
+    left.plot(table["lam"], table["minority_attainment"], "D-", label="minority attainment")
     left.plot(table["lam"], table[f"precision@{k}"] / table[f"precision@{k}"].iloc[0], "^-",
               label=f"precision@{k} / precision at λ=0")
     left.axhline(1.0, color="grey", lw=0.8, ls=":")

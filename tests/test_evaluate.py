@@ -415,14 +415,32 @@ def test_steck_finding_on_latest_small():
     users = users[adapter.user_ids.get_indexer(users) >= 0]
     candidates = adapter.candidates(users, n=100)
     history = train[["user_id", "item_id"]]
-    measured = {}
+    measured, per_user = {}, {}
     for lam in (0.0, 0.5, 0.9):
         recs = CalibratedReranker(k=10, lam=lam, normalize="minmax").fit(history, cats).rerank(candidates)
         measured[lam] = _independent_metrics(recs, history, test, cats, 10)
+        per_user[lam] = _independent_user_metrics(recs, history, test, cats, 10)
     (kl0, p0), (kl5, p5), (kl9, _) = measured[0.0], measured[0.5], measured[0.9]
     assert kl9 <= 0.5 * kl0, measured
     assert p5 >= 0.85 * p0, measured
     assert kl5 < kl0, measured
+    # Issue 12 on real data: the per-group table, with both groups, agrees with the plain-Python
+    # recomputation, and minority attainment moves clearly with λ in every group.
+    result = ev.evaluate(ratings, cats, lambdas=[0.0, 0.5, 0.9], factors=32, iterations=10, n_boot=0)
+    groups = result.users["user_group"]
+    assert 0.2 < (groups == "niche").mean() < 0.3
+    for group in ("all", "niche", "mainstream"):
+        members = [u for u in users if group == "all" or groups[u] == group]
+        for lam in (0.0, 0.5, 0.9):
+            row = result.groups.loc[(group, lam)]
+            assert row["users"] == len(members)
+            for column in ("minority_attainment", "minority_missing", "C_KL"):
+                want = _mean([per_user[lam][u][column] for u in members])
+                assert row[column] == pytest.approx(want, rel=1e-9), (group, lam, column)
+        gain = result.groups.loc[(group, 0.9), "minority_attainment"] - result.groups.loc[(group, 0.0),
+                                                                                           "minority_attainment"]
+        assert gain > 0.1, (group, gain)
+        assert result.groups.loc[(group, 0.9), "minority_missing"] < result.groups.loc[(group, 0.0), "minority_missing"]
 
 
 def test_missing_model_package_is_a_one_line_input_error():

@@ -314,3 +314,23 @@ def test_minority_metrics_match_pure_python_reference(data, spec):
             assert attained[user] == pytest.approx(want_attained, abs=1e-12)
             assert 0.0 <= attained[user] <= 1.0
             assert missing[user] == pytest.approx(want_missing, abs=1e-12)
+
+
+def test_demo_table_reports_the_minority_metrics():
+    """``rerank demo``'s λ sweep carries attainment, missing and the safeguard share, equal to the
+    metric functions on the same lists, and calibration raises attainment on the synthetic users."""
+    from rerank.demo import lambda_sweep
+    from rerank.reranker import CalibratedReranker
+    from rerank.synthetic import make_synthetic
+
+    data = make_synthetic(n_users=150, seed=3)
+    table = lambda_sweep(data, [0.0, 0.9], k=10, normalize="minmax").set_index("lam")
+    assert table.loc[0.9, "minority_attainment"] > table.loc[0.0, "minority_attainment"] + 0.1
+    assert table.loc[0.9, "minority_missing"] < table.loc[0.0, "minority_missing"]
+    assert table.loc[0.0, "topk_kept"] == 0.0 and 0.0 <= table.loc[0.9, "topk_kept"] <= 1.0
+    reranker = CalibratedReranker(k=10, lam=0.9, normalize="minmax").fit(data.history, data.item_categories)
+    recs = reranker.rerank(data.candidates)
+    targets = reranker.target_distributions(recs["user_id"].unique())
+    assert table.loc[0.9, "minority_attainment"] == pytest.approx(
+        metrics.minority_attainment(recs, targets, data.item_categories).mean())
+    assert table.loc[0.9, "topk_kept"] == pytest.approx(len(reranker.report_.topk_users) / recs["user_id"].nunique())
