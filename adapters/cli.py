@@ -3,7 +3,8 @@
 Registered through the ``rerank.commands`` entry-point group, so the core CLI never imports
 the adapters. Writes to ``--out``: ``evaluation.csv`` (one row per user group and λ, column
 ``user_group``), ``evaluation.md`` (one table per group, then the bootstrap contrasts),
-``contrasts.csv``, ``tradeoff.png`` (all users) and ``groups.png`` (minority attainment
+``contrasts.csv``, ``users.csv`` (per test user: ``KL(p_u ‖ p̄)``, group, training and held-out
+positives, activity bin), ``tradeoff.png`` (all users) and ``groups.png`` (minority attainment
 against precision per group).
 """
 
@@ -102,6 +103,7 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result.groups.reset_index().to_csv(out / "evaluation.csv", index=False)
+    result.users.to_csv(out / "users.csv")
     markdown = format_groups(result)
     if result.contrasts is not None:
         result.contrasts.to_csv(out / "contrasts.csv", index=False)
@@ -130,7 +132,8 @@ def run(args) -> int:
     )
     timing = ", ".join(f"{name} {sec:.1f}s" for name, sec in result.seconds.items())
     print(f"time: {timing}")
-    written = ["evaluation.csv", "evaluation.md", *(["contrasts.csv"] if result.contrasts is not None else []),
-               "tradeoff.png", "groups.png"]
+    written = ["evaluation.csv", "users.csv", "evaluation.md"]
+    written += ["contrasts.csv"] if result.contrasts is not None else []
+    written += ["tradeoff.png", "groups.png"]
     print("wrote " + ", ".join(str(out / name) for name in written))
     return 0

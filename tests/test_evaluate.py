@@ -247,6 +247,10 @@ def test_cli_writes_table_and_plot(tmp_path, capsys):
     markdown = (out / "evaluation.md").read_text()
     assert markdown.startswith("**all test users**")
     assert markdown.count("| λ | precision@5") == 3 and "**niche" in markdown and "**mainstream" in markdown
+    users_csv = pd.read_csv(out / "users.csv", index_col="user_id")
+    assert (users_csv["user_group"] == "niche").sum() == users["niche", 0.0]
+    assert users_csv.loc[users_csv["user_group"] == "niche", "kl_from_population"].min() >= users_csv.loc[
+        users_csv["user_group"] == "mainstream", "kl_from_population"].max()
     contrasts = pd.read_csv(out / "contrasts.csv")
     assert {"attainment gap", "precision gap (activity-matched)", "precision change niche"} <= set(
         contrasts["quantity"])
