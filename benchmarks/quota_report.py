@@ -35,7 +35,7 @@ def main(argv=None) -> int:
 
     from rerank import CalibratedReranker, metrics
     from rerank.datasets import movielens
-    from rerank.feasibility import max_quota_met, quota_matrix
+    from rerank.engine.feasibility import max_quota_met, quota_matrix
     from rerank.frames import candidates_to_csr
 
     ratings, item_categories = movielens("latest-small", args.data, download=False)

@@ -1,7 +1,7 @@
 """``rerank gap``: how far is the greedy from the certified optimum? (DESIGN §4.4)
 
 For each λ and each user of a candidate set, it scores Steck's greedy (``safeguard=False``),
-the safeguarded greedy (the default) and the certified exact solver (:mod:`rerank.exact`,
+the safeguarded greedy (the default) and the certified exact solver (:mod:`rerank.engine.exact`,
 whose incumbent is the safeguarded list) on the objective ``F = (1-λ) Σ s - λ C(p, q)`` with
 uniform rank weights, and summarises over users: the gap ``F* - F`` (mean, p99, max), the gap
 relative to ``|F*|``, the share of users whose list is already optimal (gap ≤ 1e-9), the exact
@@ -15,14 +15,11 @@ The same table on MovieLens with ALS candidates: ``benchmarks/gap_report.py``.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from rerank.arrays import rerank_arrays
-from rerank.exact import GAP_TOL, MAX_ENUMERATE, ROUTE_MILP, run_exact
+from rerank.engine.arrays import rerank_arrays
+from rerank.engine.exact import GAP_TOL, MAX_ENUMERATE, ROUTE_MILP, run_exact
 from rerank.frames import candidates_to_csr
 from rerank.reranker import CalibratedReranker
 from rerank.validation import divergence_code, normalize_code
@@ -114,62 +111,3 @@ def format_markdown(table: pd.DataFrame) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------ CLI
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "gap",
-        help="optimality gap of the greedy against the certified exact solver",
-        description="For each λ, the gap between the greedy (plain and safeguarded) and the certified "
-        "optimum of the calibrated objective (uniform rank weights), and the exact solver's time per user. "
-        "See docs/guarantees.md.",
-    )
-    io = parser.add_argument_group("files (CSV or Parquet by suffix)")
-    io.add_argument("--candidates", required=True, help="user_id, item_id, score")
-    io.add_argument("--history", required=True, help="user_id, item_id [, weight, timestamp]")
-    io.add_argument("--item-categories", required=True, help="item_id, category [, weight]")
-    io.add_argument("--out", help="also write the markdown table here")
-    opts = parser.add_argument_group("objective")
-    opts.add_argument("--k", type=int, default=10, help="list length (default 10)")
-    opts.add_argument("--lam", type=float, nargs="+", default=[0.5, 0.9], help="λ values (default 0.5 0.9)")
-    opts.add_argument("--alpha", type=float, default=0.01)
-    opts.add_argument("--divergence", choices=["kl", "chi2"], default="kl")
-    opts.add_argument("--normalize", choices=["none", "minmax", "rank"], default="minmax",
-                      help="per-user score normalisation (default minmax)")
-    opts.add_argument("--time-limit", type=float, default=10.0, help="exact solver seconds per user (default 10)")
-    opts.add_argument("--users", type=int, default=0, help="random sample of users (default 0: all)")
-    opts.add_argument("--seed", type=int, default=0, help="seed of the user sample")
-    parser.set_defaults(func=run)
-
-
-def run(args) -> int:
-    from rerank.apply import read_whole
-    from rerank.errors import InputError
-
-    frames = {}
-    for role, ids in (("candidates", ["user_id", "item_id", "score"]), ("history", ["user_id", "item_id"]),
-                      ("item_categories", ["item_id", "category"])):
-        path = Path(getattr(args, role))
-        if not path.is_file():
-            raise InputError(f"{role} file '{path}' does not exist")
-        frames[role] = read_whole(path, role, [c for c in ids if c != "score"])
-    candidates = frames["candidates"]
-    if "score" not in candidates.columns:
-        raise InputError(f"candidates file '{args.candidates}' has no 'score' column")
-    if args.users:
-        users = pd.unique(candidates["user_id"])
-        if args.users < len(users):
-            keep = np.random.default_rng(args.seed).choice(users, args.users, replace=False)
-            candidates = candidates[candidates["user_id"].isin(keep)]
-    table = gap_table(
-        candidates, frames["history"], frames["item_categories"], k=args.k, lams=args.lam,
-        normalize=None if args.normalize == "none" else args.normalize, divergence=args.divergence,
-        alpha=args.alpha, time_limit=args.time_limit,
-        progress=lambda lam, s: print(f"rerank gap: λ={lam:g} done ({s:.1f}s in the exact solver)", file=sys.stderr),
-    )
-    text = format_markdown(table)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    return 0

@@ -1,6 +1,6 @@
 """Two slow reference implementations of Steck's greedy, for ``rerank bench`` and ``benchmarks/``.
 
-They share nothing with :mod:`rerank.kernel` (no import of it, no shared helper) and are what
+They share nothing with :mod:`rerank.engine.kernel` (no import of it, no shared helper) and are what
 the compiled kernel is measured and checked against:
 
 * :func:`python_greedy` — the way public notebooks write the greedy: plain Python, the list
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-TIE_RTOL = 1e-12  # the tolerance DESIGN §3 / rerank.kernel documents
+TIE_RTOL = 1e-12  # the tolerance DESIGN §3 / rerank.engine.kernel documents
 
 __all__ = ["TIE_RTOL", "numpy_greedy", "python_greedy"]
 

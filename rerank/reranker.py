@@ -21,7 +21,6 @@ import pandas as pd
 import scipy.sparse as sp
 
 from rerank import validation
-from rerank.arrays import _list_builder, rerank_arrays
 from rerank.distributions import (
     history_weights,
     item_categories_from_frame,
@@ -29,7 +28,8 @@ from rerank.distributions import (
     target_distributions,
 )
 from rerank.distributions import rank_weights as make_rank_weights
-from rerank.exact import MAX_ENUMERATE, check_solver
+from rerank.engine.arrays import _list_builder, rerank_arrays
+from rerank.engine.exact import MAX_ENUMERATE, check_solver
 from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values
 
 
@@ -70,8 +70,8 @@ class RerankReport(RowAccounting):
     Quota mode (``min_share``): ``quota_shortfall`` is a Series ``user_id -> units`` over the
     reranked users, ``Σ_g max(0, r_g - c_g)`` quota units the list misses because no k-subset of
     that user's candidates meets every quota (0 for everyone whose quotas are feasible; see
-    :mod:`rerank.quota`); ``None`` without ``min_share``. ``solver="exact"``: ``exact_gap`` is a
-    Series ``user_id -> certified relative optimality gap`` (:mod:`rerank.exact`).
+    :mod:`rerank.engine.quota`); ``None`` without ``min_share``. ``solver="exact"``: ``exact_gap`` is a
+    Series ``user_id -> certified relative optimality gap`` (:mod:`rerank.engine.exact`).
     """
 
     n_users: int
@@ -162,10 +162,10 @@ class CalibratedReranker:
         k-subset of the candidates allows it; a float ``ρ`` in (0, 1] scales the quotas to
         ``⌊ρ k p_g⌋``; the units missed per user are in ``report_.quota_shortfall``.
     min_share_threshold : protect only categories with ``p_g ≥`` this share (default 0: all).
-    method : ``"greedy"`` (Steck) or ``"pm2"`` (PM-2 with relevance, :mod:`rerank.pm2`;
+    method : ``"greedy"`` (Steck) or ``"pm2"`` (PM-2 with relevance, :mod:`rerank.engine.pm2`;
         ``pm2_theta`` is its aspect weight).
     solver : ``"greedy"`` or ``"exact"`` (certified optimum for uniform rank weights,
-        :mod:`rerank.exact`; at most ``time_limit`` seconds per user; gaps in
+        :mod:`rerank.engine.exact`; at most ``time_limit`` seconds per user; gaps in
         ``report_.exact_gap``).
     """
 

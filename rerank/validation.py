@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rerank.divergences import DIVERGENCE_CODES
+from rerank.engine.divergences import DIVERGENCE_CODES
+from rerank.engine.kernel import NORMALIZE_CODES
 from rerank.errors import InputError, InputTypeError
 from rerank.grouping import duplicated_pairs
-from rerank.kernel import NORMALIZE_CODES
 
 ORDERS = ("greedy", "score")
 RANK_WEIGHT_NAMES = ("uniform", "dcg")

@@ -337,7 +337,7 @@ def test_failure_leaves_an_existing_output_untouched(tmp_path, data):
 def test_a_bug_is_not_disguised_as_a_user_error(tmp_path, data, monkeypatch):
     """Only InputError/OSError are user errors; anything else keeps its traceback, and the
     temporary output is still removed."""
-    import rerank.apply as apply_module
+    import rerank.cli.apply as apply_module
 
     def broken(*args, **kwargs):
         raise KeyError("internal")

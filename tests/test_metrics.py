@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rerank import metrics
-from rerank.divergences import divergence
+from rerank.engine.divergences import divergence
 
 P = [0.7, 0.3]
 

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 import rerank
 from rerank import rerank_arrays
 from rerank.bench import make_workload
-from rerank.kernel import rerank_kernel
+from rerank.engine.kernel import rerank_kernel
 
 PACKAGE = Path(rerank.__file__).resolve().parent
 

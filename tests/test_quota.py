@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from strategies import Instance, instances, item_categories, target
 
 from rerank import rerank_arrays
-from rerank.feasibility import max_quota_met, quota_matrix
+from rerank.engine.feasibility import max_quota_met, quota_matrix
 
 SETTINGS = settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SHARES = st.sampled_from([True, 1.0, 0.5, 0.8])

@@ -12,7 +12,7 @@ protected categories counts toward each of them. A list ``L`` meets
 shortfall is ``Σ_g r_g - met(L)``.
 
 **Guarantee.** Let ``M* = max_{|L| = min(k, n)} met(L)`` over all subsets of the candidates
-(computed exactly by :mod:`rerank.feasibility`). The quota greedy returns a list with
+(computed exactly by :mod:`rerank.engine.feasibility`). The quota greedy returns a list with
 ``met(L) = M*``: every quota is met whenever some k-subset meets them all (``M* = Σ r_g``),
 otherwise as many quota units as any k-subset can meet, and the shortfall ``Σ r_g - M*``
 is reported per user.
@@ -44,8 +44,8 @@ import numpy as np
 from numba import prange
 
 from rerank._numba import compiled
-from rerank.divergences import divergence_finish, divergence_term
-from rerank.ties import is_better
+from rerank.engine.divergences import divergence_finish, divergence_term
+from rerank.engine.ties import is_better
 
 __all__ = ["QUOTA_EPS", "can_meet", "max_met", "met_units", "quota_one_user"]
 
@@ -249,7 +249,7 @@ def quota_one_user(
 ):
     """The quota greedy for one user (module docstring); writes ``chosen[:kk]``.
 
-    ``target`` is ``M*`` (from :func:`rerank.feasibility.max_quota_met`); the list returned
+    ``target`` is ``M*`` (from :func:`rerank.engine.feasibility.max_quota_met`); the list returned
     meets exactly that many quota units.
     """
     n_cat = p.shape[0]

@@ -1,5 +1,5 @@
 """Which quotas can a k-subset of the candidates meet? (DESIGN §4.3; definitions in
-:mod:`rerank.quota`.)
+:mod:`rerank.engine.quota`.)
 
 For every user at once, :func:`max_quota_met` returns ``M* = max_{|L| = min(k, n)} met(L)``,
 the most quota units any list can meet (``M* = Σ_g r_g`` exactly when the quotas are
@@ -16,7 +16,7 @@ feasible). It brackets ``M*`` and closes the bracket:
   protected categories counts for both under membership, which a matching cannot express
   (``k = 2, r = (1, 1)`` and one item carrying both: the flow is 1, ``M* = 2``).
 * when ``F_u = U`` the flow certifies ``M* = U``; otherwise (multi-category items make the
-  difference) the exact type-based branch-and-bound of :func:`rerank.quota.max_met` decides,
+  difference) the exact type-based branch-and-bound of :func:`rerank.engine.quota.max_met` decides,
   compiled and parallel over the undecided users only.
 """
 
@@ -29,8 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import maximum_flow
 
+from rerank.engine.quota import QUOTA_EPS, max_met_users
 from rerank.errors import InputError
-from rerank.quota import QUOTA_EPS, max_met_users
 
 __all__ = ["QuotaFeasibility", "check_min_share", "max_quota_met", "quota_matrix"]
 

@@ -1,7 +1,7 @@
 """The low-level array entry point: CSR candidates in, chosen items out.
 
 Every other entry point (the frame API, adapters, the simulator, Spark) ends here, in
-:func:`rerank.kernel.rerank_kernel`. Dtypes are normalised once at this boundary (int64
+:func:`rerank.engine.kernel.rerank_kernel`. Dtypes are normalised once at this boundary (int64
 indices, float64 values) so the kernel is compiled once.
 """
 
@@ -15,9 +15,9 @@ import scipy.sparse as sp
 from rerank import validation
 from rerank._numba import kernel_lock, num_threads
 from rerank.distributions import rank_weights as make_rank_weights
-from rerank.exact import GAP_TOL, check_solver, run_exact
-from rerank.feasibility import check_min_share, max_quota_met, quota_matrix
-from rerank.kernel import METHOD_GREEDY, METHOD_PM2, METHOD_QUOTA, rerank_kernel
+from rerank.engine.exact import GAP_TOL, check_solver, run_exact
+from rerank.engine.feasibility import check_min_share, max_quota_met, quota_matrix
+from rerank.engine.kernel import METHOD_GREEDY, METHOD_PM2, METHOD_QUOTA, rerank_kernel
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,9 @@ class RerankResult:
     objective ``(1-λ)Σs - λC`` of each output list (on the normalised scores); ``used_topk``
     whether the safeguard replaced the greedy list by plain top-k.
     ``gap`` (``solver="exact"`` only): each list's certified relative optimality gap
-    (0 when enumerated or forced; see :mod:`rerank.exact`). ``quota_shortfall``
+    (0 when enumerated or forced; see :mod:`rerank.engine.exact`). ``quota_shortfall``
     (``min_share`` only): per user, how many quota units ``Σ_g max(0, r_g - c_g)`` the list
-    misses because no k-subset of the candidates meets them all (see :mod:`rerank.quota`).
+    misses because no k-subset of the candidates meets them all (see :mod:`rerank.engine.quota`).
     """
 
     indptr: np.ndarray
@@ -139,13 +139,13 @@ def rerank_arrays(
     optimum of the objective with list size ``min(k, n_u)``: enumeration when there are at most
     ``max_enumerate`` subsets, else a MILP outer approximation with cutting planes (KL, χ²)
     stopped at a relative gap ≤ 1e-6 or after ``time_limit`` seconds per user; the gap per user
-    is in ``RerankResult.gap`` (:mod:`rerank.exact`).
+    is in ``RerankResult.gap`` (:mod:`rerank.engine.exact`).
 
-    ``min_share=True`` (or ``ρ`` in (0, 1]) is quota mode (DESIGN §4.3, :mod:`rerank.quota`):
+    ``min_share=True`` (or ``ρ`` in (0, 1]) is quota mode (DESIGN §4.3, :mod:`rerank.engine.quota`):
     every category with ``p_g ≥ min_share_threshold`` gets at least ``⌊ρ k p_g⌋`` items
     carrying it whenever some subset of the candidates meets all the quotas, otherwise as many
     quota units as any subset can meet; the units missed are ``RerankResult.quota_shortfall``.
-    ``method="pm2"`` builds the lists with PM-2 (:mod:`rerank.pm2`, aspect weight ``pm2_theta``).
+    ``method="pm2"`` builds the lists with PM-2 (:mod:`rerank.engine.pm2`, aspect weight ``pm2_theta``).
 
     Returns ``(out_indptr, out_items)``, or a :class:`RerankResult` with ``return_result``.
     """

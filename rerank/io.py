@@ -1,36 +1,28 @@
-"""``rerank apply``: files in, reranked file out (DESIGN §5), streaming by user.
+"""File sources, sinks and atomic writes: everything ``rerank apply`` and ``rerank gap`` read or write.
 
-    rerank apply --candidates cands.parquet --history history.csv \\
-                 --item-categories genres.csv --output reranked.parquet --k 10 --lam 0.5
-
-* Formats by suffix: ``.csv`` (optionally ``.gz``, ``.bz2``, ``.xz``, ``.zst``) or ``.parquet``
-  / ``.pq``. CSV ids are read as text (kept verbatim, e.g. leading zeros); if one file holds
-  integer ids and another text ids for the same column, the integers are compared as text.
-* History and item categories are read whole (they define the targets); candidates are read in
-  chunks of ``--batch-rows`` rows and reranked by whole users, so the candidate file can be
-  larger than memory. **Each user's candidate rows must be contiguous** (grouped by
-  ``user_id``, in any order of users): a user whose rows reappear after another user's is
-  reported as an error naming the user and the line.
-* The output is written to a temporary file next to ``--output`` and renamed only on success;
-  on any error no output (or ``--skipped`` / ``--report``) file is created.
-* User errors print one line naming the file, column, user, item or line, exit code 2.
-* Nothing lost: the last line says where every user and row went (reranked, skipped with a
-  reason under ``--on-invalid skip``, rows without a user id) and that the counts reconcile.
-
-Details, formats and fallbacks: ``docs/inputs.md``.
+* **Formats** by suffix (:func:`file_format`): ``.csv`` (optionally ``.gz``, ``.bz2``, ``.xz``,
+  ``.zst``) or ``.parquet`` / ``.pq``. CSV ids are read as text (kept verbatim, e.g. leading
+  zeros); only an empty field is missing, so ids such as ``NA`` stay ids.
+* **Sources**: :func:`read_whole` (history, item categories: read whole, index = CSV line
+  numbers or Parquet rows, so error messages name the line) and :class:`CandidateSource`
+  (candidates read in chunks of ``batch_rows`` and regrouped into batches of whole users; each
+  user's rows must be contiguous).
+* **Id alignment** (:func:`align_ids`): if one file holds text ids and another integer ids for
+  the same column, the integers are compared as text.
+* **Sinks**: :class:`Sink` writes frames to a temporary file in the final file's format, and
+  :class:`AtomicFiles` renames the temporaries over their final paths only when everything
+  succeeded (no half-written output, ever).
+* **Errors**: :func:`reading` turns a parse failure into one :class:`rerank.errors.InputError`
+  line naming the file.
 """
 
 from __future__ import annotations
 
-import argparse
 import bz2
 import contextlib
 import gzip
-import inspect
-import json
 import lzma
 import os
-import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -41,13 +33,10 @@ import pandas as pd
 
 from rerank import validation
 from rerank.errors import InputError, InputTypeError
-from rerank.reranker import CalibratedReranker
-from rerank.streaming import StreamReport, rerank_batches
 
 CSV_SUFFIXES = (".csv",)
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
 PARQUET_SUFFIXES = (".parquet", ".pq")
-DEFAULT_BATCH_ROWS = 200_000
 NAN_TEXT = {"nan", "+nan", "-nan"}
 
 
@@ -67,7 +56,7 @@ def file_format(path: Path, role: str) -> str:
     )
 
 
-def _input_path(text: str, role: str) -> Path:
+def input_path(text: str, role: str) -> Path:
     path = Path(text)
     if not path.exists():
         raise InputError(f"{role} file '{path}' does not exist")
@@ -415,7 +404,7 @@ def _check_directory(path: Path, role: str) -> None:
         raise InputError(f"{role} file '{path}': directory '{path.parent}' is not writable")
 
 
-def _output_path(text: str, role: str, inputs: list[Path]) -> Path:
+def output_path(text: str, role: str, inputs: list[Path]) -> Path:
     path = Path(text)
     file_format(path, role)
     _check_directory(path, role)
@@ -427,7 +416,7 @@ def _output_path(text: str, role: str, inputs: list[Path]) -> Path:
     return path
 
 
-def _report_path(text: str, inputs: list[Path]) -> Path:
+def report_path(text: str, inputs: list[Path]) -> Path:
     path = Path(text)
     _check_directory(path, "--report")
     if path.is_dir():
@@ -445,45 +434,8 @@ def write_frame(frame: pd.DataFrame, tmp: Path, final: Path, role: str) -> None:
         sink.close()
 
 
-# --------------------------------------------------------------------------- command
-def _rank_weights(text: str):
-    if text in validation.RANK_WEIGHT_NAMES:
-        return text
-    try:
-        return [float(x) for x in text.split(",")]
-    except ValueError:
-        raise InputError(f"--rank-weights must be 'uniform', 'dcg' or comma-separated numbers, got {text!r}") from None
 
-
-def _supports_min_share() -> bool:
-    return "min_share" in inspect.signature(CalibratedReranker.__init__).parameters
-
-
-def build_reranker(args) -> CalibratedReranker:
-    """The reranker from the flags (parameter errors name the flag's parameter)."""
-    options = {}
-    if _supports_min_share() and getattr(args, "min_share", None) is not None:
-        options["min_share"] = args.min_share
-        if args.min_share_threshold is not None:
-            options["min_share_threshold"] = args.min_share_threshold
-    elif getattr(args, "min_share_threshold", None) is not None:
-        raise InputError("--min-share-threshold needs --min-share")
-    return CalibratedReranker(
-        k=args.k,
-        lam=args.lam_column if args.lam_column else args.lam,
-        alpha=args.alpha,
-        divergence=args.divergence,
-        rank_weights=_rank_weights(args.rank_weights),
-        normalize=None if args.normalize == "none" else args.normalize,
-        safeguard=not args.no_safeguard,
-        order=args.order,
-        half_life=args.half_life,
-        n_threads=args.threads,
-        **options,
-    )
-
-
-def _align_ids(history: pd.DataFrame, categories: pd.DataFrame, source: CandidateSource, paths) -> None:
+def align_ids(history: pd.DataFrame, categories: pd.DataFrame, source: CandidateSource, paths) -> None:
     """Make ids of the same column comparable across files: if any file holds text ids, the
     integer ids of the others are compared as text."""
     with reading(paths["history"], "history"):
@@ -503,7 +455,7 @@ def _align_ids(history: pd.DataFrame, categories: pd.DataFrame, source: Candidat
         source.item_as_text = source.item_kind == validation.ID_INTEGER
 
 
-def _parse_timestamps(history: pd.DataFrame) -> None:
+def parse_timestamps(history: pd.DataFrame) -> None:
     """ISO dates in a CSV history's ``timestamp`` column become datetimes (numbers stay)."""
     if "timestamp" not in history.columns:
         return
@@ -520,159 +472,3 @@ def _parse_timestamps(history: pd.DataFrame) -> None:
         history["timestamp"] = parsed
 
 
-def run(args) -> int:
-    reranker = build_reranker(args)  # parameter errors first, before reading anything
-    batch_rows = validation.check_whole("--batch-rows", args.batch_rows)
-    paths = {
-        "candidates": _input_path(args.candidates, "candidates"),
-        "history": _input_path(args.history, "history"),
-        "item_categories": _input_path(args.item_categories, "item_categories"),
-    }
-    inputs = list(paths.values())
-    output = _output_path(args.output, "output", inputs)
-    skipped_path = _output_path(args.skipped, "--skipped", inputs + [output]) if args.skipped else None
-    report_path = _report_path(args.report, inputs + [output]) if args.report else None
-    skip = args.on_invalid == "skip"
-
-    history = read_whole(paths["history"], "history", ["user_id", "item_id"])
-    categories = read_whole(paths["item_categories"], "item_categories", ["item_id", "category"])
-    source = CandidateSource(paths["candidates"], batch_rows, [args.lam_column], skip)
-    _align_ids(history, categories, source, paths)
-    with reading(paths["history"], "history"):
-        if reranker.half_life is not None:
-            _parse_timestamps(history)
-        validation.validate_history(history)
-    with reading(paths["item_categories"], "item_categories"):
-        validation.validate_item_categories(categories)
-    try:
-        reranker.fit(history, categories)
-    except InputError as exc:
-        raise type(exc)(
-            f"history file '{paths['history']}' / item_categories file '{paths['item_categories']}': {exc}"
-        ) from None
-    del history, categories
-
-    from tqdm import tqdm
-
-    with AtomicFiles() as files:
-        sink = Sink(files.temp_for(output), output, "output")
-        stream = rerank_batches(reranker, source.batches(), on_invalid="skip" if skip else "raise")
-        # no bar with --quiet, nor when stderr is not a terminal (logs stay clean)
-        bar = tqdm(total=source.n_rows, unit=" rows", unit_scale=True, desc="rerank apply",
-                   disable=True if args.quiet else None, file=sys.stderr, leave=False)
-        try:
-            with bar:
-                for out in _prefixed(stream, paths["candidates"]):
-                    sink.write(out)
-                    bar.update(stream.report.n_candidates - bar.n)
-        finally:
-            sink.close()
-        report = stream.report
-        if not report.reconciles:  # a bug, not bad input: keep the traceback
-            raise RuntimeError(f"row counts do not reconcile: {report.as_dict()}")
-        if skipped_path is not None:
-            write_frame(report.skipped, files.temp_for(skipped_path), skipped_path, "--skipped")
-        if report_path is not None:
-            tmp = files.temp_for(report_path)
-            tmp.write_text(json.dumps(_report_json(report, args, paths, output), indent=2) + "\n")
-        files.commit()
-    print(f"rerank apply: wrote {output}: {report.summary()}{_skipped_hint(report, skipped_path)}", file=sys.stderr)
-    return 0
-
-
-def _prefixed(stream, path: Path):
-    """Iterate the stream, naming the candidate file in any input error."""
-    iterator = iter(stream)
-    while True:
-        try:
-            out = next(iterator)
-        except StopIteration:
-            return
-        except InputError as exc:
-            message = str(exc)
-            if not message.startswith("candidates file"):
-                message = f"candidates file '{path}': {message}"
-            raise type(exc)(message) from None
-        yield out
-
-
-def _skipped_hint(report: StreamReport, skipped_path) -> str:
-    skipped = report.skipped
-    if not len(skipped) or skipped_path is not None:
-        return ""
-    shown = ", ".join(
-        f"{validation.show(u)} ({r})" for u, r in zip(skipped["user_id"][:3], skipped["reason"][:3], strict=True)
-    )
-    more = ", ..." if len(skipped) > 3 else ""
-    return f"; skipped users: {shown}{more} (list them all with --skipped FILE)"
-
-
-def _report_json(report: StreamReport, args, paths, output) -> dict:
-    return {
-        "output": str(output),
-        "inputs": {role: str(p) for role, p in paths.items()},
-        "parameters": {
-            "k": args.k, "lam": args.lam_column or args.lam, "alpha": args.alpha,
-            "divergence": args.divergence, "normalize": args.normalize, "order": args.order,
-            "rank_weights": args.rank_weights, "half_life": args.half_life,
-            "safeguard": not args.no_safeguard, "on_invalid": args.on_invalid,
-            "min_share": getattr(args, "min_share", None),
-            "min_share_threshold": getattr(args, "min_share_threshold", None),
-        },
-        "counts": report.as_dict(),
-        "summary": report.summary(),
-    }
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """Argument errors of ``rerank apply`` in one line (no usage block), exit code 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "apply",
-        help="rerank a candidate file (CSV/Parquet) into an output file",
-        description="Rerank a candidate file into an output file (CSV or Parquet by suffix), streaming by "
-        "user: each user's candidate rows must be contiguous. Bad input: one line naming the file, "
-        "column, line, user or item, exit code 2, no output file. See docs/inputs.md.",
-    )
-    parser.__class__ = _OneLineParser
-    io = parser.add_argument_group("files (CSV or Parquet by suffix)")
-    io.add_argument("--candidates", required=True, help="user_id, item_id, score; each user's rows contiguous")
-    io.add_argument("--history", required=True, help="user_id, item_id [, weight, timestamp]")
-    io.add_argument("--item-categories", required=True, help="item_id, category [, weight]")
-    io.add_argument("--output", required=True, help="user_id, item_id, score, rank (written atomically)")
-    io.add_argument("--skipped", help="write the skipped users (user_id, reason, n_rows) here")
-    io.add_argument("--report", help="write a JSON report (counts, reconciliation, parameters) here")
-    opts = parser.add_argument_group("reranking")
-    opts.add_argument("--k", type=int, default=10, help="list length (default 10)")
-    lam = opts.add_mutually_exclusive_group()
-    lam.add_argument("--lam", type=float, default=0.5, help="trade-off λ in [0, 1] (default 0.5)")
-    lam.add_argument("--lam-column", help="candidates column holding a per-user λ (constant within a user)")
-    opts.add_argument("--alpha", type=float, default=0.01, help="KL smoothing α in (0, 1) (default 0.01)")
-    opts.add_argument("--divergence", choices=["kl", "hellinger", "chi2"], default="kl")
-    opts.add_argument("--normalize", choices=["none", "minmax", "rank"], default="none",
-                      help="per-user score normalisation before reranking (default none)")
-    opts.add_argument("--order", choices=["greedy", "score"], default="greedy",
-                      help="output order: greedy pick order or chosen set by score")
-    opts.add_argument("--rank-weights", default="uniform", help="uniform, dcg or comma-separated weights")
-    opts.add_argument("--half-life", type=float, help="recency half-life on the history's timestamp")
-    opts.add_argument("--no-safeguard", action="store_true", help="exactly Steck's greedy (no top-k safeguard)")
-    if _supports_min_share():
-        opts.add_argument("--min-share", type=float,
-                          help="hard quotas (DESIGN §4.3): each category g gets at least floor(ρ·k·p_g) "
-                               "items carrying it when the candidates allow; ρ in (0, 1], 1 = full share")
-        opts.add_argument("--min-share-threshold", type=float,
-                          help="with --min-share: protect only categories with p_g >= this share (default 0)")
-    run_opts = parser.add_argument_group("running")
-    run_opts.add_argument("--on-invalid", choices=["error", "skip"], default="error",
-                          help="invalid candidate rows: fail (default) or skip their users and report them")
-    run_opts.add_argument("--batch-rows", type=int, default=DEFAULT_BATCH_ROWS,
-                          help=f"candidate rows read per chunk (default {DEFAULT_BATCH_ROWS})")
-    run_opts.add_argument("--threads", type=int, help="numba threads (default: all cores)")
-    run_opts.add_argument("--quiet", action="store_true",
-                          help="no progress bar (it is shown only when stderr is a terminal anyway)")
-    parser.set_defaults(func=run)

@@ -23,7 +23,7 @@ from importlib.metadata import entry_points
 
 from rerank.errors import InputError
 
-CORE_COMMANDS = ("rerank.demo", "rerank.apply", "rerank.bench", "rerank.gap")
+CORE_COMMANDS = ("rerank.cli.demo", "rerank.cli.apply", "rerank.cli.bench", "rerank.cli.gap")
 
 UserError = InputError  # an error in the user's input: reported in one line, exit code 2
 

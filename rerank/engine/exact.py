@@ -10,7 +10,7 @@ fixed list size ``k' = min(k, n)``:
 Two routes, per user:
 
 * **Enumeration** when ``C(n, k') ≤ max_enumerate``: every k'-subset is scored with the
-  kernel's own :func:`rerank.kernel.list_objective` (compiled loop, no Python per subset).
+  kernel's own :func:`rerank.engine.kernel.list_objective` (compiled loop, no Python per subset).
   The result is the optimum; its gap is 0.
 * **Outer approximation + cutting planes** otherwise (KL and χ² only). Both divergences are
   ``C = const + lin·x + Σ_{g: p_g>0} φ_g(q̃_g)`` with ``φ_g`` convex and decreasing:
@@ -48,9 +48,9 @@ from numba import prange
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from rerank._numba import compiled
-from rerank.divergences import DIV_CHI2, DIV_HELLINGER, DIV_KL
+from rerank.engine.divergences import DIV_CHI2, DIV_HELLINGER, DIV_KL
+from rerank.engine.kernel import TIE_RTOL, list_objective, normalize_scores
 from rerank.errors import InputError
-from rerank.kernel import TIE_RTOL, list_objective, normalize_scores
 
 __all__ = ["SOLVERS", "ExactResult", "MAX_ENUMERATE", "check_solver", "run_exact", "solve_exact"]
 
@@ -407,7 +407,7 @@ def run_exact(
             key = np.lexsort((positions, -scores[positions], owners))
             positions = positions[key]
         else:
-            from rerank.arrays import rerank_arrays  # the public entry point orders each set
+            from rerank.engine.arrays import rerank_arrays  # the public entry point orders each set
 
             s_norm = np.empty_like(scores)
             normalized_scores(indptr, scores, norm_code, s_norm)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from rerank._numba import compiled
-from rerank.ties import is_better
+from rerank.engine.ties import is_better
 
 __all__ = ["pm2_one_user"]
 

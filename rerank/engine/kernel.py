@@ -34,10 +34,10 @@ import numpy as np
 from numba import prange
 
 from rerank._numba import compiled
-from rerank.divergences import DIVERGENCE_CODES, divergence_finish, divergence_term
-from rerank.pm2 import pm2_one_user
-from rerank.quota import met_units, quota_one_user
-from rerank.ties import TIE_RTOL, is_better
+from rerank.engine.divergences import DIVERGENCE_CODES, divergence_finish, divergence_term
+from rerank.engine.pm2 import pm2_one_user
+from rerank.engine.quota import met_units, quota_one_user
+from rerank.engine.ties import TIE_RTOL, is_better
 
 __all__ = ["DIVERGENCE_CODES", "NORMALIZE_CODES", "rerank_kernel"]
 
@@ -47,7 +47,7 @@ NORM_MINMAX = 1
 NORM_RANK = 2
 NORMALIZE_CODES = {None: NORM_NONE, "none": NORM_NONE, "minmax": NORM_MINMAX, "rank": NORM_RANK}
 
-# per-user list builders (rerank.quota, rerank.pm2); the safeguard applies to greedy and quota
+# per-user list builders (rerank.engine.quota, rerank.engine.pm2); the safeguard applies to greedy and quota
 METHOD_GREEDY = 0
 METHOD_QUOTA = 1
 METHOD_PM2 = 2
@@ -328,8 +328,8 @@ def rerank_kernel(
 
     ``method``: ``METHOD_GREEDY`` (Steck), ``METHOD_QUOTA`` (quota greedy with ``quotas``
     int64 (T × G, by target row) and ``quota_target`` int64 (U) the quota units each list
-    must meet, :mod:`rerank.quota`; the safeguard keeps top-k only if it meets them too) or
-    ``METHOD_PM2`` (:mod:`rerank.pm2` with ``pm2_theta``; no safeguard).
+    must meet, :mod:`rerank.engine.quota`; the safeguard keeps top-k only if it meets them too) or
+    ``METHOD_PM2`` (:mod:`rerank.engine.pm2` with ``pm2_theta``; no safeguard).
     """
     n_users = indptr.shape[0] - 1
     n_cat = targets.shape[1]
