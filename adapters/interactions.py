@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from rerank.adapters.base import show
 
 from rerank.errors import InputError
-from rerank.validation import require_columns, require_no_null_ids, require_nonnegative_weights
+from rerank.schemas import require_columns, require_no_null_ids, require_nonnegative_weights
 
 
 @dataclass(frozen=True)

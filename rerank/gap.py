@@ -1,4 +1,4 @@
-"""``rerank gap``: how far is the greedy from the certified optimum? (DESIGN §4.4)
+"""``rerank gap``: how far is the greedy from the certified optimum? (docs/design.md §4.4)
 
 For each λ and each user of a candidate set, it scores Steck's greedy (``safeguard=False``),
 the safeguarded greedy (the default) and the certified exact solver (:mod:`rerank.engine.exact`,
@@ -18,11 +18,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rerank.engine.arrays import rerank_arrays
-from rerank.engine.exact import GAP_TOL, MAX_ENUMERATE, ROUTE_MILP, run_exact
+from rerank.engine.arrays import Problem, solve
+from rerank.engine.exact import GAP_TOL, ROUTE_MILP
+from rerank.engine.options import RerankOptions
 from rerank.frames import candidates_to_csr
 from rerank.reranker import CalibratedReranker
-from rerank.validation import divergence_code, normalize_code
 
 __all__ = ["format_markdown", "gap_table"]
 
@@ -46,35 +46,37 @@ def gap_table(
     candidates: pd.DataFrame,
     history: pd.DataFrame,
     item_categories: pd.DataFrame,
+    options: RerankOptions | None = None,
     *,
-    k: int = 10,
     lams=(0.5, 0.9),
-    normalize: str | None = "minmax",
-    divergence: str = "kl",
-    alpha: float = 0.01,
-    time_limit: float = 10.0,
-    max_enumerate: int = MAX_ENUMERATE,
     progress=None,
+    **keywords,
 ) -> pd.DataFrame:
     """One row per λ: the greedy's and the safeguarded greedy's optimality gap and the exact
-    solver's time per user (module docstring). ``progress(λ, seconds)`` is called per λ."""
+    solver's time per user (module docstring). ``progress(λ, seconds)`` is called per λ.
+
+    ``options`` (or keywords for :class:`rerank.RerankOptions`; default ``normalize="minmax"``)
+    set k, α, the divergence, the normalisation, ``time_limit`` and ``max_enumerate``; their
+    ``lam`` is replaced by each value of ``lams``. Uniform rank weights only (the exact solver's).
+    """
+    if options is None:
+        options = RerankOptions(**{"normalize": "minmax", **keywords})
+    elif keywords:
+        raise TypeError("gap_table takes options=RerankOptions(...) or keyword options, not both")
+    reranker = CalibratedReranker.from_options(options).fit(history, item_categories)
+    csr = candidates_to_csr(candidates)
+    target_rows, _ = reranker.target_rows(csr.users)
+    lists = csr.lists(reranker.item_rows(csr.item_ids))
     rows = []
     for lam in lams:
-        reranker = CalibratedReranker(k=k, lam=lam, alpha=alpha, divergence=divergence, normalize=normalize)
-        reranker.fit(history, item_categories)
-        csr = candidates_to_csr(candidates)
-        items = reranker.item_rows(csr.item_ids)
-        target_rows, _ = reranker.target_rows(csr.users)
-        common = (csr.indptr, items, csr.scores, reranker.category_matrix_, reranker.targets_, k, lam, alpha)
-        options = {"divergence": divergence, "normalize": normalize, "target_rows": target_rows, "return_result": True}
-        plain = rerank_arrays(*common, safeguard=False, **options)
-        guarded = rerank_arrays(*common, safeguard=True, **options)
-        _, optimum, gap, route, seconds = run_exact(
-            csr.indptr, items, csr.scores, reranker.category_matrix_, reranker.targets_, target_rows,
-            np.full(len(csr.users), float(lam)), k, alpha, divergence_code(divergence), normalize_code(normalize),
-            guarded.indptr, guarded.positions, order_by_score=True, divergence=divergence,
-            time_limit=time_limit, gap_tol=GAP_TOL, max_enumerate=max_enumerate,
-        )
+        at = options.replace(lam=lam, solver="greedy", order="greedy")
+        problem = Problem(lists, reranker.category_matrix_, reranker.targets_, target_rows,
+                          np.full(len(csr.users), float(at.lam)))
+        plain = solve(problem, at.replace(safeguard=False))
+        guarded = solve(problem, at.replace(safeguard=True))
+        # the exact solver starts from the safeguarded greedy list, in pick order (its incumbent)
+        exact = solve(problem, at.replace(safeguard=True, solver="exact"))
+        optimum, gap, route, seconds = exact.objective, exact.gap, exact.exact_route, exact.exact_seconds
         row = {"lambda": float(lam), "users": len(csr.users)}
         row.update(_gap_stats("greedy", np.maximum(optimum - plain.objective, 0.0), optimum))
         row.update(_gap_stats("safeguarded", np.maximum(optimum - guarded.objective, 0.0), optimum))

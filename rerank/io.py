@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rerank import validation
+from rerank import schemas
 from rerank.errors import InputError, InputTypeError
+from rerank.params import show
 
 CSV_SUFFIXES = (".csv",)
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
@@ -149,9 +150,9 @@ def _parse_numbers(frame: pd.DataFrame, column: str, *, skip: bool) -> None:
         pos = int(np.flatnonzero(unparsed)[0])
         row = frame.iloc[pos]
         raise InputTypeError(
-            f"column '{column}' must hold numbers: {validation._at(frame.index, frame.index[pos])} "
-            f"(user {validation.show(row['user_id'])}, item {validation.show(row['item_id'])}) holds "
-            f"{validation.show(raw.iloc[pos])}"
+            f"column '{column}' must hold numbers: {schemas.at_row(frame.index, frame.index[pos])} "
+            f"(user {show(row['user_id'])}, item {show(row['item_id'])}) holds "
+            f"{show(raw.iloc[pos])}"
         )
     frame[column] = values
 
@@ -163,10 +164,10 @@ def _arrow_kind(arrow_type) -> str:
     if pa.types.is_dictionary(arrow_type):
         arrow_type = arrow_type.value_type
     if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
-        return validation.ID_INTEGER
+        return schemas.ID_INTEGER
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return validation.ID_STRING
-    return validation.ID_EMPTY  # anything else is left to the validation to reject
+        return schemas.ID_STRING
+    return schemas.ID_EMPTY  # anything else is left to the validation to reject
 
 
 def ids_as_text(series: pd.Series) -> pd.Series:
@@ -177,7 +178,7 @@ def ids_as_text(series: pd.Series) -> pd.Series:
     """
     present = series.notna().to_numpy()
     if series.dtype.kind == "f":
-        validation.id_kind(series, "candidates")  # raises unless every value is a whole number
+        schemas.id_kind(series, "candidates")  # raises unless every value is a whole number
         values = series.to_numpy()[present]
         text = pd.Series(values.astype(np.int64), dtype=object).astype(str).to_numpy()
     else:
@@ -195,7 +196,7 @@ class CandidateSource:
         self.path = path
         self.format = file_format(path, "candidates")
         self.batch_rows = batch_rows
-        self.columns = validation.CANDIDATE_COLUMNS + [c for c in extra_columns if c]
+        self.columns = schemas.CANDIDATE_COLUMNS + [c for c in extra_columns if c]
         self.numeric = ["score"] + [c for c in extra_columns if c]
         self.skip = skip
         self.user_as_text = False
@@ -215,7 +216,7 @@ class CandidateSource:
             else:
                 _require(_csv_columns(path), self.columns, path, "candidates")
                 self.n_rows = None
-                self.user_kind = self.item_kind = validation.ID_STRING
+                self.user_kind = self.item_kind = schemas.ID_STRING
 
     def _chunks(self) -> Iterator[pd.DataFrame]:
         if self.format == "parquet":
@@ -241,7 +242,7 @@ class CandidateSource:
     def _prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
         for column in ("user_id", "item_id"):  # before grouping: lists or bytes cannot be grouped
             ids = frame[column]
-            validation.id_kind(ids[ids.notna().to_numpy()], "candidates")
+            schemas.id_kind(ids[ids.notna().to_numpy()], "candidates")
         if self.format == "csv":  # CSV numbers arrive as text; Parquet columns keep their types
             for column in self.numeric:
                 _parse_numbers(frame, column, skip=self.skip)
@@ -305,8 +306,8 @@ def _check_runs(chunk: pd.DataFrame) -> int:
         again = int(np.flatnonzero(pd.Series(run_codes).duplicated().to_numpy())[0])
         pos = positions[starts[again]]
         raise InputError(
-            f"user {validation.show(values[starts[again]])} reappears at "
-            f"{validation._at(chunk.index, chunk.index[pos])} after other users' rows; each user's rows "
+            f"user {show(values[starts[again]])} reappears at "
+            f"{schemas.at_row(chunk.index, chunk.index[pos])} after other users' rows; each user's rows "
             "must be contiguous (sort or group the candidates by user_id)"
         )
     return int(positions[starts[-1]])
@@ -439,20 +440,20 @@ def align_ids(history: pd.DataFrame, categories: pd.DataFrame, source: Candidate
     """Make ids of the same column comparable across files: if any file holds text ids, the
     integer ids of the others are compared as text."""
     with reading(paths["history"], "history"):
-        hist_user = validation.id_kind(history["user_id"], "history")
-        hist_item = validation.id_kind(history["item_id"], "history")
+        hist_user = schemas.id_kind(history["user_id"], "history")
+        hist_item = schemas.id_kind(history["item_id"], "history")
     with reading(paths["item_categories"], "item_categories"):
-        cat_item = validation.id_kind(categories["item_id"], "item_categories")
-    if validation.ID_STRING in (hist_user, source.user_kind):
-        if hist_user == validation.ID_INTEGER:
+        cat_item = schemas.id_kind(categories["item_id"], "item_categories")
+    if schemas.ID_STRING in (hist_user, source.user_kind):
+        if hist_user == schemas.ID_INTEGER:
             history["user_id"] = ids_as_text(history["user_id"])
-        source.user_as_text = source.user_kind == validation.ID_INTEGER
-    if validation.ID_STRING in (hist_item, cat_item, source.item_kind):
-        if hist_item == validation.ID_INTEGER:
+        source.user_as_text = source.user_kind == schemas.ID_INTEGER
+    if schemas.ID_STRING in (hist_item, cat_item, source.item_kind):
+        if hist_item == schemas.ID_INTEGER:
             history["item_id"] = ids_as_text(history["item_id"])
-        if cat_item == validation.ID_INTEGER:
+        if cat_item == schemas.ID_INTEGER:
             categories["item_id"] = ids_as_text(categories["item_id"])
-        source.item_as_text = source.item_kind == validation.ID_INTEGER
+        source.item_as_text = source.item_kind == schemas.ID_INTEGER
 
 
 def parse_timestamps(history: pd.DataFrame) -> None:
@@ -467,7 +468,7 @@ def parse_timestamps(history: pd.DataFrame) -> None:
             pos = int(np.flatnonzero(bad.to_numpy())[0])
             raise InputTypeError(
                 f"column 'timestamp' must hold numbers or ISO dates: "
-                f"{validation._at(history.index, history.index[pos])} holds {validation.show(ts.iloc[pos])}"
+                f"{schemas.at_row(history.index, history.index[pos])} holds {show(ts.iloc[pos])}"
             )
         history["timestamp"] = parsed
 

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from rerank.distributions import ItemCategories, item_categories_from_frame, list_distributions
 from rerank.distributions import rank_weights as make_rank_weights
 from rerank.engine.divergences import divergence as divergence_rows
-from rerank.validation import require_columns
+from rerank.schemas import require_columns
 
 
 def _as_table(item_categories) -> ItemCategories:

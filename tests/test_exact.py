@@ -27,7 +27,7 @@ def _solve(inst, k, **options):
     indptr, items, scores = inst.csr()
     return rerank_arrays(
         indptr, items, scores, inst.matrix, np.array(inst.targets), k, np.array(inst.lam),
-        return_result=True, **options,
+        **options,
     )
 
 
@@ -102,8 +102,8 @@ def test_milp_and_enumeration_agree_on_a_mid_size_instance(divergence):
     """n=16, k=5 (4368 subsets): both routes must find the same optimal value."""
     matrix, scores, target = _multi_category_instance(3, 16)
     args = (np.array([0, 16]), np.arange(16), scores, matrix, target[None, :], 5, 0.9)
-    enum = rerank_arrays(*args, divergence=divergence, solver="exact", return_result=True)
-    milp = rerank_arrays(*args, divergence=divergence, solver="exact", max_enumerate=0, return_result=True)
+    enum = rerank_arrays(*args, divergence=divergence, solver="exact")
+    milp = rerank_arrays(*args, divergence=divergence, solver="exact", max_enumerate=0)
     assert enum.gap[0] == 0.0
     assert milp.gap[0] <= 1e-6
     assert milp.objective[0] == pytest.approx(enum.objective[0], rel=2e-6)
@@ -113,7 +113,7 @@ def test_order_score_lists_the_optimal_set_by_score():
     matrix, scores, target = _multi_category_instance(5, 12)
     out = rerank_arrays(
         np.array([0, 12]), np.arange(12), scores, matrix, target[None, :], 4, 0.95, solver="exact", order="score"
-    )[1]
+    ).items
     assert list(scores[out]) == sorted(scores[out], reverse=True)
 
 

@@ -123,15 +123,16 @@ ANY_VALUE = st.one_of(
 @FAST
 @given(k=ANY_VALUE, lam=ANY_VALUE, alpha=ANY_VALUE, half_life=ANY_VALUE)
 def test_any_parameter_value_is_accepted_only_when_in_range(k, lam, alpha, half_life):
+    reranker = CalibratedReranker(k=k, lam=lam, alpha=alpha, half_life=half_life)  # only stores them
     try:
-        reranker = CalibratedReranker(k=k, lam=lam, alpha=alpha, half_life=half_life)
+        options = reranker.build_options()  # what fit checks
     except InputError:
         return
-    assert isinstance(reranker.k, int) and reranker.k >= 1 and not isinstance(k, bool)
+    assert isinstance(options.k, int) and options.k >= 1 and not isinstance(k, bool)
     if not isinstance(lam, str):  # a string names a per-user λ column
         assert 0.0 <= float(lam) <= 1.0 and not isinstance(lam, bool)
-    assert 0.0 < reranker.alpha < 1.0
-    assert reranker.half_life is None or reranker.half_life > 0
+    assert 0.0 < options.alpha < 1.0
+    assert half_life is None or half_life > 0
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -232,7 +233,7 @@ def hostile_arrays(draw):
 def test_array_api_returns_valid_output_or_the_documented_error(parts, k, lam, normalize):
     try:
         result = rerank_arrays(parts["indptr"], parts["item_idx"], parts["scores"], parts["categories"],
-                               parts["targets"], k, lam, normalize=normalize, return_result=True)
+                               parts["targets"], k, lam, normalize=normalize)
     except InputError:
         return
     indptr = np.asarray(parts["indptr"])

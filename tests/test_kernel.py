@@ -28,10 +28,10 @@ OPTIONS = st.fixed_dictionaries(
 
 def run(inst, k, **options):
     indptr, items, scores = inst.csr()
-    out_indptr, out_items = rerank_arrays(
+    result = rerank_arrays(
         indptr, items, scores, inst.matrix, np.array(inst.targets), k, np.array(inst.lam), **options
     )
-    return [list(out_items[out_indptr[u] : out_indptr[u + 1]]) for u in range(len(inst.users))]
+    return [list(result.items[result.indptr[u] : result.indptr[u + 1]]) for u in range(len(inst.users))]
 
 
 def reference_lists(inst, k, **options):
@@ -117,8 +117,8 @@ def test_safeguard_matters_on_some_instances():
         target = rng.dirichlet(np.ones(n_cat))[None, :]
         scores = rng.random(n)
         args = (np.array([0, n]), np.arange(n), scores, cats, target, k, 0.5)
-        plain = rerank_arrays(*args, safeguard=False, return_result=True)
-        guarded = rerank_arrays(*args, safeguard=True, return_result=True)
+        plain = rerank_arrays(*args, safeguard=False)
+        guarded = rerank_arrays(*args, safeguard=True)
         if guarded.used_topk[0]:
             found += 1
             assert guarded.objective[0] > plain.objective[0]
@@ -146,7 +146,7 @@ def test_identical_output_with_one_and_two_threads(divergence):
             pytest.skip("machine has a single numba thread")
         results.append(
             rerank_arrays(indptr, items, scores, cats, targets, 10, lam, divergence=divergence,
-                          rank_weights="dcg", n_threads=threads, return_result=True)
+                          rank_weights="dcg", n_threads=threads)
         )
     np.testing.assert_array_equal(results[0].items, results[1].items)
     np.testing.assert_array_equal(results[0].objective, results[1].objective)
@@ -165,9 +165,9 @@ def test_calls_from_several_python_threads_agree():
     items = np.concatenate([rng.choice(300, 20, replace=False) for _ in range(500)])
     scores = rng.random(500 * 20)
     targets = rng.dirichlet(np.ones(8), 500)
-    expected = rerank_arrays(indptr, items, scores, cats, targets, 10, 0.7)[1]
+    expected = rerank_arrays(indptr, items, scores, cats, targets, 10, 0.7).items
     with ThreadPoolExecutor(4) as pool:
-        outs = list(pool.map(lambda _: rerank_arrays(indptr, items, scores, cats, targets, 10, 0.7)[1], range(8)))
+        outs = list(pool.map(lambda _: rerank_arrays(indptr, items, scores, cats, targets, 10, 0.7).items, range(8)))
     for out in outs:
         np.testing.assert_array_equal(out, expected)
 
@@ -198,7 +198,7 @@ def test_safeguard_top_k_follows_input_scores_when_normalisation_merges_them(div
     options = dict(divergence=divergence, rank_weights=CUSTOM_WEIGHTS, normalize="minmax")
     result = rerank_arrays(
         np.array([0, n]), np.arange(n), np.array(NEAR_TIE_SCORES), matrix, np.array([target]), k, 0.2,
-        return_result=True, **options,
+        **options,
     )
     by_input = ref.top_k(NEAR_TIE_SCORES, k)
     assert by_input != ref.top_k(ref.normalized(NEAR_TIE_SCORES, "minmax"), k)  # the case is a real one

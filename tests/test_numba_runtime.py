@@ -33,9 +33,10 @@ with warnings.catch_warnings(record=True) as caught:
     import rerank
     from rerank import rerank_arrays
 A = sp.csr_matrix(np.array([[1, 0, 0], [0, 1, 0], [.5, .5, 0], [0, 0, 1]], dtype=float))
-indptr, items = rerank_arrays(np.array([0, 4, 8]), np.array([0, 1, 2, 3, 3, 2, 1, 0]),
-                              np.array([.9, .8, .7, .1, .5, .5, .4, .3]), A,
-                              np.array([[.7, .3, 0], [.2, .2, .6]]), 3, 0.6)
+result = rerank_arrays(np.array([0, 4, 8]), np.array([0, 1, 2, 3, 3, 2, 1, 0]),
+                       np.array([.9, .8, .7, .1, .5, .5, .4, .3]), A,
+                       np.array([[.7, .3, 0], [.2, .2, .6]]), 3, 0.6)
+indptr, items = result.indptr, result.items
 print(json.dumps({"file": rerank.__file__, "items": items.tolist(), "indptr": indptr.tolist(),
                   "threads": numba.config.NUMBA_NUM_THREADS,
                   "warnings": [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]}))
@@ -57,9 +58,10 @@ def _run_child(env, cwd, prefix=()) -> dict:
 
 def _expected() -> dict:
     A = sp.csr_matrix(np.array([[1, 0, 0], [0, 1, 0], [.5, .5, 0], [0, 0, 1]], dtype=float))
-    indptr, items = rerank_arrays(np.array([0, 4, 8]), np.array([0, 1, 2, 3, 3, 2, 1, 0]),
-                                  np.array([.9, .8, .7, .1, .5, .5, .4, .3]), A,
-                                  np.array([[.7, .3, 0], [.2, .2, .6]]), 3, 0.6)
+    result = rerank_arrays(np.array([0, 4, 8]), np.array([0, 1, 2, 3, 3, 2, 1, 0]),
+                           np.array([.9, .8, .7, .1, .5, .5, .4, .3]), A,
+                           np.array([[.7, .3, 0], [.2, .2, .6]]), 3, 0.6)
+    indptr, items = result.indptr, result.items
     return {"items": items.tolist(), "indptr": indptr.tolist()}
 
 
@@ -125,7 +127,7 @@ def test_same_lists_with_one_and_two_threads(divergence):
     for ties in (False, True):
         wl = make_workload(3000, 40, 7, ties=ties, seed=5)
         lam = np.random.default_rng(0).random(wl.n_users)
-        kwargs = {"divergence": divergence, "rank_weights": "dcg", "return_result": True}
+        kwargs = {"divergence": divergence, "rank_weights": "dcg"}
         one = rerank_arrays(wl.indptr, wl.items, wl.scores, wl.categories, wl.targets, 10, lam, n_threads=1, **kwargs)
         two = rerank_arrays(wl.indptr, wl.items, wl.scores, wl.categories, wl.targets, 10, lam, n_threads=2, **kwargs)
         assert np.array_equal(one.positions, two.positions)
@@ -138,7 +140,7 @@ def test_calls_from_several_python_threads_at_once():
 
     def run(wl, threads=None):
         return rerank_arrays(wl.indptr, wl.items, wl.scores, wl.categories, wl.targets, 5, 0.5,
-                             n_threads=threads)[1]
+                             n_threads=threads).items
 
     expected = [run(wl) for wl in jobs]
     with ThreadPoolExecutor(max_workers=4) as pool:

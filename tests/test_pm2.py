@@ -18,10 +18,10 @@ SETTINGS = settings(max_examples=examples(100), deadline=None, suppress_health_c
 
 def _lists(inst, k, **options):
     indptr, items, scores = inst.csr()
-    out_indptr, out_items = rerank_arrays(
+    result = rerank_arrays(
         indptr, items, scores, inst.matrix, np.array(inst.targets), k, np.array(inst.lam), method="pm2", **options
     )
-    return [list(out_items[out_indptr[u] : out_indptr[u + 1]]) for u in range(len(inst.users))]
+    return [list(result.items[result.indptr[u] : result.indptr[u + 1]]) for u in range(len(inst.users))]
 
 
 @SETTINGS
@@ -63,7 +63,7 @@ def test_pure_pm2_apportions_seats_by_sainte_lague(votes, k, seed):
     matrix = sp.csr_matrix((np.ones(n), (np.arange(n), cat_of)), shape=(n, n_cat))
     scores = np.random.default_rng(seed).random(n)
     out = rerank_arrays(np.array([0, n]), np.arange(n), scores, matrix, p[None, :], k, 1.0, method="pm2",
-                        pm2_theta=1.0)[1]
+                        pm2_theta=1.0).items
     counts = np.bincount(cat_of[out], minlength=n_cat)
     assert counts.sum() == k
     next_quotient = max(p[g] / (2 * counts[g] + 1) for g in range(n_cat))
@@ -76,8 +76,9 @@ def test_pm2_output_is_a_subset_of_length_min_k_n():
     matrix = sp.csr_matrix(rng.random((20, 4)) * (rng.random((20, 4)) < 0.4))
     indptr = np.array([0, 3, 13])
     items = np.concatenate([rng.choice(20, 3, replace=False), rng.choice(20, 10, replace=False)])
-    out_indptr, out = rerank_arrays(indptr, items, rng.random(13), matrix, rng.dirichlet(np.ones(4), 2), 5,
-                                    [0.3, 0.9], method="pm2")
+    result = rerank_arrays(indptr, items, rng.random(13), matrix, rng.dirichlet(np.ones(4), 2), 5,
+                           [0.3, 0.9], method="pm2")
+    out_indptr, out = result.indptr, result.items
     assert list(np.diff(out_indptr)) == [3, 5]
     assert set(out[:3]) == set(items[:3])
     assert len(set(out[3:])) == 5 and set(out[3:]) <= set(items[3:])

@@ -40,7 +40,7 @@ def _run(inst, k, **options):
     indptr, items, scores = inst.csr()
     return rerank_arrays(
         indptr, items, scores, inst.matrix, np.array(inst.targets), k, np.array(inst.lam),
-        return_result=True, **options,
+        **options,
     )
 
 
@@ -133,7 +133,7 @@ def test_an_item_with_two_categories_counts_for_both_quotas():
     indptr, items, scores, matrix, targets = _two_category_item_case()
     feas = max_quota_met(indptr, items, matrix, quota_matrix(targets, 2, 1.0), np.array([0]), 2)
     assert feas.flow[0] == 1 and feas.met[0] == 2 and feas.feasible[0]
-    result = rerank_arrays(indptr, items, scores, matrix, targets, 2, 0.0, min_share=True, return_result=True)
+    result = rerank_arrays(indptr, items, scores, matrix, targets, 2, 0.0, min_share=True)
     assert 0 in result.items  # λ=0 would pick items 1, 2; the quota forces the two-category item
     assert result.quota_shortfall[0] == 0
 
@@ -142,7 +142,7 @@ def test_infeasible_quotas_report_the_shortfall():
     """p = (0.5, 0.5), k = 4: quotas (2, 2) but only one candidate carries category 1."""
     matrix = sp.csr_matrix(np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]))
     result = rerank_arrays(np.array([0, 5]), np.arange(5), np.array([5.0, 4, 3, 0, 2]), matrix,
-                           np.array([[0.5, 0.5]]), 4, 0.0, min_share=True, return_result=True)
+                           np.array([[0.5, 0.5]]), 4, 0.0, min_share=True)
     assert result.quota_shortfall[0] == 1
     assert 3 in result.items
 
@@ -230,11 +230,11 @@ def test_calibrated_reranker_rejects_bad_options():
     from rerank import CalibratedReranker
 
     with pytest.raises(ValueError, match="min_share"):
-        CalibratedReranker(min_share=2)
+        CalibratedReranker(min_share=2).build_options()
     with pytest.raises(ValueError, match="method"):
-        CalibratedReranker(method="xquad")
+        CalibratedReranker(method="xquad").build_options()
     with pytest.raises(ValueError, match="uniform rank weights"):
-        CalibratedReranker(solver="exact", rank_weights="dcg")
+        CalibratedReranker(solver="exact", rank_weights="dcg").build_options()
 
 
 @pytest.mark.parametrize("options", [{"min_share": True}, {"min_share": 0.5, "min_share_threshold": 0.2},
@@ -252,7 +252,7 @@ def test_quota_and_pm2_do_not_depend_on_the_thread_count(options):
     targets = rng.dirichlet(np.ones(n_cat), n_users)
     lam = rng.random(n_users)
     runs = [
-        rerank_arrays(indptr, items, scores, matrix, targets, 10, lam, n_threads=t, return_result=True, **options)
+        rerank_arrays(indptr, items, scores, matrix, targets, 10, lam, n_threads=t, **options)
         for t in sorted({1, numba.config.NUMBA_NUM_THREADS})
     ]
     for other in runs[1:]:

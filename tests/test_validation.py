@@ -14,7 +14,7 @@ from hostile import MAX, TINY, assert_valid_output, candidate_frames, clean_inpu
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rerank import CalibratedReranker, rerank_arrays, validation
+from rerank import CalibratedReranker, rerank_arrays, schemas
 from rerank.errors import InputError, InputTypeError
 from rerank.streaming import SeenIds, rerank_batches
 
@@ -80,8 +80,11 @@ PARAMETER_CASES = [
 
 @pytest.mark.parametrize(("options", "error", "name"), PARAMETER_CASES)
 def test_bad_parameter_names_the_parameter(options, error, name):
+    """As in scikit-learn, ``__init__`` only stores; ``fit`` checks every parameter once."""
+    reranker = CalibratedReranker(**options)
+    assert all(getattr(reranker, key) is value for key, value in options.items())
     with pytest.raises(error) as info:
-        CalibratedReranker(**options)
+        reranker.fit(HIST, CATS)
     assert name in str(info.value)
 
 
@@ -291,7 +294,7 @@ def test_extreme_finite_scores_give_valid_output_and_no_nan(scores, lam, normali
     result = rerank_arrays(
         np.array([0, len(scores)]), reranker.item_rows(cand["item_id"]), np.array(scores),
         reranker.category_matrix_, reranker.targets_, 3, lam, divergence=divergence, normalize=normalize,
-        safeguard=safeguard, target_rows=reranker.target_rows([1])[0], return_result=True,
+        safeguard=safeguard, target_rows=reranker.target_rows([1])[0],
     )
     assert not np.isnan(result.objective).any()
 
@@ -333,7 +336,7 @@ def reference_skips(frame: pd.DataFrame) -> dict:
         seen.add((user, item))
         if code is not None:
             codes[user] = min(code, codes.get(user, 9))
-    return {user: validation.SKIP_REASONS[code] for user, code in codes.items()}
+    return {user: schemas.SKIP_REASONS[code] for user, code in codes.items()}
 
 
 @st.composite

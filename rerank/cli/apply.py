@@ -1,4 +1,4 @@
-"""``rerank apply``: files in, reranked file out (DESIGN §5), streaming by user.
+"""``rerank apply``: files in, reranked file out (docs/design.md §5), streaming by user.
 
     rerank apply --candidates cands.parquet --history history.csv \\
                  --item-categories genres.csv --output reranked.parquet --k 10 --lam 0.5
@@ -23,60 +23,27 @@ Details, formats and fallbacks: ``docs/inputs.md``.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 from pathlib import Path
 
-from rerank import io, validation
+from rerank import io, schemas
+from rerank.cli.options import add_rerank_arguments, options_from_args
 from rerank.errors import InputError
+from rerank.params import check_whole, show
 from rerank.reranker import CalibratedReranker
 from rerank.streaming import StreamReport, rerank_batches
 
 DEFAULT_BATCH_ROWS = 200_000
 
 
-# --------------------------------------------------------------------------- command
-def _rank_weights(text: str):
-    if text in validation.RANK_WEIGHT_NAMES:
-        return text
-    try:
-        return [float(x) for x in text.split(",")]
-    except ValueError:
-        raise InputError(f"--rank-weights must be 'uniform', 'dcg' or comma-separated numbers, got {text!r}") from None
-
-
-def _supports_min_share() -> bool:
-    return "min_share" in inspect.signature(CalibratedReranker.__init__).parameters
-
-
-def build_reranker(args) -> CalibratedReranker:
-    """The reranker from the flags (parameter errors name the flag's parameter)."""
-    options = {}
-    if _supports_min_share() and getattr(args, "min_share", None) is not None:
-        options["min_share"] = args.min_share
-        if args.min_share_threshold is not None:
-            options["min_share_threshold"] = args.min_share_threshold
-    elif getattr(args, "min_share_threshold", None) is not None:
-        raise InputError("--min-share-threshold needs --min-share")
-    return CalibratedReranker(
-        k=args.k,
-        lam=args.lam_column if args.lam_column else args.lam,
-        alpha=args.alpha,
-        divergence=args.divergence,
-        rank_weights=_rank_weights(args.rank_weights),
-        normalize=None if args.normalize == "none" else args.normalize,
-        safeguard=not args.no_safeguard,
-        order=args.order,
-        half_life=args.half_life,
-        n_threads=args.threads,
-        **options,
-    )
-
-
 def run(args) -> int:
-    reranker = build_reranker(args)  # parameter errors first, before reading anything
-    batch_rows = validation.check_whole("--batch-rows", args.batch_rows)
+    options = options_from_args(args)  # parameter errors first, before reading anything
+    reranker = CalibratedReranker.from_options(
+        options, lam=args.lam_column, half_life=args.half_life, n_threads=args.threads
+    )
+    reranker.build_options()
+    batch_rows = check_whole("--batch-rows", args.batch_rows)
     paths = {
         "candidates": io.input_path(args.candidates, "candidates"),
         "history": io.input_path(args.history, "history"),
@@ -92,12 +59,13 @@ def run(args) -> int:
     categories = io.read_whole(paths["item_categories"], "item_categories", ["item_id", "category"])
     source = io.CandidateSource(paths["candidates"], batch_rows, [args.lam_column], skip)
     io.align_ids(history, categories, source, paths)
+    # validated once, file by file (errors name the file); fit takes the checked frames as they are
     with io.reading(paths["history"], "history"):
         if reranker.half_life is not None:
             io.parse_timestamps(history)
-        validation.validate_history(history)
+        history = schemas.validate_history(history)
     with io.reading(paths["item_categories"], "item_categories"):
-        validation.validate_item_categories(categories)
+        categories = schemas.validate_item_categories(categories)
     try:
         reranker.fit(history, categories)
     except InputError as exc:
@@ -155,7 +123,7 @@ def _skipped_hint(report: StreamReport, skipped_path) -> str:
     if not len(skipped) or skipped_path is not None:
         return ""
     shown = ", ".join(
-        f"{validation.show(u)} ({r})" for u, r in zip(skipped["user_id"][:3], skipped["reason"][:3], strict=True)
+        f"{show(u)} ({r})" for u, r in zip(skipped["user_id"][:3], skipped["reason"][:3], strict=True)
     )
     more = ", ..." if len(skipped) > 3 else ""
     return f"; skipped users: {shown}{more} (list them all with --skipped FILE)"
@@ -170,8 +138,8 @@ def _report_json(report: StreamReport, args, paths, output) -> dict:
             "divergence": args.divergence, "normalize": args.normalize, "order": args.order,
             "rank_weights": args.rank_weights, "half_life": args.half_life,
             "safeguard": not args.no_safeguard, "on_invalid": args.on_invalid,
-            "min_share": getattr(args, "min_share", None),
-            "min_share_threshold": getattr(args, "min_share_threshold", None),
+            "min_share": args.min_share, "min_share_threshold": args.min_share_threshold,
+            "method": args.method, "pm2_theta": args.pm2_theta, "solver": args.solver, "time_limit": args.time_limit,
         },
         "counts": report.as_dict(),
         "summary": report.summary(),
@@ -202,25 +170,8 @@ def register(subparsers) -> None:
     io.add_argument("--skipped", help="write the skipped users (user_id, reason, n_rows) here")
     io.add_argument("--report", help="write a JSON report (counts, reconciliation, parameters) here")
     opts = parser.add_argument_group("reranking")
-    opts.add_argument("--k", type=int, default=10, help="list length (default 10)")
-    lam = opts.add_mutually_exclusive_group()
-    lam.add_argument("--lam", type=float, default=0.5, help="trade-off λ in [0, 1] (default 0.5)")
-    lam.add_argument("--lam-column", help="candidates column holding a per-user λ (constant within a user)")
-    opts.add_argument("--alpha", type=float, default=0.01, help="KL smoothing α in (0, 1) (default 0.01)")
-    opts.add_argument("--divergence", choices=["kl", "hellinger", "chi2"], default="kl")
-    opts.add_argument("--normalize", choices=["none", "minmax", "rank"], default="none",
-                      help="per-user score normalisation before reranking (default none)")
-    opts.add_argument("--order", choices=["greedy", "score"], default="greedy",
-                      help="output order: greedy pick order or chosen set by score")
-    opts.add_argument("--rank-weights", default="uniform", help="uniform, dcg or comma-separated weights")
+    add_rerank_arguments(opts)
     opts.add_argument("--half-life", type=float, help="recency half-life on the history's timestamp")
-    opts.add_argument("--no-safeguard", action="store_true", help="exactly Steck's greedy (no top-k safeguard)")
-    if _supports_min_share():
-        opts.add_argument("--min-share", type=float,
-                          help="hard quotas (DESIGN §4.3): each category g gets at least floor(ρ·k·p_g) "
-                               "items carrying it when the candidates allow; ρ in (0, 1], 1 = full share")
-        opts.add_argument("--min-share-threshold", type=float,
-                          help="with --min-share: protect only categories with p_g >= this share (default 0)")
     run_opts = parser.add_argument_group("running")
     run_opts.add_argument("--on-invalid", choices=["error", "skip"], default="error",
                           help="invalid candidate rows: fail (default) or skip their users and report them")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rerank.cli.options import add_rerank_arguments, options_from_args
 from rerank.gap import format_markdown, gap_table
 
 
@@ -25,13 +26,7 @@ def register(subparsers) -> None:
     io.add_argument("--item-categories", required=True, help="item_id, category [, weight]")
     io.add_argument("--out", help="also write the markdown table here")
     opts = parser.add_argument_group("objective")
-    opts.add_argument("--k", type=int, default=10, help="list length (default 10)")
-    opts.add_argument("--lam", type=float, nargs="+", default=[0.5, 0.9], help="λ values (default 0.5 0.9)")
-    opts.add_argument("--alpha", type=float, default=0.01)
-    opts.add_argument("--divergence", choices=["kl", "chi2"], default="kl")
-    opts.add_argument("--normalize", choices=["none", "minmax", "rank"], default="minmax",
-                      help="per-user score normalisation (default minmax)")
-    opts.add_argument("--time-limit", type=float, default=10.0, help="exact solver seconds per user (default 10)")
+    add_rerank_arguments(opts, lam_values=True, normalize="minmax", divergences=("kl", "chi2"), builders=False)
     opts.add_argument("--users", type=int, default=0, help="random sample of users (default 0: all)")
     opts.add_argument("--seed", type=int, default=0, help="seed of the user sample")
     parser.set_defaults(func=run)
@@ -41,6 +36,7 @@ def run(args) -> int:
     from rerank.errors import InputError
     from rerank.io import read_whole
 
+    options = options_from_args(args)  # parameter errors first, before reading anything
     frames = {}
     for role, ids in (("candidates", ["user_id", "item_id", "score"]), ("history", ["user_id", "item_id"]),
                       ("item_categories", ["item_id", "category"])):
@@ -57,9 +53,7 @@ def run(args) -> int:
             keep = np.random.default_rng(args.seed).choice(users, args.users, replace=False)
             candidates = candidates[candidates["user_id"].isin(keep)]
     table = gap_table(
-        candidates, frames["history"], frames["item_categories"], k=args.k, lams=args.lam,
-        normalize=None if args.normalize == "none" else args.normalize, divergence=args.divergence,
-        alpha=args.alpha, time_limit=args.time_limit,
+        candidates, frames["history"], frames["item_categories"], options, lams=args.lam,
         progress=lambda lam, s: print(f"rerank gap: λ={lam:g} done ({s:.1f}s in the exact solver)", file=sys.stderr),
     )
     text = format_markdown(table)

@@ -1,37 +1,60 @@
-"""The low-level array entry point: CSR candidates in, chosen items out.
+"""The engine's boundary: candidate lists in, chosen items out (docs/design.md §5).
 
-Every other entry point (the frame API, adapters, the simulator, Spark) ends here, in
-:func:`rerank.engine.kernel.rerank_kernel`. Dtypes are normalised once at this boundary (int64
-indices, float64 values) so the kernel is compiled once.
+Every entry point ends here: the frame API, ``rerank apply``, Spark, ``rerank gap``, the
+adapters' helpers and the simulator. Three functions, from the most to the least checking:
+
+* :func:`rerank_arrays` — raw arrays and keyword options (the convenience call);
+* :func:`rerank_lists` — :class:`CandidateLists` and a :class:`RerankOptions`;
+* :func:`solve` — a :class:`Problem` whose arrays are already checked (the frame API builds it
+  from a validated frame), so nothing is checked twice.
+
+Dtypes are normalised once at the boundary (int64 indices, float64 values) so the kernel is
+compiled once. ``solve`` runs the kernel (:mod:`rerank.engine.kernel`), the quota feasibility
+(:mod:`rerank.engine.feasibility`) and the exact solver (:mod:`rerank.engine.exact`), then
+orders the exact solver's sets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
-from rerank import validation
 from rerank._numba import kernel_lock, num_threads
-from rerank.distributions import rank_weights as make_rank_weights
-from rerank.engine.exact import GAP_TOL, check_solver, run_exact
-from rerank.engine.feasibility import check_min_share, max_quota_met, quota_matrix
-from rerank.engine.kernel import METHOD_GREEDY, METHOD_PM2, METHOD_QUOTA, rerank_kernel
+from rerank.engine.exact import ExactResult, normalized_scores, solve_exact
+from rerank.engine.feasibility import max_quota_met, quota_matrix
+from rerank.engine.kernel import METHOD_QUOTA, rerank_kernel
+from rerank.engine.layout import (
+    CandidateLists,
+    CategoryCSR,
+    KernelOutput,
+    KernelParams,
+    QuotaPlan,
+    category_matrix,
+)
+from rerank.engine.options import RerankOptions
+from rerank.errors import InputError
+from rerank.params import check_finite, check_lam_array, float_array, int_array
+
+__all__ = ["Problem", "RerankResult", "rerank_arrays", "rerank_lists", "solve"]
 
 
 @dataclass(frozen=True)
 class RerankResult:
-    """Kernel output for U users.
+    """Output for U users.
 
     ``indptr`` (U+1) delimits each user's output; ``positions`` are indices into the input
     candidate arrays, in output order; ``items`` the chosen item indices; ``objective`` the
     objective ``(1-λ)Σs - λC`` of each output list (on the normalised scores); ``used_topk``
     whether the safeguard replaced the greedy list by plain top-k.
     ``gap`` (``solver="exact"`` only): each list's certified relative optimality gap
-    (0 when enumerated or forced; see :mod:`rerank.engine.exact`). ``quota_shortfall``
-    (``min_share`` only): per user, how many quota units ``Σ_g max(0, r_g - c_g)`` the list
-    misses because no k-subset of the candidates meets them all (see :mod:`rerank.engine.quota`).
+    (0 when enumerated or forced; see :mod:`rerank.engine.exact`), with the route taken per user
+    (``exact_route``: 0 forced, 1 enumeration, 2 MILP) and the seconds spent (``exact_seconds``).
+    ``quota_shortfall`` (``min_share`` only): per user, how many quota units
+    ``Σ_g max(0, r_g - c_g)`` the list misses because no k-subset of the candidates meets them
+    all (see :mod:`rerank.engine.quota`).
     """
 
     indptr: np.ndarray
@@ -41,60 +64,75 @@ class RerankResult:
     used_topk: np.ndarray
     gap: np.ndarray | None = None
     quota_shortfall: np.ndarray | None = None
+    exact_route: np.ndarray | None = None
+    exact_seconds: np.ndarray | None = None
 
 
-def _as_category_csr(categories) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    if not sp.issparse(categories):
-        raise validation.InputTypeError(f"categories must be a scipy sparse matrix, got {type(categories).__name__}")
-    matrix = sp.csr_matrix(categories, dtype=np.float64)
-    if not matrix.has_canonical_format:
-        matrix = matrix.copy()
-        matrix.sum_duplicates()
-    if matrix.nnz and (not np.all(np.isfinite(matrix.data)) or matrix.data.min() < 0):
-        raise validation.InputError("categories must hold finite, nonnegative values")
-    return (
-        matrix.indptr.astype(np.int64, copy=False),
-        matrix.indices.astype(np.int64, copy=False),
-        matrix.data,
-        matrix.shape[0],
-    )
+class Problem(NamedTuple):
+    """Checked engine inputs: the candidate ``lists``, the item × category matrix ``categories``
+    (canonical float64 CSR), ``targets`` float64 (T × G), and per user its ``target_rows`` (int64)
+    and ``lam`` (float64)."""
+
+    lists: CandidateLists
+    categories: sp.csr_matrix
+    targets: np.ndarray
+    target_rows: np.ndarray
+    lam: np.ndarray
 
 
-def _list_builder(method, min_share, threshold, pm2_theta, solver) -> tuple[int, float]:
-    """Kernel method code and quota scale ρ for the ``method``/``min_share`` options."""
-    validation.check_choice("method", method, ("greedy", "pm2"))
-    validation.check_unit_interval("pm2_theta", pm2_theta)
-    rho = check_min_share(min_share, threshold)
-    if rho > 0 and method == "pm2":
-        raise validation.InputError("min_share (quota mode) works with method='greedy', not 'pm2'")
-    if solver == "exact" and (rho > 0 or method == "pm2"):
-        raise validation.InputError("solver='exact' solves the calibration objective only: no min_share, no pm2")
-    if rho > 0:
-        return METHOD_QUOTA, rho
-    return (METHOD_PM2 if method == "pm2" else METHOD_GREEDY), rho
-
-
-def _category_matrix(indptr, indices, data, shape) -> sp.csr_matrix:
-    return sp.csr_matrix((data, indices, indptr), shape=shape)
-
-
-def _check_candidates(indptr, item_idx, scores, n_items: int):
-    indptr = validation.int_array("indptr", indptr)
-    item_idx = validation.int_array("item_idx", item_idx)
-    scores = validation.float_array("scores", scores)
-    if indptr.ndim != 1 or indptr.size < 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
-        raise validation.InputError("indptr must be a nondecreasing 1-d array starting at 0")
-    if indptr[-1] != item_idx.size or item_idx.size != scores.size:
-        raise validation.InputError(
-            f"indptr[-1]={indptr[-1]}, len(item_idx)={item_idx.size} and len(scores)={scores.size} must agree"
+def check_problem(lists: CandidateLists, categories, targets, target_rows, lam, options: RerankOptions) -> Problem:
+    """The checks that relate the arrays to each other (finite scores, items within the category
+    matrix, one target row and one λ per user); returns the :class:`Problem` to :func:`solve`."""
+    matrix = category_matrix(categories)
+    n_items = matrix.shape[0]
+    check_finite("scores", lists.scores)
+    items = lists.items
+    if items.size and (items.min() < 0 or items.max() >= n_items):
+        bad = np.flatnonzero((items < 0) | (items >= n_items))[0]
+        raise InputError(f"item_idx[{bad}]={items[bad]} is outside the category matrix's {n_items} rows")
+    n_users = lists.n_users
+    targets = float_array("targets", targets, ndim=2)
+    if targets.shape[1] != matrix.shape[1]:
+        raise InputError(
+            f"targets must be 2-d with {matrix.shape[1]} columns (one per category), got shape {targets.shape}"
         )
-    validation.check_finite("scores", scores)
-    if item_idx.size and (item_idx.min() < 0 or item_idx.max() >= n_items):
-        bad = np.flatnonzero((item_idx < 0) | (item_idx >= n_items))[0]
-        raise validation.InputError(
-            f"item_idx[{bad}]={item_idx[bad]} is outside the category matrix's {n_items} rows"
-        )
-    return indptr, item_idx, scores
+    check_finite("targets", targets.ravel())
+    if targets.size and targets.min() < 0:
+        raise InputError("targets must be nonnegative")
+    if target_rows is None:
+        if targets.shape[0] != n_users:
+            raise InputError(f"targets has {targets.shape[0]} rows for {n_users} users")
+        target_rows = np.arange(n_users, dtype=np.int64)
+    else:
+        target_rows = int_array("target_rows", target_rows)
+        if target_rows.shape != (n_users,):
+            raise InputError(f"target_rows must have one entry per user ({n_users})")
+        if n_users and (target_rows.min() < 0 or target_rows.max() >= targets.shape[0]):
+            raise InputError("target_rows points outside targets")
+    if lam is None:
+        if options.lam is None:
+            raise InputError("options.lam is None (per-user λ): pass lam, one value per user")
+        lam = options.lam
+    return Problem(lists, matrix, targets, target_rows, check_lam_array(lam, n_users))
+
+
+def rerank_lists(
+    lists: CandidateLists,
+    categories,
+    targets,
+    options: RerankOptions,
+    *,
+    target_rows=None,
+    lam=None,
+    n_threads: int | None = None,
+) -> RerankResult:
+    """Calibrated reranking of candidate lists with ``options`` (docs/design.md §3, §4).
+
+    ``categories`` is the items × G matrix of ``p(g|i)`` (scipy sparse), ``targets`` the T × G
+    targets ``p(g|u)``; user ``u`` uses ``targets[target_rows[u]]`` (``targets[u]`` by default)
+    and ``lam[u]`` (``options.lam`` by default; a scalar or one value per user).
+    """
+    return solve(check_problem(lists, categories, targets, target_rows, lam, options), options, n_threads)
 
 
 def rerank_arrays(
@@ -103,123 +141,113 @@ def rerank_arrays(
     scores,
     categories,
     targets,
-    k: int,
-    lam=0.5,
-    alpha: float = 0.01,
+    k: int | None = None,
+    lam=None,
+    alpha: float | None = None,
     *,
-    divergence: str = "kl",
-    rank_weights="uniform",
-    normalize: str | None = None,
-    safeguard: bool = True,
-    order: str = "greedy",
+    options: RerankOptions | None = None,
     target_rows=None,
     n_threads: int | None = None,
-    return_result: bool = False,
-    solver: str = "greedy",
-    time_limit: float = 10.0,
-    max_enumerate: int = 200_000,
-    method: str = "greedy",
-    min_share=False,
-    min_share_threshold: float = 0.0,
-    pm2_theta: float = 0.5,
-):
-    """Calibrated reranking of CSR candidates (DESIGN §3).
+    **keywords,
+) -> RerankResult:
+    """Calibrated reranking of CSR candidates (docs/design.md §3).
 
     For each user row ``u`` (candidates ``item_idx[indptr[u]:indptr[u+1]]`` with ``scores``)
     returns the list of ``min(k, n_u)`` items maximising, greedily,
     ``(1-λ_u) Σ_{i∈L} s_i - λ_u C(p_u, q(L))`` with ``p_u = targets[target_rows[u]]``
     (``targets[u]`` by default) and ``categories`` the items × G matrix of ``p(g|i)``.
 
-    ``lam`` is a scalar or one value per user; ``divergence`` is ``"kl"``, ``"hellinger"`` or
-    ``"chi2"``; ``rank_weights`` ``"uniform"``, ``"dcg"`` or an array; ``normalize`` ``None``,
-    ``"minmax"`` or ``"rank"``; ``safeguard`` returns top-k when its objective is higher;
-    ``order="score"`` re-sorts each chosen list by score.
+    Options: either ``options=RerankOptions(...)``, or keywords — ``k`` (default 10), ``lam``
+    (0.5), ``alpha`` (0.01) and any other field of :class:`RerankOptions` (``divergence``,
+    ``rank_weights``, ``normalize``, ``safeguard``, ``order``, ``method``, ``pm2_theta``,
+    ``min_share``, ``min_share_threshold``, ``solver``, ``time_limit``, ``max_enumerate``).
+    ``lam`` may also hold one value per user (with ``options`` too, where it overrides
+    ``options.lam``).
 
-    ``solver="exact"`` (uniform rank weights only) replaces each list by the certified
-    optimum of the objective with list size ``min(k, n_u)``: enumeration when there are at most
-    ``max_enumerate`` subsets, else a MILP outer approximation with cutting planes (KL, χ²)
-    stopped at a relative gap ≤ 1e-6 or after ``time_limit`` seconds per user; the gap per user
-    is in ``RerankResult.gap`` (:mod:`rerank.engine.exact`).
-
-    ``min_share=True`` (or ``ρ`` in (0, 1]) is quota mode (DESIGN §4.3, :mod:`rerank.engine.quota`):
-    every category with ``p_g ≥ min_share_threshold`` gets at least ``⌊ρ k p_g⌋`` items
-    carrying it whenever some subset of the candidates meets all the quotas, otherwise as many
-    quota units as any subset can meet; the units missed are ``RerankResult.quota_shortfall``.
-    ``method="pm2"`` builds the lists with PM-2 (:mod:`rerank.engine.pm2`, aspect weight ``pm2_theta``).
-
-    Returns ``(out_indptr, out_items)``, or a :class:`RerankResult` with ``return_result``.
+    Returns a :class:`RerankResult` (``result.indptr`` delimits each user's ``result.items``).
     """
-    k = validation.check_k(k)
-    alpha = validation.check_unit_interval("alpha", alpha, open_interval=True)
-    div_code = validation.divergence_code(divergence)
-    norm_code = validation.normalize_code(normalize)
-    order_by_score = validation.check_order(order)
-    cat_indptr, cat_indices, cat_data, n_items = _as_category_csr(categories)
-    indptr, item_idx, scores = _check_candidates(indptr, item_idx, scores, n_items)
-    n_users = indptr.size - 1
+    per_user = lam is not None and np.ndim(lam) > 0
+    if options is None:
+        given = {name: value for name, value in (("k", k), ("alpha", alpha)) if value is not None}
+        if lam is not None:
+            given["lam"] = None if per_user else lam
+        options = RerankOptions(**given, **keywords)
+        lam = lam if per_user else None
+    elif keywords or k is not None or alpha is not None:
+        raise TypeError("rerank_arrays takes options=RerankOptions(...) or keyword options, not both")
+    lists = CandidateLists(indptr, item_idx, scores)
+    return rerank_lists(lists, categories, targets, options, target_rows=target_rows, lam=lam, n_threads=n_threads)
 
-    targets = validation.float_array("targets", targets, ndim=2)
-    if targets.shape[1] != categories.shape[1]:
-        raise validation.InputError(
-            f"targets must be 2-d with {categories.shape[1]} columns (one per category), got shape {targets.shape}"
-        )
-    validation.check_finite("targets", targets.ravel())
-    if targets.size and targets.min() < 0:
-        raise validation.InputError("targets must be nonnegative")
-    if target_rows is None:
-        if targets.shape[0] != n_users:
-            raise validation.InputError(f"targets has {targets.shape[0]} rows for {n_users} users")
-        target_rows = np.arange(n_users, dtype=np.int64)
-    else:
-        target_rows = validation.int_array("target_rows", target_rows)
-        if target_rows.shape != (n_users,):
-            raise validation.InputError(f"target_rows must have one entry per user ({n_users})")
-        if n_users and (target_rows.min() < 0 or target_rows.max() >= targets.shape[0]):
-            raise validation.InputError("target_rows points outside targets")
-    lam_arr = validation.check_lam_array(lam, n_users)
-    validation.check_rank_weights(rank_weights, k)
-    method_code, rho = _list_builder(method, min_share, min_share_threshold, pm2_theta, solver)
-    quotas = np.zeros((1, 1), dtype=np.int64)
-    quota_target = np.zeros(max(n_users, 1), dtype=np.int64)
+
+def solve(problem: Problem, options: RerankOptions, n_threads: int | None = None) -> RerankResult:
+    """Run the kernel (and the quota feasibility / exact solver when asked) on checked inputs."""
+    codes = options.validate()
+    lists, matrix, targets, target_rows, lam = problem
+    n_users = lists.n_users
+    k = options.k
+    quota = QuotaPlan(np.zeros((1, 1), dtype=np.int64), np.zeros(max(n_users, 1), dtype=np.int64))
     shortfall = None
-    if method_code == METHOD_QUOTA:  # quotas use the k asked for, before the clamp below
-        quotas = quota_matrix(targets, k, rho, float(min_share_threshold))
-        feasibility = max_quota_met(
-            indptr, item_idx, _category_matrix(cat_indptr, cat_indices, cat_data, categories.shape), quotas,
-            target_rows, k,
-        )
-        quota_target, shortfall = feasibility.met, feasibility.shortfall
+    if codes.method == METHOD_QUOTA:  # quotas use the k asked for, before the clamp below
+        quotas = quota_matrix(targets, k, codes.rho, float(options.min_share_threshold))
+        feasibility = max_quota_met(lists.indptr, lists.items, matrix, quotas, target_rows, k)
+        quota, shortfall = QuotaPlan(quotas, feasibility.met), feasibility.shortfall
+    lengths = lists.lengths()
+    max_n = int(lengths.max(initial=0))
     # k above every user's candidate count changes nothing but the buffers: size them by the
     # longest list, so a huge k (e.g. 10**12) cannot exhaust memory.
-    k = min(k, max(int(np.diff(indptr).max(initial=0)), 1))
-    weights = make_rank_weights(rank_weights, k)
-    exact = check_solver(solver, weights, time_limit, max_enumerate)
-
-    lengths = np.diff(indptr)
+    k = min(k, max(max_n, 1))
+    weights = options.weights(k)
     out_indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(np.minimum(lengths, k), out=out_indptr[1:])
-    out_pos = np.empty(out_indptr[-1], dtype=np.int64)
-    objective = np.zeros(n_users, dtype=np.float64)
-    used_topk = np.zeros(n_users, dtype=np.bool_)
-    max_n = int(lengths.max(initial=0))
+    out = KernelOutput(
+        out_indptr, np.empty(out_indptr[-1], dtype=np.int64), np.zeros(n_users, dtype=np.float64),
+        np.zeros(n_users, dtype=np.bool_),
+    )
+    params = KernelParams(
+        k, options.alpha, codes.divergence, codes.normalize, options.safeguard, codes.order_by_score, codes.method,
+        float(options.pm2_theta), max(max_n, 1),
+    )
+    cats = CategoryCSR.of(matrix)
     if n_users:
         with num_threads(n_threads), kernel_lock():
-            rerank_kernel(
-                indptr, item_idx, scores, cat_indptr, cat_indices, cat_data, targets,
-                target_rows, lam_arr, k, alpha, div_code, weights, norm_code, bool(safeguard),
-                order_by_score, max(max_n, 1), out_indptr, out_pos, objective, used_topk,
-                method_code, quotas, quota_target, float(pm2_theta),
-            )
-    gap = None
-    if exact and n_users:
-        out_pos, objective, gap, _, _ = run_exact(
-            indptr, item_idx, scores, _category_matrix(cat_indptr, cat_indices, cat_data, categories.shape),
-            targets, target_rows, lam_arr, k, alpha, div_code, norm_code, out_indptr, out_pos,
-            order_by_score=order_by_score, divergence=divergence, time_limit=float(time_limit),
-            gap_tol=GAP_TOL, max_enumerate=int(max_enumerate),
+            rerank_kernel(lists, cats, targets, target_rows, lam, weights, params, quota, out)
+    positions, objective, used_topk = out.positions, out.objective, out.used_topk
+    exact = None
+    if codes.exact and n_users:
+        exact = solve_exact(
+            lists, matrix, targets, target_rows, lam, k, options.alpha, codes.divergence, codes.normalize,
+            out_indptr, positions - np.repeat(lists.indptr[:-1], np.diff(out_indptr)),
+            time_limit=float(options.time_limit), max_enumerate=int(options.max_enumerate),
         )
-        used_topk = np.zeros(n_users, dtype=np.bool_)
-    items = item_idx[out_pos]
-    if return_result:
-        return RerankResult(out_indptr, out_pos, items, objective, used_topk, gap, shortfall)
-    return out_indptr, items
+        positions = order_sets(problem, exact, options, k, n_threads)
+        objective, used_topk = exact.objective, np.zeros(n_users, dtype=np.bool_)
+    return RerankResult(
+        out_indptr, positions, lists.items[positions], objective, used_topk,
+        gap=None if exact is None else exact.gap, quota_shortfall=shortfall,
+        exact_route=None if exact is None else exact.route, exact_seconds=None if exact is None else exact.seconds,
+    )
+
+
+def order_sets(problem: Problem, exact: ExactResult, options: RerankOptions, k: int, n_threads) -> np.ndarray:
+    """Global positions of the exact solver's sets, each listed in output order.
+
+    The optimum is an unordered set (uniform rank weights): listed by score with
+    ``order="score"``, otherwise in the order the greedy picks its members (the greedy run on
+    the set itself, scores already normalised, safeguard off).
+    """
+    lists = problem.lists
+    owners = np.repeat(np.arange(lists.n_users), np.diff(exact.indptr))
+    positions = exact.local + lists.indptr[owners]
+    if not positions.size:
+        return positions
+    codes = options.validate()
+    if codes.order_by_score:
+        return positions[np.lexsort((positions, -lists.scores[positions], owners))]
+    s_norm = np.empty_like(lists.scores)
+    normalized_scores(lists.indptr, lists.scores, codes.normalize, s_norm)
+    subset = Problem(
+        CandidateLists(exact.indptr, lists.items[positions], s_norm[positions]), problem.categories,
+        problem.targets, problem.target_rows, problem.lam,
+    )
+    greedy = options.replace(k=k, normalize=None, safeguard=False, solver="greedy", order="greedy")
+    return positions[solve(subset, greedy, n_threads).positions]

@@ -32,13 +32,13 @@ The objective is never written as a minimum-cost flow (that formulation is paten
 the generic MILP above is used.
 
 The incumbent starts at the list the greedy kernel returned, so the exact solver's objective
-is always ≥ the greedy's (DESIGN §4.4).
+is always ≥ the greedy's (docs/design.md §4.4). The solver returns *sets*; the engine
+(:func:`rerank.engine.arrays.order_sets`) lists them in output order.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from dataclasses import dataclass
 
@@ -49,33 +49,17 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from rerank._numba import compiled
 from rerank.engine.divergences import DIV_CHI2, DIV_HELLINGER, DIV_KL
-from rerank.engine.kernel import TIE_RTOL, list_objective, normalize_scores
-from rerank.errors import InputError
+from rerank.engine.layout import CategoryCSR
+from rerank.engine.scoring import list_objective, normalize_scores
+from rerank.engine.ties import TIE_RTOL
 
-__all__ = ["SOLVERS", "ExactResult", "MAX_ENUMERATE", "check_solver", "run_exact", "solve_exact"]
+__all__ = ["GAP_TOL", "ROUTE_MILP", "ExactResult", "solve_exact"]
 
-MAX_ENUMERATE = 200_000
 GAP_TOL = 1e-6
 GRID = 1  # initial tangents per category at q = c / (GRID·k'), c = 0..GRID·k'
 ROUTE_TRIVIAL = 0  # n ≤ k or λ = 0: the answer is forced (all candidates / top-k)
 ROUTE_ENUMERATE = 1
 ROUTE_MILP = 2
-SOLVERS = ("greedy", "exact")
-
-
-def check_solver(solver, rank_weights: np.ndarray, time_limit, max_enumerate) -> bool:
-    """Validate the ``solver`` options; True for ``"exact"`` (which needs uniform rank weights)."""
-    if solver not in SOLVERS:
-        raise InputError(f"solver must be one of {SOLVERS}; got {solver!r}")
-    if isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real) or not time_limit > 0:
-        raise InputError(f"time_limit must be a number of seconds > 0, got {time_limit!r}")
-    if isinstance(max_enumerate, bool) or not isinstance(max_enumerate, numbers.Integral) or max_enumerate < 0:
-        raise InputError(f"max_enumerate must be a whole number >= 0, got {max_enumerate!r}")
-    if solver != "exact":
-        return False
-    if rank_weights.size and not np.all(rank_weights == rank_weights[0]):
-        raise InputError("solver='exact' needs uniform rank weights (rank_weights='uniform')")
-    return True
 
 
 @dataclass(frozen=True)
@@ -105,10 +89,8 @@ def normalized_scores(indptr, scores, normalize, out):
 
 
 @compiled(parallel=True)
-def enumerate_users(
-    users, indptr, cand_items, s_all, cat_indptr, cat_indices, cat_data, targets, target_rows,
-    lam, kk_all, alpha, divergence, best_local, best_obj,
-):
+def enumerate_users(users, lists, s_all, cats, targets, target_rows, lam, kk_all, alpha, divergence, best_local,
+                    best_obj):
     """Best k'-subset of each listed user by full enumeration (lexicographic order).
 
     ``best_local[r, :k']`` receives local positions of user ``users[r]``; ``best_obj[r]`` its
@@ -116,21 +98,18 @@ def enumerate_users(
     """
     for r in prange(users.shape[0]):
         u = users[r]
-        lo = indptr[u]
-        n = indptr[u + 1] - lo
+        lo = lists.indptr[u]
+        n = lists.indptr[u + 1] - lo
         kk = kk_all[r]
         s = s_all[lo : lo + n]
-        items = cand_items[lo : lo + n]
+        items = lists.items[lo : lo + n]
         p = targets[target_rows[u]]
         mass = np.empty(p.shape[0], dtype=np.float64)
         rank_w = np.ones(kk, dtype=np.float64)
         comb = np.arange(kk).astype(np.int64)
         best = -np.inf
         while True:
-            obj = list_objective(
-                comb, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam[u], alpha, divergence,
-                rank_w, mass,
-            )
+            obj = list_objective(comb, kk, s, items, cats, p, lam[u], alpha, divergence, rank_w, mass)
             if obj > best + TIE_RTOL * (1.0 + abs(obj)) or best == -np.inf:
                 best = obj
                 best_local[r, :kk] = comb
@@ -146,13 +125,13 @@ def enumerate_users(
         best_obj[r] = best
 
 
-def _true_objective(local, s, items, cat, p, lam, alpha, div_code):
+def _true_objective(local, s, items, cats, p, lam, alpha, div_code):
     chosen = np.ascontiguousarray(local, dtype=np.int64)
     if chosen.size == 0:
         return 0.0
     return list_objective(
-        chosen, chosen.size, s, items, cat[0], cat[1], cat[2], p, lam, alpha, div_code,
-        np.ones(max(chosen.size, 1)), np.empty(p.shape[0]),
+        chosen, chosen.size, s, items, cats, p, lam, alpha, div_code, np.ones(max(chosen.size, 1)),
+        np.empty(p.shape[0]),
     )
 
 
@@ -246,11 +225,11 @@ def _relative_gap(upper: float, lower: float) -> float:
     return max(upper - lower, 0.0) / max(abs(upper), abs(lower), 1e-9)
 
 
-def _milp_user(s, items, categories, cat, p, lam, alpha, div_code, kk, incumbent, time_limit, gap_tol):
+def _milp_user(s, items, categories, cats, p, lam, alpha, div_code, kk, incumbent, time_limit, gap_tol):
     """Cutting-plane loop for one user; returns (local positions, objective, certified gap)."""
     start = time.perf_counter()
     best_local = np.sort(incumbent)
-    best_obj = _true_objective(best_local, s, items, cat, p, lam, alpha, div_code)
+    best_obj = _true_objective(best_local, s, items, cats, p, lam, alpha, div_code)
     model = _OuterApproximation(s, items, categories, p, lam, alpha, div_code, kk)
     m = model.active.size
     if m:
@@ -269,7 +248,7 @@ def _milp_user(s, items, categories, cat, p, lam, alpha, div_code, kk, incumbent
         upper = min(upper, ub)
         local = np.flatnonzero(x[: s.size] > 0.5)
         if local.size == kk:
-            obj = _true_objective(local, s, items, cat, p, lam, alpha, div_code)
+            obj = _true_objective(local, s, items, cats, p, lam, alpha, div_code)
             if obj > best_obj + TIE_RTOL * (1.0 + abs(obj)):
                 best_obj, best_local = obj, local
         if _relative_gap(upper, best_obj) <= gap_tol:
@@ -287,9 +266,7 @@ def _milp_user(s, items, categories, cat, p, lam, alpha, div_code, kk, incumbent
 
 
 def solve_exact(
-    indptr: np.ndarray,
-    cand_items: np.ndarray,
-    scores: np.ndarray,
+    lists,
     categories: sp.csr_matrix,
     targets: np.ndarray,
     target_rows: np.ndarray,
@@ -303,20 +280,24 @@ def solve_exact(
     *,
     time_limit: float = 10.0,
     gap_tol: float = GAP_TOL,
-    max_enumerate: int = MAX_ENUMERATE,
+    max_enumerate: int = 200_000,
 ) -> ExactResult:
-    """Solve every user (inputs already validated and typed by :func:`rerank.rerank_arrays`).
+    """The optimal *set* of every user (inputs checked and typed by :func:`rerank.engine.arrays.solve`).
 
-    ``initial_local`` (CSR by ``initial_indptr``) holds the greedy's list of each user in local
-    positions: it is the starting incumbent of the MILP route and the fallback of ties.
+    ``lists`` are the :class:`~rerank.engine.layout.CandidateLists`; ``initial_local`` (CSR by
+    ``initial_indptr``) holds the greedy's list of each user in local positions: it is the
+    starting incumbent of the MILP route and the fallback of ties. The sets come back unordered
+    (sorted local positions or the greedy's order); :func:`rerank.engine.arrays.order_sets`
+    lists them.
     """
+    indptr, cand_items, scores = lists
     n_users = indptr.size - 1
     lengths = np.diff(indptr)
     kk = np.minimum(lengths, k)
     s_all = np.empty_like(scores)
     if scores.size:
         normalized_scores(indptr, scores, normalize_code, s_all)
-    cat = (categories.indptr.astype(np.int64), categories.indices.astype(np.int64), categories.data)
+    cats = CategoryCSR.of(categories)
     objective = np.zeros(n_users)
     gap = np.zeros(n_users)
     route = np.full(n_users, ROUTE_TRIVIAL, dtype=np.int8)
@@ -326,7 +307,7 @@ def solve_exact(
     def initial_objective(u):
         lo = indptr[u]
         return _true_objective(
-            chosen[u], s_all[lo : indptr[u + 1]], cand_items[lo : indptr[u + 1]], cat,
+            chosen[u], s_all[lo : indptr[u + 1]], cand_items[lo : indptr[u + 1]], cats,
             targets[target_rows[u]], lam[u], alpha, div_code,
         )
 
@@ -349,8 +330,8 @@ def solve_exact(
         best_local = np.zeros((small_users.size, max(k, 1)), dtype=np.int64)
         best_obj = np.empty(small_users.size)
         enumerate_users(
-            small_users, indptr, cand_items, s_all, cat[0], cat[1], cat[2], targets, target_rows, lam,
-            kk[small_users].astype(np.int64), alpha, div_code, best_local, best_obj,
+            small_users, lists, s_all, cats, targets, target_rows, lam, kk[small_users].astype(np.int64), alpha,
+            div_code, best_local, best_obj,
         )
         per_user = (time.perf_counter() - t0) / small_users.size
         for r, u in enumerate(small_users):
@@ -369,7 +350,7 @@ def solve_exact(
         t0 = time.perf_counter()
         lo, hi = indptr[u], indptr[u + 1]
         local, obj, g = _milp_user(
-            s_all[lo:hi], cand_items[lo:hi], categories, cat, targets[target_rows[u]], lam[u], alpha,
+            s_all[lo:hi], cand_items[lo:hi], categories, cats, targets[target_rows[u]], lam[u], alpha,
             div_code, int(kk[u]), chosen[u], time_limit, gap_tol,
         )
         chosen[u], objective[u], gap[u] = local, obj, g
@@ -380,41 +361,3 @@ def solve_exact(
     np.cumsum(kk, out=out_indptr[1:])
     local = np.concatenate(chosen).astype(np.int64) if n_users else np.zeros(0, dtype=np.int64)
     return ExactResult(out_indptr, local, objective, gap, route, seconds)
-
-
-def run_exact(
-    indptr, item_idx, scores, categories, targets, target_rows, lam, k, alpha, div_code, norm_code,
-    out_indptr, out_pos, *, order_by_score: bool, divergence: str, time_limit: float, gap_tol: float,
-    max_enumerate: int,
-):
-    """``solver="exact"`` for :func:`rerank.rerank_arrays`: replace each greedy list ``out_pos``
-    by the certified optimum; returns ``(positions, objective, gap, route, seconds)``.
-
-    The optimal set is an unordered set (uniform rank weights); it is listed by score with
-    ``order_by_score``, otherwise in the order the greedy picks its members (the greedy run on
-    the set itself, safeguard off).
-    """
-    n_users = indptr.size - 1
-    owners = np.repeat(np.arange(n_users), np.diff(out_indptr))
-    initial_local = out_pos - indptr[owners]
-    result = solve_exact(
-        indptr, item_idx, scores, categories, targets, target_rows, lam, k, alpha, div_code, norm_code,
-        out_indptr, initial_local, time_limit=time_limit, gap_tol=gap_tol, max_enumerate=max_enumerate,
-    )
-    positions = result.local + indptr[owners]
-    if positions.size:
-        if order_by_score:
-            key = np.lexsort((positions, -scores[positions], owners))
-            positions = positions[key]
-        else:
-            from rerank.engine.arrays import rerank_arrays  # the public entry point orders each set
-
-            s_norm = np.empty_like(scores)
-            normalized_scores(indptr, scores, norm_code, s_norm)
-            sub = rerank_arrays(
-                out_indptr, item_idx[positions], s_norm[positions], categories, targets, k, lam, alpha,
-                divergence=divergence, normalize=None, safeguard=False, target_rows=target_rows,
-                return_result=True,
-            )
-            positions = positions[sub.positions]
-    return positions, result.objective, result.gap, result.route, result.seconds

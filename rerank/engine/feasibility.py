@@ -22,32 +22,16 @@ feasible). It brackets ``M*`` and closes the bracket:
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import maximum_flow
 
+from rerank.engine.layout import CategoryCSR
 from rerank.engine.quota import QUOTA_EPS, max_met_users
-from rerank.errors import InputError
 
-__all__ = ["QuotaFeasibility", "check_min_share", "max_quota_met", "quota_matrix"]
-
-
-def check_min_share(min_share, threshold) -> float:
-    """``min_share`` → ``ρ``: ``False``/``0`` off (0.0), ``True`` 1.0, a float in (0, 1]."""
-    if min_share is False or min_share is None:
-        rho = 0.0
-    elif min_share is True:
-        rho = 1.0
-    elif isinstance(min_share, numbers.Real) and 0.0 < float(min_share) <= 1.0:
-        rho = float(min_share)
-    else:
-        raise InputError(f"min_share must be False, True or a number in (0, 1], got {min_share!r}")
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 <= threshold <= 1.0:
-        raise InputError(f"min_share_threshold must lie in [0, 1], got {threshold!r}")
-    return rho
+__all__ = ["QuotaFeasibility", "max_quota_met", "quota_matrix"]
 
 
 def quota_matrix(targets: np.ndarray, k: int, rho: float, threshold: float = 0.0) -> np.ndarray:
@@ -131,8 +115,7 @@ def max_quota_met(
     if undecided.size:
         exact = np.empty(undecided.size, dtype=np.int64)
         max_met_users(
-            undecided, indptr, np.ascontiguousarray(cand_items, dtype=np.int64),
-            categories.indptr.astype(np.int64), categories.indices.astype(np.int64), categories.data,
+            undecided, indptr, np.ascontiguousarray(cand_items, dtype=np.int64), CategoryCSR.of(categories),
             np.ascontiguousarray(quotas), np.ascontiguousarray(target_rows, dtype=np.int64), int(k), exact,
         )
         met[undecided] = exact

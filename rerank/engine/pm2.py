@@ -32,7 +32,7 @@ __all__ = ["pm2_one_user"]
 
 
 @compiled()
-def pm2_one_user(n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam, theta, rank_w, taken, chosen):
+def pm2_one_user(n, kk, s, items, cats, p, lam, theta, rank_w, taken, chosen):
     """PM-2 with relevance for one user; writes local positions into ``chosen[:kk]``."""
     n_cat = p.shape[0]
     seats = np.zeros(n_cat, dtype=np.float64)
@@ -52,12 +52,12 @@ def pm2_one_user(n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam, the
             share = 0.0
             if lam != 0.0:
                 item = items[j]
-                for e in range(cat_indptr[item], cat_indptr[item + 1]):
-                    g = cat_indices[e]
+                for e in range(cats.indptr[item], cats.indptr[item + 1]):
+                    g = cats.indices[e]
                     if g == top_g:
-                        share += theta * quotient[g] * cat_data[e]
+                        share += theta * quotient[g] * cats.data[e]
                     else:
-                        share += (1.0 - theta) * quotient[g] * cat_data[e]
+                        share += (1.0 - theta) * quotient[g] * cats.data[e]
             obj = (1.0 - lam) * s[j] + lam * share
             if best < 0 or is_better(obj, s[j], j, best_obj, s[best], best):
                 best = j
@@ -65,5 +65,5 @@ def pm2_one_user(n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam, the
         taken[best] = True
         chosen[t] = best
         item = items[best]
-        for e in range(cat_indptr[item], cat_indptr[item + 1]):
-            seats[cat_indices[e]] += rank_w[t] * cat_data[e]
+        for e in range(cats.indptr[item], cats.indptr[item + 1]):
+            seats[cats.indices[e]] += rank_w[t] * cats.data[e]

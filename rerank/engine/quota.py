@@ -155,7 +155,7 @@ def max_met(d, b, cnt, pat):
 
 
 @compiled()
-def candidate_types(n, items, cat_indptr, cat_indices, cat_data, qrow, type_of):
+def candidate_types(n, items, cats, qrow, type_of):
     """Protected categories of one user and the type of each candidate.
 
     Returns ``(prot, pat, cnt)``: ``prot[m]`` the categories with ``qrow > 0``; ``pat[T, m]``
@@ -180,9 +180,9 @@ def candidate_types(n, items, cat_indptr, cat_indices, cat_data, qrow, type_of):
     for j in range(n):
         row[:] = False
         item = items[j]
-        for e in range(cat_indptr[item], cat_indptr[item + 1]):
-            h = slot[cat_indices[e]]
-            if h >= 0 and cat_data[e] > 0.0:
+        for e in range(cats.indptr[item], cats.indptr[item + 1]):
+            h = slot[cats.indices[e]]
+            if h >= 0 and cats.data[e] > 0.0:
                 row[h] = True
         found = -1
         for t in range(n_types):
@@ -204,15 +204,15 @@ def candidate_types(n, items, cat_indptr, cat_indices, cat_data, qrow, type_of):
 
 
 @compiled()
-def met_units(chosen, length, items, cat_indptr, cat_indices, cat_data, qrow):
+def met_units(chosen, length, items, cats, qrow):
     """``Σ_g min(r_g, c_g(L))`` for the list ``chosen[:length]`` (membership ``A[i, g] > 0``)."""
     n_cat = qrow.shape[0]
     count = np.zeros(n_cat, dtype=np.int64)
     for r in range(length):
         item = items[chosen[r]]
-        for e in range(cat_indptr[item], cat_indptr[item + 1]):
-            if cat_data[e] > 0.0:
-                count[cat_indices[e]] += 1
+        for e in range(cats.indptr[item], cats.indptr[item + 1]):
+            if cats.data[e] > 0.0:
+                count[cats.indices[e]] += 1
     met = 0
     for g in range(n_cat):
         met += min(qrow[g], count[g])
@@ -220,10 +220,10 @@ def met_units(chosen, length, items, cat_indptr, cat_indices, cat_data, qrow):
 
 
 @compiled()
-def user_max_met(n, kk, items, cat_indptr, cat_indices, cat_data, qrow):
+def user_max_met(n, kk, items, cats, qrow):
     """``M* = max_{|L| = kk} met(L)`` over the user's ``n`` candidates (exact)."""
     type_of = np.empty(max(n, 1), dtype=np.int64)
-    prot, pat, cnt = candidate_types(n, items, cat_indptr, cat_indices, cat_data, qrow, type_of)
+    prot, pat, cnt = candidate_types(n, items, cats, qrow, type_of)
     d = np.empty(prot.shape[0], dtype=np.int64)
     for h in range(prot.shape[0]):
         d[h] = qrow[prot[h]]
@@ -231,30 +231,27 @@ def user_max_met(n, kk, items, cat_indptr, cat_indices, cat_data, qrow):
 
 
 @compiled(parallel=True)
-def max_met_users(users, indptr, cand_items, cat_indptr, cat_indices, cat_data, quotas, target_rows, k, out):
+def max_met_users(users, indptr, cand_items, cats, quotas, target_rows, k, out):
     """``out[r] = M*`` of user ``users[r]`` (parallel over users)."""
     for r in prange(users.shape[0]):
         u = users[r]
         lo = indptr[u]
         n = indptr[u + 1] - lo
-        out[r] = user_max_met(
-            n, min(k, n), cand_items[lo : lo + n], cat_indptr, cat_indices, cat_data, quotas[target_rows[u]]
-        )
+        out[r] = user_max_met(n, min(k, n), cand_items[lo : lo + n], cats, quotas[target_rows[u]])
 
 
 @compiled()
-def quota_one_user(
-    n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam, alpha, divergence, rank_w,
-    qrow, target, mass, base, taken, chosen,
-):
-    """The quota greedy for one user (module docstring); writes ``chosen[:kk]``.
+def quota_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, qrow, target, buf):
+    """The quota greedy for one user (module docstring); writes ``buf.chosen[:kk]`` (work
+    buffers ``buf.mass``, ``buf.base``, ``buf.taken``).
 
     ``target`` is ``M*`` (from :func:`rerank.engine.feasibility.max_quota_met`); the list returned
     meets exactly that many quota units.
     """
     n_cat = p.shape[0]
+    mass, base, taken, chosen = buf.mass, buf.base, buf.taken, buf.chosen
     type_of = np.empty(max(n, 1), dtype=np.int64)
-    prot, pat, cnt = candidate_types(n, items, cat_indptr, cat_indices, cat_data, qrow, type_of)
+    prot, pat, cnt = candidate_types(n, items, cats, qrow, type_of)
     m = prot.shape[0]
     n_types = cnt.shape[0]
     d = np.empty(m, dtype=np.int64)
@@ -296,9 +293,9 @@ def quota_one_user(
                 else:
                     total = shared
                     item = items[j]
-                    for e in range(cat_indptr[item], cat_indptr[item + 1]):
-                        g = cat_indices[e]
-                        q = (mass[g] + w * cat_data[e]) / total_w
+                    for e in range(cats.indptr[item], cats.indptr[item + 1]):
+                        g = cats.indices[e]
+                        q = (mass[g] + w * cats.data[e]) / total_w
                         total += divergence_term(p[g], q, alpha, divergence) - base[g]
                     obj = (1.0 - lam) * s[j] - lam * divergence_finish(total, divergence)
                 if best < 0 or is_better(obj, s[j], j, best_obj, s[best], best):
@@ -313,5 +310,5 @@ def quota_one_user(
                 d[h] -= 1
                 need -= 1
         item = items[best]
-        for e in range(cat_indptr[item], cat_indptr[item + 1]):
-            mass[cat_indices[e]] += w * cat_data[e]
+        for e in range(cats.indptr[item], cats.indptr[item + 1]):
+            mass[cats.indices[e]] += w * cats.data[e]

@@ -1,13 +1,13 @@
-"""The one validation layer: parameter and frame checks made at the boundary of every entry point.
+"""Frame schemas: the checks a pandas frame passes once, at the boundary of the frame API.
 
-The frame API (:class:`rerank.CalibratedReranker`), the array API (:func:`rerank.rerank_arrays`),
-``rerank apply``, Spark and the simulator all call these functions, so the same bad input gives
-the same error everywhere. Every failure is an :class:`InputError` (a ``ValueError``) or an
-:class:`InputTypeError` (a ``TypeError`` *and* an ``InputError``) whose message names the
-parameter, column, user or item at fault. The CLI reports these in one line with exit code 2;
-any other exception is a bug and keeps its traceback.
+``CalibratedReranker.fit`` / ``rerank``, ``rerank apply`` (which validates the files first and
+hands the checked frames to ``fit``), Spark and the metrics call these functions, so the same
+bad frame gives the same error everywhere; a frame that passed is never checked again
+downstream (the ``Checked*`` results carry what the check learned). Parameter checks live in
+:mod:`rerank.params`. Every failure is an :class:`~rerank.errors.InputError` naming the
+column, row (or file line), user or item at fault.
 
-Frame contracts (DESIGN §5; fallbacks are documented in ``docs/inputs.md``):
+Contracts (docs/design.md §5; fallbacks are documented in ``docs/inputs.md``):
 
 * ids (``user_id``, ``item_id``, ``category``) are non-null integers or strings, one kind per
   column; float columns whose values are all whole numbers count as integers. The same id
@@ -23,132 +23,33 @@ Frame contracts (DESIGN §5; fallbacks are documented in ``docs/inputs.md``):
 from __future__ import annotations
 
 import numbers
-from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from rerank.engine.divergences import DIVERGENCE_CODES
-from rerank.engine.kernel import NORMALIZE_CODES
 from rerank.errors import InputError, InputTypeError
 from rerank.grouping import duplicated_pairs
+from rerank.params import check_choice, check_lam_array, is_bool, show
 
-ORDERS = ("greedy", "score")
-RANK_WEIGHT_NAMES = ("uniform", "dcg")
 ON_INVALID = ("raise", "skip")
+CANDIDATE_COLUMNS = ["user_id", "item_id", "score"]
 
 # Reasons a user is skipped with on_invalid="skip" (first matching reason is reported).
 REASON_NULL_ITEM = "null item_id"
 REASON_BAD_SCORE = "score missing or not a finite number"
 REASON_DUPLICATE = "duplicate item_id"
 SKIP_REASONS = (REASON_NULL_ITEM, REASON_BAD_SCORE, REASON_DUPLICATE)
-SKIPPED_COLUMNS = ["user_id", "reason", "n_rows"]
 
 __all__ = [
-    "CANDIDATE_COLUMNS", "InputError", "InputTypeError", "check_k", "check_unit_interval", "validate_candidates",
-    "validate_history", "validate_item_categories",
+    "CANDIDATE_COLUMNS", "CheckedCandidates", "CheckedHistory", "CheckedItemCategories", "check_on_invalid",
+    "validate_candidates", "validate_history", "validate_item_categories",
 ]
 
 
-
-
-def show(value, width: int = 60) -> str:
-    """``repr`` of a value for an error message: numpy scalars as plain Python values, long
-    reprs cut to ``width`` characters."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-# --------------------------------------------------------------------------- parameters
-def _is_bool(value) -> bool:
-    return isinstance(value, bool | np.bool_)
-
-
-def check_whole(name: str, value, minimum: int = 1) -> int:
-    """A whole number ≥ ``minimum`` (booleans and floats refused)."""
-    if _is_bool(value) or not isinstance(value, numbers.Integral):
-        raise InputTypeError(f"{name} must be a whole number >= {minimum}, got {show(value)}")
-    if value < minimum:
-        raise InputError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def check_k(k) -> int:
-    """``k`` is a whole number ≥ 1."""
-    return check_whole("k", k)
-
-
-def check_real(name: str, value) -> float:
-    """A real number (not a bool, not a string)."""
-    if _is_bool(value) or not isinstance(value, numbers.Real):
-        raise InputTypeError(f"{name} must be a number, got {show(value)}")
-    return float(value)
-
-
-def check_unit_interval(name: str, value, *, open_interval: bool = False) -> float:
-    """A real number in [0, 1] (or (0, 1) when ``open_interval``)."""
-    value = check_real(name, value)
-    if open_interval:
-        if not 0.0 < value < 1.0:
-            raise InputError(f"{name} must lie in (0, 1), got {value}")
-    elif not 0.0 <= value <= 1.0:
-        raise InputError(f"{name} must lie in [0, 1], got {value}")
-    return value
-
-
-def check_positive(name: str, value, *, allow_none: bool = True) -> float | None:
-    """``None`` (when allowed) or a real number > 0 (``inf`` allowed)."""
-    if value is None and allow_none:
-        return None
-    value = check_real(name, value)
-    if not value > 0.0:
-        raise InputError(f"{name} must be > 0, got {value}")
-    return value
-
-
-def check_bool(name: str, value) -> bool:
-    """A real boolean (``"no"`` or ``0`` are refused rather than silently truthy/falsy)."""
-    if not _is_bool(value):
-        raise InputTypeError(f"{name} must be True or False, got {show(value)}")
-    return bool(value)
-
-
-def check_n_threads(n_threads) -> int | None:
-    """``None`` or a whole number in [1, NUMBA_NUM_THREADS]."""
-    if n_threads is None:
-        return None
-    import numba
-
-    if _is_bool(n_threads) or not isinstance(n_threads, numbers.Integral):
-        raise InputTypeError(f"n_threads must be a whole number or None, got {show(n_threads)}")
-    if not 1 <= n_threads <= numba.config.NUMBA_NUM_THREADS:
-        raise InputError(
-            f"n_threads must be between 1 and NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}, got {n_threads}"
-        )
-    return int(n_threads)
-
-
-def check_lam_array(lam, n_users: int, users=None) -> np.ndarray:
-    """Per-user λ: a scalar in [0, 1] broadcast to all users, or one value in [0, 1] per user.
-
-    ``users`` (ids of the rows), if given, lets the message name the user at fault.
-    """
-    if np.ndim(lam) == 0:
-        return np.full(n_users, check_unit_interval("lam", lam), dtype=np.float64)
-    arr = np.asarray(lam)
-    if arr.dtype.kind not in "fiu":
-        raise InputTypeError(f"lam must hold numbers, got dtype {arr.dtype}")
-    arr = _writable(np.ascontiguousarray(arr, dtype=np.float64))
-    if arr.shape != (n_users,):
-        raise InputError(f"lam must be a scalar or have one value per user ({n_users}), got shape {arr.shape}")
-    bad = np.flatnonzero(~((arr >= 0.0) & (arr <= 1.0)))
-    if bad.size:
-        who = f"user {show(users[bad[0]])}" if users is not None else f"user row {bad[0]}"
-        raise InputError(f"lam must lie in [0, 1]; {who} has lam={arr[bad[0]]}")
-    return arr
+def check_on_invalid(on_invalid: str) -> str:
+    """``"raise"`` (any invalid row fails the call) or ``"skip"`` (skip and report its user)."""
+    return check_choice("on_invalid", on_invalid, ON_INVALID)
 
 
 def lam_from_mapping(mapping, users: pd.Index) -> np.ndarray:
@@ -168,100 +69,6 @@ def lam_from_mapping(mapping, users: pd.Index) -> np.ndarray:
     return check_lam_array(values, len(users), users)
 
 
-def check_choice(name: str, value, choices) -> object:
-    """``value`` is one of ``choices``."""
-    if not isinstance(value, Hashable) or value not in choices:
-        shown = ", ".join(repr(c) for c in choices)
-        raise InputError(f"{name} must be one of {shown}; got {show(value)}")
-    return value
-
-
-def divergence_code(divergence: str) -> int:
-    return DIVERGENCE_CODES[check_choice("divergence", divergence, tuple(DIVERGENCE_CODES))]
-
-
-def normalize_code(normalize) -> int:
-    return NORMALIZE_CODES[check_choice("normalize", normalize, tuple(NORMALIZE_CODES))]
-
-
-def check_order(order: str) -> bool:
-    """Returns True when the output is re-sorted by score."""
-    return check_choice("order", order, ORDERS) == "score"
-
-
-def check_on_invalid(on_invalid: str) -> str:
-    """``"raise"`` (any invalid row fails the call) or ``"skip"`` (skip and report its user)."""
-    return check_choice("on_invalid", on_invalid, ON_INVALID)
-
-
-def check_rank_weights(spec, k: int) -> np.ndarray | None:
-    """``"uniform"`` / ``"dcg"`` (returns ``None``: nothing allocated, whatever ``k``) or an
-    array of at least ``k`` positive finite numbers (returns its first ``k`` as float64)."""
-    if isinstance(spec, str):
-        check_choice("rank_weights", spec, RANK_WEIGHT_NAMES)
-        return None
-    arr = np.asarray(spec)
-    if arr.dtype.kind not in "fiu" or arr.ndim != 1:
-        raise InputTypeError(
-            f"rank_weights must be 'uniform', 'dcg' or a 1-d array of numbers; got {show(spec)}"
-        )
-    if arr.size < k:
-        raise InputError(f"rank_weights has {arr.size} values but k={k} positions need weights")
-    arr = arr[:k].astype(np.float64)
-    bad = np.flatnonzero(~(np.isfinite(arr) & (arr > 0)))
-    if bad.size:
-        raise InputError(f"rank_weights must be positive and finite; position {bad[0] + 1} is {show(arr[bad[0]])}")
-    return arr
-
-
-def int_array(name: str, values) -> np.ndarray:
-    """A 1-d array of whole numbers as contiguous int64 (floats only when all are whole);
-    strings, booleans, NaN or 2-d input raise, where a plain cast would truncate or crash."""
-    try:
-        arr = np.asarray(values)
-    except (TypeError, ValueError) as exc:
-        raise InputTypeError(f"{name} must be a 1-d array of whole numbers: {exc}") from None
-    if arr.ndim != 1:
-        raise InputError(f"{name} must be 1-d, got shape {arr.shape}")
-    if arr.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    if arr.dtype.kind == "f":
-        bad = np.flatnonzero(~(np.isfinite(arr) & (arr == np.round(arr))))
-        if bad.size:
-            raise InputError(f"{name} must hold whole numbers; position {bad[0]} is {show(arr[bad[0]])}")
-    elif arr.dtype.kind not in "iu":
-        raise InputTypeError(f"{name} must hold whole numbers, got dtype {arr.dtype}")
-    if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:
-        raise InputError(f"{name} holds values beyond int64")
-    return _writable(np.ascontiguousarray(arr, dtype=np.int64))
-
-
-def _writable(arr: np.ndarray) -> np.ndarray:
-    """A read-only array (e.g. a pandas copy-on-write view) is copied: numba types read-only
-    arrays separately, so passing one would compile a second kernel signature."""
-    return arr if arr.flags.writeable else arr.copy()
-
-
-def float_array(name: str, values, ndim: int = 1) -> np.ndarray:
-    """A real-valued array of ``ndim`` dimensions as contiguous float64 (not finite-checked)."""
-    try:
-        arr = np.asarray(values)
-    except (TypeError, ValueError) as exc:
-        raise InputTypeError(f"{name} must be an array of numbers: {exc}") from None
-    if arr.dtype.kind not in "fiu":
-        raise InputTypeError(f"{name} must be numeric, got dtype {arr.dtype}")
-    if arr.ndim != ndim:
-        raise InputError(f"{name} must be {ndim}-d, got shape {arr.shape}")
-    return _writable(np.ascontiguousarray(arr, dtype=np.float64))
-
-
-def check_finite(name: str, values: np.ndarray) -> None:
-    """No NaN or inf; the message names the first offending row."""
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        raise InputError(f"{name} must be finite; row {bad[0]} is {show(values[bad[0]])} ({bad.size} such rows)")
-
-
 # --------------------------------------------------------------------------- columns
 def require_columns(frame, columns, what: str) -> None:
     """``frame`` is a DataFrame with every column in ``columns`` (and no duplicated names)."""
@@ -279,15 +86,15 @@ def require_columns(frame, columns, what: str) -> None:
         raise InputError(f"{what} has several columns named {show(duplicated[0])}")
 
 
-def _at(index, label) -> str:
+def at_row(index, label) -> str:
     """``row <label>``, or ``<index name> <label>`` when the index is named (``rerank apply``
     names it ``line`` for CSV files, so messages give the file line)."""
     name = index.name if isinstance(index.name, str) and index.name else "row"
     return f"{name} {show(label)}"
 
 
-def _row_label(frame, position: int) -> str:
-    return _at(frame.index, frame.index[position])
+def row_label(frame, position: int) -> str:
+    return at_row(frame.index, frame.index[position])
 
 
 def _user_item(frame, position: int) -> str:
@@ -305,13 +112,13 @@ def require_no_null_ids(frame, columns, what: str) -> None:
             if column != "user_id" and "user_id" in frame.columns:
                 owner = f" (user {show(frame['user_id'].iloc[pos])})"
             raise InputError(
-                f"{what} column '{column}' has a null id at {_row_label(frame, pos)}{owner}"
+                f"{what} column '{column}' has a null id at {row_label(frame, pos)}{owner}"
                 f" ({int(nulls.sum())} such rows)"
             )
 
 
 def _is_real_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not _is_bool(value)
+    return isinstance(value, numbers.Real) and not is_bool(value)
 
 
 def _numeric_values(series, what: str) -> np.ndarray:
@@ -329,7 +136,7 @@ def _numeric_values(series, what: str) -> np.ndarray:
             return pd.to_numeric(series).to_numpy(dtype=np.float64, na_value=np.nan)
         pos = int(np.flatnonzero(~ok)[0])
         raise InputTypeError(
-            f"{what} column '{series.name}' must be numeric; {_at(series.index, series.index[pos])} holds "
+            f"{what} column '{series.name}' must be numeric; {at_row(series.index, series.index[pos])} holds "
             f"{show(values[pos])} ({type(values[pos]).__name__})"
         )
     if len(series) == 0:  # e.g. an empty CSV: no value is wrong
@@ -339,7 +146,7 @@ def _numeric_values(series, what: str) -> np.ndarray:
         unparsed = pd.to_numeric(example, errors="coerce").isna().to_numpy()
         if unparsed.any():
             example = example[unparsed]
-    shown = f"; e.g. {show(example.iloc[0])} at {_at(series.index, example.index[0])}" if len(example) else ""
+    shown = f"; e.g. {show(example.iloc[0])} at {at_row(series.index, example.index[0])}" if len(example) else ""
     raise InputTypeError(f"{what} column '{series.name}' must be numeric, got dtype {dtype}{shown}")
 
 
@@ -358,8 +165,8 @@ def require_nonnegative_weights(series, what: str) -> np.ndarray:
     if bad.size:
         row = series.index[bad[0]]
         raise InputError(
-            f"{what} column '{series.name}' must be finite and >= 0; {_at(series.index, row)} is {show(values[bad[0]])}"
-            f" ({bad.size} such rows)"
+            f"{what} column '{series.name}' must be finite and >= 0; {at_row(series.index, row)} is "
+            f"{show(values[bad[0]])} ({bad.size} such rows)"
         )
     return values
 
@@ -397,8 +204,8 @@ def id_kind(series, what: str) -> str:
         as_float = bad.to_numpy(dtype=np.float64)
         bad = bad[~(np.isfinite(as_float) & (as_float == np.round(as_float)))]
         raise InputTypeError(
-            f"{what} column '{series.name}' must hold integer or string ids; {_at(series.index, bad.index[0])} holds "
-            f"{show(bad.iloc[0])}"
+            f"{what} column '{series.name}' must hold integer or string ids; "
+            f"{at_row(series.index, bad.index[0])} holds {show(bad.iloc[0])}"
         )
     values = series.dropna()
     first_type = type(values.iloc[0])
@@ -409,12 +216,13 @@ def id_kind(series, what: str) -> str:
             pos = int(np.flatnonzero(odd)[0])
             other = values.iloc[pos]
             raise InputTypeError(
-                f"{what} column '{series.name}' mixes id types: {_at(series.index, values.index[0])} holds {shown} but "
-                f"{_at(series.index, values.index[pos])} holds {show(other)} ({type(other).__name__}); use one type"
+                f"{what} column '{series.name}' mixes id types: {at_row(series.index, values.index[0])} holds {shown} "
+                f"but {at_row(series.index, values.index[pos])} holds {show(other)} ({type(other).__name__}); "
+                "use one type"
             )
     raise InputTypeError(
         f"{what} column '{series.name}' must hold integer or string ids; "
-        f"{_at(series.index, values.index[0])} holds {shown}"
+        f"{at_row(series.index, values.index[0])} holds {shown}"
     )
 
 
@@ -429,9 +237,6 @@ def check_same_id_kind(kind_a: str, what_a: str, kind_b: str, what_b: str) -> No
 
 
 # --------------------------------------------------------------------------- frames
-CANDIDATE_COLUMNS = ["user_id", "item_id", "score"]
-
-
 @dataclass(frozen=True)
 class CheckedCandidates:
     """A validated candidate frame.
@@ -448,10 +253,6 @@ class CheckedCandidates:
     n_rows_without_user: int
     user_kind: str
     item_kind: str
-
-    @property
-    def n_rows_skipped(self) -> int:
-        return int(self.skipped["n_rows"].sum())
 
 
 def empty_skipped(user_dtype=object) -> pd.DataFrame:
@@ -492,7 +293,7 @@ def validate_candidates(frame, *, on_invalid: str = "raise", check_duplicates: b
         pos = int(np.flatnonzero(bad_score)[0])
         raise InputError(
             f"candidates column 'score' must be finite: {_user_item(frame, pos)} has {show(scores[pos])} "
-            f"({_row_label(frame, pos)}; {int(bad_score.sum())} such rows)"
+            f"({row_label(frame, pos)}; {int(bad_score.sum())} such rows)"
         )
     duplicate = np.zeros(n, dtype=bool)
     if check_duplicates and n:
@@ -501,7 +302,7 @@ def validate_candidates(frame, *, on_invalid: str = "raise", check_duplicates: b
             pos = int(np.flatnonzero(duplicate)[0])
             raise InputError(
                 f"candidates has duplicate (user_id, item_id) rows: {_user_item(frame, pos)} "
-                f"({_row_label(frame, pos)}; {int(duplicate.sum())} such rows)"
+                f"({row_label(frame, pos)}; {int(duplicate.sum())} such rows)"
             )
     keep = ~user_null
     skipped = empty_skipped(users.dtype)
@@ -533,17 +334,22 @@ def validate_candidates(frame, *, on_invalid: str = "raise", check_duplicates: b
 
 @dataclass(frozen=True)
 class CheckedHistory:
-    """A validated history: ``weights`` (``w_ui`` before recency) and the id kinds."""
+    """A validated history: the ``frame``, its ``weights`` (``w_ui`` before recency) and the id
+    kinds. ``fit`` takes it in place of the frame (no second check)."""
 
+    frame: pd.DataFrame
     weights: np.ndarray
     user_kind: str
     item_kind: str
 
 
 def validate_history(frame) -> CheckedHistory:
-    """Check a history frame ``user_id, item_id`` (+ ``weight``); empty is allowed."""
+    """Check a history frame ``user_id, item_id`` (+ ``weight``); empty is allowed. A
+    :class:`CheckedHistory` is returned as it is."""
+    if isinstance(frame, CheckedHistory):
+        return frame
     weights, (user_kind, item_kind) = _ids_and_weights(frame, ["user_id", "item_id"], "history")
-    return CheckedHistory(weights, user_kind, item_kind)
+    return CheckedHistory(frame, weights, user_kind, item_kind)
 
 
 def _ids_and_weights(frame, id_columns: list[str], what: str) -> tuple[np.ndarray, list[str]]:
@@ -572,7 +378,7 @@ def history_times(frame) -> np.ndarray:
     if nulls.any():
         pos = int(np.flatnonzero(nulls)[0])
         raise InputError(
-            f"history column 'timestamp' must be set and finite; {_row_label(frame, pos)} "
+            f"history column 'timestamp' must be set and finite; {row_label(frame, pos)} "
             f"(user {show(frame['user_id'].iloc[pos])}) has {show(ts.iloc[pos])} ({int(nulls.sum())} such rows)"
         )
     return t
@@ -580,14 +386,18 @@ def history_times(frame) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CheckedItemCategories:
-    """A validated item-category frame: ``weights`` and the id kinds."""
+    """A validated item-category frame: the ``frame``, its ``weights`` and the id kinds."""
 
+    frame: pd.DataFrame
     weights: np.ndarray
     item_kind: str
     category_kind: str
 
 
 def validate_item_categories(frame) -> CheckedItemCategories:
-    """Check ``item_id, category`` (+ ``weight``); empty is allowed (no item has a category)."""
+    """Check ``item_id, category`` (+ ``weight``); empty is allowed (no item has a category). A
+    :class:`CheckedItemCategories` is returned as it is."""
+    if isinstance(frame, CheckedItemCategories):
+        return frame
     weights, (item_kind, category_kind) = _ids_and_weights(frame, ["item_id", "category"], "item_categories")
-    return CheckedItemCategories(weights, item_kind, category_kind)
+    return CheckedItemCategories(frame, weights, item_kind, category_kind)
