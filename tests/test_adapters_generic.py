@@ -175,7 +175,8 @@ def test_import_works_without_implicit_and_lightfm():
 @pytest.mark.parametrize("seed", range(5))
 def test_compiled_sparse_top_n_matches_reference_for_any_thread_count(seed):
     import numba
-    from rerank.adapters._topn import csr_top_n
+
+    from rerank.engine.topn import csr_top_n
 
     rng = np.random.default_rng(seed)
     n_users, n_items = 7, 15
