@@ -1,4 +1,4 @@
-"""The adapter contract: a trained recommender in, a candidate frame out (DESIGN §5).
+"""The adapter contract: a trained recommender in, a candidate frame out (docs/design.md §5).
 
 Every adapter answers one call::
 

@@ -1,4 +1,4 @@
-"""How far is the greedy from the optimum? (issue 3, DESIGN §4.4) on MovieLens latest-small.
+"""How far is the greedy from the optimum? (issue 3, docs/design.md §4.4) on MovieLens latest-small.
 
     .venv/bin/python -m benchmarks.gap_report                       # 200 sampled test users
     .venv/bin/python -m benchmarks.gap_report --users 0 --out gap.md  # every test user

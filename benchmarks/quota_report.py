@@ -1,4 +1,4 @@
-"""What does the hard quota guarantee cost? (issue 3, DESIGN §4.3) on MovieLens latest-small.
+"""What does the hard quota guarantee cost? (issue 3, docs/design.md §4.3) on MovieLens latest-small.
 
     .venv/bin/python -m benchmarks.quota_report
 

@@ -1,4 +1,4 @@
-"""``rerank bench``: the compiled kernel against two references on the same inputs (DESIGN §6).
+"""``rerank bench``: the compiled kernel against two references on the same inputs (docs/design.md §6).
 
 For one cell (``n`` candidates per user, list length ``k``, ``G`` categories) it builds a
 synthetic workload, times :func:`rerank.engine.arrays.rerank_arrays` (the public array entry point,

@@ -1,19 +1,13 @@
-"""File sources, sinks and atomic writes: everything ``rerank apply`` and ``rerank gap`` read or write.
+"""File sources, sinks and atomic writes (``rerank apply``, ``rerank gap``); docs/inputs.md.
 
-* **Formats** by suffix (:func:`file_format`): ``.csv`` (optionally ``.gz``, ``.bz2``, ``.xz``,
-  ``.zst``) or ``.parquet`` / ``.pq``. CSV ids are read as text (kept verbatim, e.g. leading
-  zeros); only an empty field is missing, so ids such as ``NA`` stay ids.
-* **Sources**: :func:`read_whole` (history, item categories: read whole, index = CSV line
-  numbers or Parquet rows, so error messages name the line) and :class:`CandidateSource`
-  (candidates read in chunks of ``batch_rows`` and regrouped into batches of whole users; each
-  user's rows must be contiguous).
-* **Id alignment** (:func:`align_ids`): if one file holds text ids and another integer ids for
-  the same column, the integers are compared as text.
-* **Sinks**: :class:`Sink` writes frames to a temporary file in the final file's format, and
-  :class:`AtomicFiles` renames the temporaries over their final paths only when everything
-  succeeded (no half-written output, ever).
-* **Errors**: :func:`reading` turns a parse failure into one :class:`rerank.errors.InputError`
-  line naming the file.
+* Formats by suffix (:func:`file_format`): ``.csv`` (+ ``.gz``/``.bz2``/``.xz``/``.zst``) or
+  ``.parquet``/``.pq``. CSV ids are read as text, verbatim; only an empty field is missing.
+* Sources: :func:`read_whole` (history, categories; the index gives the CSV line or Parquet row
+  errors name) and :class:`CandidateSource` (chunks regrouped into batches of whole users).
+  :func:`align_ids` compares integer ids as text when another file holds text ids.
+* Sinks: :class:`Sink` writes to a temporary file; :class:`AtomicFiles` renames it over the
+  final path only when everything succeeded. :func:`reading` turns a parse failure into one
+  :class:`~rerank.errors.InputError` line naming the file.
 """
 
 from __future__ import annotations
@@ -398,32 +392,20 @@ class AtomicFiles:
         return False
 
 
-def _check_directory(path: Path, role: str) -> None:
+def output_path(text: str, role: str, inputs: list[Path], *, any_format: bool = False) -> Path:
+    """A path to write ``role`` to: a known format (unless ``any_format``), in a writable
+    directory, not a directory, not one of ``inputs``."""
+    path = Path(text)
+    if not any_format:
+        file_format(path, role)
     if not path.parent.is_dir():
         raise InputError(f"{role} file '{path}': directory '{path.parent}' does not exist")
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise InputError(f"{role} file '{path}': directory '{path.parent}' is not writable")
-
-
-def output_path(text: str, role: str, inputs: list[Path]) -> Path:
-    path = Path(text)
-    file_format(path, role)
-    _check_directory(path, role)
     if path.is_dir():
         raise InputError(f"{role} file '{path}' is a directory")
-    for other in inputs:
-        if os.path.realpath(other) == os.path.realpath(path):
-            raise InputError(f"{role} file '{path}' is also an input file; write somewhere else")
-    return path
-
-
-def report_path(text: str, inputs: list[Path]) -> Path:
-    path = Path(text)
-    _check_directory(path, "--report")
-    if path.is_dir():
-        raise InputError(f"--report file '{path}' is a directory")
     if any(os.path.realpath(other) == os.path.realpath(path) for other in inputs):
-        raise InputError(f"--report file '{path}' is also an input or output file")
+        raise InputError(f"{role} file '{path}' is also an input or output file; write somewhere else")
     return path
 
 

@@ -58,7 +58,7 @@ def list_and_target(recs, targets, item_categories, rank_weights="uniform"):
 
 
 def miscalibration(recs, targets, item_categories, divergence="kl", alpha=0.01, rank_weights="uniform") -> pd.Series:
-    """``C(p(·|u), q(·|L_u))`` per user (KL, Hellinger or χ²; DESIGN §3)."""
+    """``C(p(·|u), q(·|L_u))`` per user (KL, Hellinger or χ²; docs/design.md §3)."""
     users, p, q = list_and_target(recs, targets, item_categories, rank_weights)
     return pd.Series(divergence_rows(p, q, divergence, alpha), index=users, name=f"miscalibration_{divergence}")
 

@@ -7,11 +7,15 @@ A command module provides ``register(subparsers) -> None``; the parser it adds s
 ``func=run(args) -> int`` with ``set_defaults``.
 
 User errors print one line ``rerank <command>: error: ...`` and exit with code 2, no
-traceback: :class:`rerank.errors.InputError` (what every check in :mod:`rerank.validation`
-raises; ``UserError`` is the same class) and ``OSError`` (missing file, permission denied, disk
-full). Commands should raise ``InputError`` for anything the user can fix. Any other exception
-(a plain ``ValueError``, ``KeyError``, ...) is a bug: it keeps its traceback (exit code 1) so
-it is not disguised as bad input. Ctrl-C exits with code 130.
+traceback: :class:`rerank.errors.InputError` (what every check in :mod:`rerank.params`,
+:mod:`rerank.schemas` and :class:`rerank.RerankOptions` raises) and ``OSError`` (missing file,
+permission denied, disk full). Commands should raise ``InputError`` for anything the user can
+fix. Any other exception (a plain ``ValueError``, ``KeyError``, ...) is a bug: it keeps its
+traceback (exit code 1) so it is not disguised as bad input. Ctrl-C exits with code 130.
+
+Commands: :mod:`~rerank.cli.apply`, :mod:`~rerank.cli.demo`, :mod:`~rerank.cli.bench`,
+:mod:`~rerank.cli.gap`; their reranking flags and :func:`~rerank.cli.options.options_from_args`
+live in :mod:`~rerank.cli.options`.
 """
 
 from __future__ import annotations
@@ -24,8 +28,6 @@ from importlib.metadata import entry_points
 from rerank.errors import InputError
 
 CORE_COMMANDS = ("rerank.cli.demo", "rerank.cli.apply", "rerank.cli.bench", "rerank.cli.gap")
-
-UserError = InputError  # an error in the user's input: reported in one line, exit code 2
 
 
 def _command_registrars():

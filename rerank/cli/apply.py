@@ -52,7 +52,7 @@ def run(args) -> int:
     inputs = list(paths.values())
     output = io.output_path(args.output, "output", inputs)
     skipped_path = io.output_path(args.skipped, "--skipped", inputs + [output]) if args.skipped else None
-    report_path = io.report_path(args.report, inputs + [output]) if args.report else None
+    report_path = io.output_path(args.report, "--report", inputs + [output], any_format=True) if args.report else None
     skip = args.on_invalid == "skip"
 
     history = io.read_whole(paths["history"], "history", ["user_id", "item_id"])

@@ -1,4 +1,4 @@
-"""Divergences between a target ``p`` and a list distribution ``q`` (DESIGN §3).
+"""Divergences between a target ``p`` and a list distribution ``q`` (docs/design.md §3).
 
 Each is a sum of per-category terms, ``C(p, q) = finish(Σ_g term(p_g, q_g))``, which is what
 lets the kernel update it in O(categories of one item) per candidate:

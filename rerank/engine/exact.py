@@ -1,4 +1,4 @@
-"""The certified exact solver behind ``solver="exact"`` (DESIGN §3, §4.4).
+"""The certified exact solver behind ``solver="exact"`` (docs/design.md §3, §4.4).
 
 For user ``u`` with ``n`` candidates (scores ``s_j`` after the usual normalisation), target
 ``p`` and trade-off ``λ``, it solves Steck's objective with **uniform rank weights** and a

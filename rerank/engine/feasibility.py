@@ -1,4 +1,4 @@
-"""Which quotas can a k-subset of the candidates meet? (DESIGN §4.3; definitions in
+"""Which quotas can a k-subset of the candidates meet? (docs/design.md §4.3; definitions in
 :mod:`rerank.engine.quota`.)
 
 For every user at once, :func:`max_quota_met` returns ``M* = max_{|L| = min(k, n)} met(L)``,

@@ -1,4 +1,4 @@
-"""Quota mode (``min_share``): hard proportional shares, DESIGN §4.3.
+"""Quota mode (``min_share``): hard proportional shares, docs/design.md §4.3.
 
 **Quotas.** For a user with target ``p`` and list size ``k``, category ``g`` is *protected*
 when ``p_g ≥ threshold`` (and ``p_g > 0``); its quota is ``r_g = ⌊ρ · k · p_g⌋`` (``ρ = 1`` for

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import quota_reference as qref
 import reference as ref
 import scipy.sparse as sp
 from budget import examples
@@ -35,7 +34,7 @@ def _lists(inst, k, **options):
 def test_pm2_equals_reference(inst, k, theta, rank_weights, normalize):
     got = _lists(inst, k, pm2_theta=theta, rank_weights=rank_weights, normalize=normalize)
     for u, chosen in enumerate(got):
-        expected = qref.pm2(inst.scores[u], inst.local_cats(u), inst.targets[u], k, inst.lam[u], theta,
+        expected = ref.pm2(inst.scores[u], inst.local_cats(u), inst.targets[u], k, inst.lam[u], theta,
                             rank_weights, normalize)
         assert chosen == [inst.users[u][j] for j in expected]
 

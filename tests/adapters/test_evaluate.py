@@ -16,7 +16,7 @@ from rerank.adapters import evaluate as ev
 from rerank import CalibratedReranker
 from rerank.cli import main
 
-LATEST_SMALL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ml-latest-small"
+LATEST_SMALL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ml-latest-small"
 needs_latest_small = pytest.mark.skipif(
     not (LATEST_SMALL / "ratings.csv").is_file(),
     reason=f"MovieLens latest-small not found at {LATEST_SMALL} (shared/ beside the repository)",
@@ -148,7 +148,7 @@ def test_cli_without_data_says_how_to_get_it(tmp_path, monkeypatch, capsys):
 # ------------------------------------------------------------------ Steck's finding
 def _independent_metrics(recs, history, test, cats, k, alpha=0.01):
     """Mean C_KL and precision@k with plain Python: p(g|u) from the history, q(g|L) from the
-    list, each item's genres sharing its mass equally (DESIGN §3)."""
+    list, each item's genres sharing its mass equally (docs/design.md §3)."""
     genres = defaultdict(list)
     for i, g in zip(cats["item_id"], cats["category"], strict=True):
         genres[i].append(g)

@@ -119,6 +119,39 @@ def test_options_reach_the_reranker(tmp_path, data):
     pd.testing.assert_frame_equal(read(out), expected, check_dtype=False)
 
 
+@pytest.mark.parametrize(
+    ("flags", "options"),
+    [
+        (["--method", "pm2", "--pm2-theta", "0.3"], {"method": "pm2", "pm2_theta": 0.3}),
+        (["--solver", "exact", "--time-limit", "5"], {"solver": "exact", "time_limit": 5.0}),
+        (["--min-share", "0.5", "--min-share-threshold", "0.2"], {"min_share": 0.5, "min_share_threshold": 0.2}),
+    ],
+)
+def test_every_python_option_has_its_flag(tmp_path, data, flags, options):
+    """rerank apply takes the options the Python API has: the same lists as the frame API."""
+    hist, cats, cands = data
+    code, out = apply(tmp_path, *files(tmp_path, data), "out.csv", "--k", "3", "--lam", "0.8", *flags)
+    assert code == 0
+    expected = CalibratedReranker(k=3, lam=0.8, **options).fit(hist, cats).rerank(cands)
+    pd.testing.assert_frame_equal(read(out), expected, check_dtype=False)
+
+
+def test_flags_become_one_rerank_options():
+    from rerank import RerankOptions
+    from rerank.cli import build_parser
+    from rerank.cli.options import options_from_args
+
+    argv = ["apply", "--candidates", "c", "--history", "h", "--item-categories", "g", "--output", "o.csv",
+            "--k", "4", "--lam-column", "my_lam", "--rank-weights", "3,2,1,1", "--normalize", "none",
+            "--no-safeguard", "--min-share", "0.5", "--solver", "greedy"]
+    options = options_from_args(build_parser().parse_args(argv))
+    assert options == RerankOptions(k=4, lam=None, rank_weights=(3.0, 2.0, 1.0, 1.0), safeguard=False,
+                                    min_share=0.5)
+    gap = build_parser().parse_args(["gap", "--candidates", "c", "--history", "h", "--item-categories", "g",
+                                     "--lam", "0.2", "0.4", "--k", "3"])
+    assert options_from_args(gap, lam=0.4) == RerankOptions(k=3, lam=0.4, normalize="minmax")
+
+
 def test_min_share_and_per_user_lambda_columns(tmp_path, data, capsys):
     hist, cats, cands = data
     cands = cands.assign(my_lam=cands["user_id"].str[1:].astype(int).mod(3) / 2.0)
@@ -400,17 +433,13 @@ def test_whole_float_ids_in_parquet_match_text_ids(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text())["counts"]["cold_users"] == 1  # "2" only
 
 
-MOVIELENS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ml-latest-small"
-
-
 @pytest.mark.movielens
-@pytest.mark.skipif(not (MOVIELENS / "ratings.csv").exists(), reason="needs ../shared/data/ml-latest-small")
-def test_movielens_files_end_to_end(tmp_path):
+def test_movielens_files_end_to_end(tmp_path, movielens_dir):
     """Real MovieLens files: ratings >= 4 as the weighted, timestamped history, the pipe-separated
     genres exploded into an item-category file, popularity candidates (top 50 unseen per user,
     rows grouped by user). The CLI on the files equals the frame API on the frames."""
-    ratings = pd.read_csv(MOVIELENS / "ratings.csv")
-    movies = pd.read_csv(MOVIELENS / "movies.csv")
+    ratings = pd.read_csv(movielens_dir / "ratings.csv")
+    movies = pd.read_csv(movielens_dir / "movies.csv")
     history = ratings[ratings["rating"] >= 4].rename(
         columns={"userId": "user_id", "movieId": "item_id", "rating": "weight"}
     )

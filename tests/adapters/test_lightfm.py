@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-import adapter_reference as ref
 import numpy as np
 import pytest
+import reference as ref
+import scipy.sparse as sp
+from contract import AdapterContract, Subject
 
 pytest.importorskip("lightfm")
 from lightfm import LightFM  # noqa: E402
@@ -46,6 +48,27 @@ def featured():
     model = LightFM(no_components=8, loss="bpr", random_state=0)
     model.fit(interactions, item_features=item_features, epochs=5, num_threads=1)
     return model, dataset, interactions, item_features
+
+
+class TestLightFMContract(AdapterContract):
+    """The contract with ``model.predict`` as the model's score (LightFM sums in float32)."""
+
+    exact_order, rtol = False, 1e-5
+
+    def make(self):
+        users, items, pairs, _ = _data()
+        dataset = Dataset()
+        dataset.fit(users, items)
+        interactions, _ = dataset.build_interactions(pairs)
+        model = LightFM(no_components=8, loss="warp", random_state=0)
+        model.fit(interactions, epochs=5, num_threads=1)
+        scores = predicted(model, N_USERS, N_ITEMS)
+        user_items = sp.csr_matrix(interactions)
+
+        def build(batch=None):  # internal positions as ids, as the contract asks
+            return LightFMAdapter(model, user_items=user_items, batch_size=batch)
+
+        return Subject(build(), lambda u, i: float(scores[u, i]), user_items, build)
 
 
 def predicted(model, n_users, n_items, **features):

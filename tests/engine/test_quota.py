@@ -1,10 +1,10 @@
-"""Quota mode (``min_share``, DESIGN §4.3) against brute-force enumeration."""
+"""Quota mode (``min_share``, docs/design.md §4.3) against brute-force enumeration."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import quota_reference as qref
+import reference as ref
 import scipy.sparse as sp
 from budget import examples
 from hypothesis import HealthCheck, given, settings
@@ -56,17 +56,17 @@ def _local(inst, u, items):
 @given(inst=instances(max_users=3, max_n=8) | scarce_instances(), k=st.integers(1, 6), share=SHARES,
        threshold=THRESHOLDS)
 def test_quotas_are_met_whenever_some_subset_meets_them(inst, k, share, threshold):
-    """DESIGN §4.3: met(L) = max over all subsets; all quotas met when feasible; shortfall exact."""
+    """docs/design.md §4.3: met(L) = max over all subsets; all quotas met when feasible; shortfall exact."""
     result = _run(inst, k, min_share=share, min_share_threshold=threshold)
     rho = 1.0 if share is True else share
     for u, chosen in enumerate(_lists(inst, result)):
         n = len(inst.users[u])
         cats = inst.local_cats(u)
-        r = qref.quotas(inst.targets[u], k, rho, threshold)
+        r = ref.quotas(inst.targets[u], k, rho, threshold)
         assert len(chosen) == min(k, n) and len(set(chosen)) == len(chosen)
         assert set(chosen) <= set(inst.users[u])
-        best = qref.best_met(n, k, cats, r)
-        got = qref.met(_local(inst, u, chosen), cats, r)
+        best = ref.best_met(n, k, cats, r)
+        got = ref.met(_local(inst, u, chosen), cats, r)
         assert got == best
         assert result.quota_shortfall[u] == sum(r) - best
         if best == sum(r):  # feasible: every single quota is met
@@ -88,8 +88,8 @@ def test_quota_greedy_equals_the_brute_force_reference(inst, k, divergence, rank
     options = {"divergence": divergence, "rank_weights": rank_weights, "normalize": normalize, "safeguard": safeguard}
     result = _run(inst, k, min_share=True, **options)
     for u, chosen in enumerate(_lists(inst, result)):
-        r = qref.quotas(inst.targets[u], k)
-        expected, _ = qref.quota_greedy(inst.scores[u], inst.local_cats(u), inst.targets[u], k, inst.lam[u], r,
+        r = ref.quotas(inst.targets[u], k)
+        expected, _ = ref.quota_greedy(inst.scores[u], inst.local_cats(u), inst.targets[u], k, inst.lam[u], r,
                                         **options)
         assert chosen == [inst.users[u][j] for j in expected]
 
@@ -113,9 +113,9 @@ def test_feasibility_flow_brackets_and_exact_maximum(inst, k, threshold):
     quotas = quota_matrix(np.array(inst.targets), k, 1.0, threshold)
     result = max_quota_met(indptr, items, inst.matrix, quotas, np.arange(len(inst.users)), k)
     for u in range(len(inst.users)):
-        r = qref.quotas(inst.targets[u], k, 1.0, threshold)
+        r = ref.quotas(inst.targets[u], k, 1.0, threshold)
         assert list(quotas[u]) == r
-        best = qref.best_met(len(inst.users[u]), k, inst.local_cats(u), r)
+        best = ref.best_met(len(inst.users[u]), k, inst.local_cats(u), r)
         assert result.met[u] == best
         assert result.flow[u] <= best <= result.upper[u]
         assert result.required[u] == sum(r)
@@ -157,8 +157,8 @@ def test_per_user_lambda_in_quota_mode_matches_reference():
     inst = Instance(8, 3, cats, users, scores, targets, lam)
     result = _run(inst, 5, min_share=True)
     for u, chosen in enumerate(_lists(inst, result)):
-        r = qref.quotas(targets[u], 5)
-        expected, _ = qref.quota_greedy(scores[u], inst.local_cats(u), targets[u], 5, lam[u], r)
+        r = ref.quotas(targets[u], 5)
+        expected, _ = ref.quota_greedy(scores[u], inst.local_cats(u), targets[u], 5, lam[u], r)
         assert chosen == [users[u][j] for j in expected]
 
 

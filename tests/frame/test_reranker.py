@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,7 @@ from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rerank import CalibratedReranker
+from rerank import CalibratedReranker, RerankOptions
 from rerank.distributions import item_categories_from_frame, target_distributions
 
 CATS = pd.DataFrame(
@@ -169,3 +171,35 @@ def test_frame_api_equals_reference_per_user(data, k, lam):
         chosen = ref.greedy(group["score"].tolist(), item_cats, p, k, lam)
         expected = group["item_id"].iloc[chosen].tolist()
         assert out.loc[out["user_id"] == user, "item_id"].tolist() == expected
+
+
+# ----------------------------------------------------------------------------- parameters (scikit-learn's rules)
+def test_init_only_stores_fit_checks_and_builds_options(tiny):
+    lam = {1: 0.2, 2: 0.9, 3: 0.5}
+    reranker = CalibratedReranker(k="ten", lam=lam, rank_weights=[1.0])  # nothing is checked yet
+    assert reranker.k == "ten" and reranker.lam is lam and reranker.rank_weights == [1.0]
+    with pytest.raises(TypeError, match="k must be a whole number"):
+        reranker.fit(tiny.history, tiny.item_categories)
+    reranker.k = 1
+    reranker.fit(tiny.history, tiny.item_categories)
+    assert reranker.options_ == RerankOptions(k=1, lam=None, rank_weights=(1.0,))  # λ per user: None
+    out = reranker.rerank(tiny.candidates)
+    assert out.groupby("user_id").size().tolist() == [1, 1, 1]
+
+
+def test_repr_and_get_params_show_every_parameter():
+    params = inspect.signature(CalibratedReranker).parameters
+    reranker = CalibratedReranker(k=7, lam="lam_u", min_share=0.5, solver="greedy", max_enumerate=9)
+    assert list(reranker.get_params()) == list(params)
+    text = repr(reranker)
+    assert all(f"{name}=" in text for name in params)
+    assert eval(text, {"CalibratedReranker": CalibratedReranker}).get_params() == reranker.get_params()
+
+
+def test_from_options_round_trips(tiny):
+    options = RerankOptions(k=2, lam=0.4, divergence="hellinger", rank_weights="dcg", min_share=True, order="score")
+    reranker = CalibratedReranker.from_options(options, half_life=None)
+    assert reranker.fit(tiny.history, tiny.item_categories).options_ == options
+    by_hand = CalibratedReranker(k=2, lam=0.4, divergence="hellinger", rank_weights="dcg", min_share=True,
+                                 order="score").fit(tiny.history, tiny.item_categories)
+    pd.testing.assert_frame_equal(reranker.rerank(tiny.candidates), by_hand.rerank(tiny.candidates))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import adapter_reference as ref
 import numpy as np
 import pandas as pd
 import pytest
+import reference as ref
 import scipy.sparse as sp
 from budget import examples
+from contract import AdapterContract, Subject
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rerank.adapters import (
@@ -22,6 +23,41 @@ from rerank import CalibratedReranker
 SETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+# ----------------------------------------------------------------------------- the contract
+RNG = np.random.default_rng(21)
+SCORES = RNG.integers(-3, 4, (6, 11)).astype(np.float64)  # few values: ties everywhere
+STORED = RNG.random(SCORES.shape) < 0.6
+SEEN = sp.csr_matrix((RNG.random(SCORES.shape) < 0.3).astype(np.float32))
+
+
+class TestDenseScoreMatrix(AdapterContract):
+    def make(self):
+        def build(batch=None):
+            return ScoreMatrixAdapter(SCORES, user_items=SEEN, batch_size=batch)
+
+        return Subject(build(), lambda u, i: SCORES[u, i], SEEN, build)
+
+
+class TestSparseScoreMatrix(AdapterContract):
+    def make(self):
+        matrix = sp.csr_matrix((SCORES[STORED], np.nonzero(STORED)), shape=SCORES.shape)
+
+        def build(batch=None):
+            return ScoreMatrixAdapter(matrix, user_items=SEEN, batch_size=batch)
+
+        return Subject(build(), lambda u, i: SCORES[u, i] if STORED[u, i] else None, SEEN, build)
+
+
+class TestCallable(AdapterContract):
+    def make(self):
+        def build(batch=None):
+            return CallableAdapter(lambda u, i: SCORES[u, i], n_users=6, n_items=11, user_items=SEEN,
+                                   batch_size=batch)
+
+        return Subject(build(), lambda u, i: SCORES[u, i], SEEN, build)
+
+
+# ----------------------------------------------------------------------------- properties
 @st.composite
 def problems(draw):
     n_users = draw(st.integers(1, 6))

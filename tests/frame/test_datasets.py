@@ -15,12 +15,6 @@ import pytest
 from rerank import datasets
 from rerank.datasets import movielens
 
-LATEST_SMALL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ml-latest-small"
-needs_latest_small = pytest.mark.skipif(
-    not (LATEST_SMALL / "ratings.csv").is_file(),
-    reason=f"MovieLens latest-small not found at {LATEST_SMALL} (shared/ beside the repository)",
-)
-
 
 @pytest.fixture(autouse=True)
 def no_env(monkeypatch, tmp_path):
@@ -30,10 +24,9 @@ def no_env(monkeypatch, tmp_path):
 
 # ------------------------------------------------------------------ the real files
 @pytest.mark.movielens
-@needs_latest_small
-def test_latest_small_matches_csv_module_parse():
-    ratings, cats = movielens("latest-small", LATEST_SMALL)
-    with open(LATEST_SMALL / "ratings.csv", newline="") as fh:
+def test_latest_small_matches_csv_module_parse(movielens_dir):
+    ratings, cats = movielens("latest-small", movielens_dir)
+    with open(movielens_dir / "ratings.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(ratings) == len(rows)
     assert list(ratings.columns) == ["user_id", "item_id", "rating", "timestamp"]
@@ -43,7 +36,7 @@ def test_latest_small_matches_csv_module_parse():
         assert ratings.iloc[pos].tolist() == want
     assert ratings["rating"].sum() == pytest.approx(sum(float(r["rating"]) for r in rows))
     expected = set()
-    with open(LATEST_SMALL / "movies.csv", newline="", encoding="utf-8") as fh:
+    with open(movielens_dir / "movies.csv", newline="", encoding="utf-8") as fh:
         for r in csv.DictReader(fh):
             for g in r["genres"].split("|"):
                 if g != "(no genres listed)":

@@ -1,4 +1,4 @@
-"""The compiled kernel against the pure-Python reference (DESIGN §3, §4.1, §4.2)."""
+"""The compiled kernel against the pure-Python reference (docs/design.md §3, §4.1, §4.2)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def test_steck_greedy_exactly_without_safeguard(inst, k, lam):
 @SETTINGS
 @given(inst=instances(), k=st.integers(1, 8), options=OPTIONS)
 def test_output_is_a_subset_without_duplicates_of_length_min_k_n(inst, k, options):
-    """DESIGN §4.1."""
+    """docs/design.md §4.1."""
     for u, chosen in enumerate(run(inst, k, **options)):
         assert len(chosen) == min(k, len(inst.users[u]))
         assert len(set(chosen)) == len(chosen)
@@ -68,7 +68,7 @@ def test_output_is_a_subset_without_duplicates_of_length_min_k_n(inst, k, option
 @SETTINGS
 @given(inst=instances(lam=0.0), k=st.integers(1, 8), options=OPTIONS)
 def test_lambda_zero_is_top_k_by_score(inst, k, options):
-    """DESIGN §4.2: λ=0 reproduces plain top-k by score (ties: earlier position)."""
+    """docs/design.md §4.2: λ=0 reproduces plain top-k by score (ties: earlier position)."""
     options = {**options, "order": "greedy"}
     for u, chosen in enumerate(run(inst, k, **options)):
         expected = [inst.users[u][j] for j in ref.top_k(inst.scores[u], k)]
@@ -78,7 +78,7 @@ def test_lambda_zero_is_top_k_by_score(inst, k, options):
 @SETTINGS
 @given(inst=instances(), k=st.integers(1, 8), options=OPTIONS)
 def test_safeguarded_objective_beats_top_k_and_greedy(inst, k, options):
-    """DESIGN §4.2: objective(output) ≥ objective(top-k) and ≥ objective(plain greedy)."""
+    """docs/design.md §4.2: objective(output) ≥ objective(top-k) and ≥ objective(plain greedy)."""
     options = {**options, "order": "greedy", "safeguard": True}
     plain = run(inst, k, **{**options, "safeguard": False})
     weights = ref.rank_weight_list(options["rank_weights"], k)
@@ -103,7 +103,7 @@ def test_safeguarded_objective_beats_top_k_and_greedy(inst, k, options):
 
 
 def test_safeguard_matters_on_some_instances():
-    """Plain greedy can end below top-k (DESIGN §4.2); the safeguard then returns top-k."""
+    """Plain greedy can end below top-k (docs/design.md §4.2); the safeguard then returns top-k."""
     rng = np.random.default_rng(7)
     found = 0
     for _ in range(400):

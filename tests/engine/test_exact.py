@@ -1,4 +1,4 @@
-"""``solver="exact"`` against brute-force enumeration in pure Python (DESIGN §4.4)."""
+"""``solver="exact"`` against brute-force enumeration in pure Python (docs/design.md §4.4)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def _check_against_brute_force(inst, k, divergence, normalize, alpha, rel_tol, *
         assert got <= best + 1e-9 * max(1.0, abs(best))  # sanity of the reference
         assert got >= best - tol, (u, got, best, exact.gap[u])
         assert exact.objective[u] == pytest.approx(got, rel=1e-9, abs=1e-12)
-        # DESIGN §4.4: never below the greedy (with its safeguard) on the same objective
+        # docs/design.md §4.4: never below the greedy (with its safeguard) on the same objective
         greedy_local = [inst.users[u].index(i) for i in greedy.items[greedy.indptr[u] : greedy.indptr[u + 1]]]
         greedy_obj = ref.objective(greedy_local, s, cats, inst.targets[u], inst.lam[u], alpha, divergence, weights)
         assert got >= greedy_obj - 1e-12 * max(1.0, abs(greedy_obj))

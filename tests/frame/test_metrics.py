@@ -1,4 +1,4 @@
-"""Metric hand checks (DESIGN §3, §4.5) and metrics against slow references."""
+"""Metric hand checks (docs/design.md §3, §4.7) and metrics against slow references."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ P = [0.7, 0.3]
     [([1.0, 0.0], 1.1340), ([0.5, 0.5], 0.0807), ([0.8, 0.2], 0.0275)],
 )
 def test_kl_hand_checks(q, expected):
-    """DESIGN §3: p = (0.7, 0.3), α = 0.01."""
+    """docs/design.md §3: p = (0.7, 0.3), α = 0.01."""
     assert divergence(P, q, "kl", 0.01) == pytest.approx(expected, abs=5e-5)
 
 
