@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from rerank import io, schemas
-from rerank.cli.options import add_rerank_arguments, options_from_args
+from rerank.cli.options import add_input_files, add_rerank_arguments, options_from_args
 from rerank.errors import InputError
 from rerank.params import check_whole, show
 from rerank.reranker import CalibratedReranker
@@ -162,13 +162,10 @@ def register(subparsers) -> None:
         "column, line, user or item, exit code 2, no output file. See docs/inputs.md.",
     )
     parser.__class__ = _OneLineParser
-    io = parser.add_argument_group("files (CSV or Parquet by suffix)")
-    io.add_argument("--candidates", required=True, help="user_id, item_id, score; each user's rows contiguous")
-    io.add_argument("--history", required=True, help="user_id, item_id [, weight, timestamp]")
-    io.add_argument("--item-categories", required=True, help="item_id, category [, weight]")
-    io.add_argument("--output", required=True, help="user_id, item_id, score, rank (written atomically)")
-    io.add_argument("--skipped", help="write the skipped users (user_id, reason, n_rows) here")
-    io.add_argument("--report", help="write a JSON report (counts, reconciliation, parameters) here")
+    files = add_input_files(parser, candidates_help="user_id, item_id, score; each user's rows contiguous")
+    files.add_argument("--output", required=True, help="user_id, item_id, score, rank (written atomically)")
+    files.add_argument("--skipped", help="write the skipped users (user_id, reason, n_rows) here")
+    files.add_argument("--report", help="write a JSON report (counts, reconciliation, parameters) here")
     opts = parser.add_argument_group("reranking")
     add_rerank_arguments(opts)
     opts.add_argument("--half-life", type=float, help="recency half-life on the history's timestamp")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rerank.cli.options import add_rerank_arguments, options_from_args
+from rerank.cli.options import add_input_files, add_rerank_arguments, options_from_args
 from rerank.gap import format_markdown, gap_table
 
 
@@ -20,11 +20,7 @@ def register(subparsers) -> None:
         "optimum of the calibrated objective (uniform rank weights), and the exact solver's time per user. "
         "See docs/guarantees.md.",
     )
-    io = parser.add_argument_group("files (CSV or Parquet by suffix)")
-    io.add_argument("--candidates", required=True, help="user_id, item_id, score")
-    io.add_argument("--history", required=True, help="user_id, item_id [, weight, timestamp]")
-    io.add_argument("--item-categories", required=True, help="item_id, category [, weight]")
-    io.add_argument("--out", help="also write the markdown table here")
+    add_input_files(parser).add_argument("--out", help="also write the markdown table here")
     opts = parser.add_argument_group("objective")
     add_rerank_arguments(opts, lam_values=True, normalize="minmax", divergences=("kl", "chi2"), builders=False)
     opts.add_argument("--users", type=int, default=0, help="random sample of users (default 0: all)")

@@ -17,6 +17,15 @@ DIVERGENCES = ("kl", "hellinger", "chi2")
 NORMALIZATIONS = ("none", "minmax", "rank")
 
 
+def add_input_files(parser, *, candidates_help: str = "user_id, item_id, score"):
+    """The three input files every reranking command reads; returns their argument group."""
+    group = parser.add_argument_group("files (CSV or Parquet by suffix)")
+    group.add_argument("--candidates", required=True, help=candidates_help)
+    group.add_argument("--history", required=True, help="user_id, item_id [, weight, timestamp]")
+    group.add_argument("--item-categories", required=True, help="item_id, category [, weight]")
+    return group
+
+
 def add_rerank_arguments(
     group, *, lam_values: bool = False, normalize: str = "none", divergences=DIVERGENCES, builders: bool = True,
 ) -> None:

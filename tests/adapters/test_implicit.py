@@ -28,14 +28,18 @@ FLT_MAX = float(np.finfo(np.float32).max)
 N_USERS, N_ITEMS = 60, 40
 
 
-@pytest.fixture(scope="module")
-def user_items():
+def _training_matrix():
     rng = np.random.default_rng(0)
     dense = (rng.random((N_USERS, N_ITEMS)) < 0.15).astype(np.float32)
     dense[0, :] = 1.0  # user 0 has seen everything but items 5 and 6
     dense[0, [5, 6]] = 0.0
     dense[1, :] = 0.0  # user 1 has seen nothing
     return sp.csr_matrix(dense)
+
+
+@pytest.fixture(scope="module")
+def user_items():
+    return _training_matrix()
 
 
 MF_MODELS = {
@@ -69,22 +73,13 @@ def knn_model(request, user_items):
     return _fit(KNN_MODELS[request.param], user_items)
 
 
-def _contract_matrix():
-    rng = np.random.default_rng(0)
-    dense = (rng.random((N_USERS, N_ITEMS)) < 0.15).astype(np.float32)
-    dense[0, :] = 1.0  # user 0 has seen everything but items 5 and 6
-    dense[0, [5, 6]] = 0.0
-    dense[1, :] = 0.0  # user 1 has seen nothing
-    return sp.csr_matrix(dense)
-
-
 class _ImplicitContract(AdapterContract):
     """The contract on one fitted implicit model."""
 
     model_name = ""
 
     def make(self):
-        user_items = _contract_matrix()
+        user_items = _training_matrix()
         factory = {**MF_MODELS, **KNN_MODELS}[self.model_name]
         model = _fit(factory, user_items)
         if self.model_name in MF_MODELS:  # the factors' dot product, as implicit scores
