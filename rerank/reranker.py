@@ -219,13 +219,14 @@ class CalibratedReranker:
 
         return rerank_spark(self, candidates, **options)
 
-    def _check_fitted(self) -> None:
+    def check_fitted(self) -> None:
+        """Raise ``RuntimeError`` unless ``fit`` (or ``fit_spark``) has run."""
         if not hasattr(self, "targets_"):
             raise RuntimeError("CalibratedReranker is not fitted: call fit(history, item_categories) first")
 
     def target_rows(self, user_ids) -> tuple[np.ndarray, np.ndarray]:
         """Row of ``targets_`` for each user id, and a mask of cold users (population row)."""
-        self._check_fitted()
+        self.check_fitted()
         rows = self.users_.get_indexer(user_ids)
         cold = rows < 0
         rows[cold] = len(self.targets_) - 1
@@ -238,7 +239,7 @@ class CalibratedReranker:
 
     def item_rows(self, item_ids) -> np.ndarray:
         """Row of ``category_matrix_`` for each item id (unknown items: the empty last row)."""
-        self._check_fitted()
+        self.check_fitted()
         rows = self.item_categories_.rows_for(item_ids)
         rows[rows < 0] = self.category_matrix_.shape[0] - 1
         return rows.astype(np.int64, copy=False)  # no second copy of a (rows,) array
@@ -275,7 +276,7 @@ class CalibratedReranker:
         with ``on_invalid="skip"`` users with invalid rows (null item id, NaN/inf score,
         duplicate item) are skipped instead and listed in ``report_.skipped``.
         """
-        self._check_fitted()
+        self.check_fitted()
         csr = candidates_to_csr(candidates, on_invalid=on_invalid)
         self._check_id_kinds(csr)
         target_rows, cold = self.target_rows(csr.users)

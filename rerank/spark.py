@@ -75,7 +75,7 @@ def _require_numeric(fields: dict, column: str, what: str) -> None:
 def worker_reranker(reranker):
     """The copy of a fitted reranker that is broadcast: one kernel thread per Spark task,
     a λ mapping turned into a Series once, no report of an earlier call."""
-    reranker._check_fitted()
+    reranker.check_fitted()
     local = copy.copy(reranker)
     local.n_threads = 1
     if isinstance(local.lam, Mapping):
@@ -155,7 +155,7 @@ def rerank_spark(
     """
     from pyspark.sql import functions as F
 
-    reranker._check_fitted()
+    reranker.check_fitted()
     check_choice("by", by, GROUPINGS)
     schemas.check_on_invalid(on_invalid)
     fields = _fields(candidates, "candidates")

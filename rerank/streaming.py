@@ -164,7 +164,7 @@ class RerankStream:
             raise InputTypeError(
                 f"reranker must be a fitted CalibratedReranker, got {type(reranker).__name__}"
             )
-        reranker._check_fitted()
+        reranker.check_fitted()
         self.reranker = reranker
         self.batches = batches
         self.on_invalid = check_on_invalid(on_invalid)
