@@ -1,0 +1,341 @@
+"""``SparkALSAdapter``: top-n candidates from a fitted ``pyspark.ml.recommendation.ALSModel``,
+computed on the cluster, with the user's seen items removed and the product's tie rule.
+
+Why not ``model.recommendForAllUsers(n)``:
+
+* it does **not** exclude the items a user has already seen, so after removing them by hand a
+  user is left with fewer than ``n`` candidates (often none worth keeping);
+* its ties are not the product's: each item block keeps ``n`` items by score alone (Guava's
+  ``greatestOf``; which of several equal scores survives is unspecified) and the final
+  ``collect_top_k(struct(rating, item))`` puts the *higher* item id first among equal scores;
+* it scores in float32 (``sgemv``), so the order of near-equal scores depends on the BLAS;
+* users without factors are silently absent from ``recommendForUserSubset``.
+
+What this adapter computes instead, for every requested user ``u`` with factors ``x_u`` and
+every item ``i`` with factors ``y_i`` (``k`` = the model's rank):
+
+    score(u, i) = Σ_{f=0}^{k-1} x_uf · y_if      (float64, f in increasing order)
+
+— the product ``transform`` predicts, accumulated in float64 in a fixed order (every product
+of two float32 values is exact in float64), so a score never depends on the block it was
+computed in, the thread count, or the BLAS, and items with equal factors tie exactly. Within
+each user the candidates are the ``n`` best unseen items by **higher score, then lower item
+id** (the rule of every adapter: ``rerank.adapters.base``), with ``rank`` = 1..n in that order.
+
+How (DataFrame operations and ``mapInPandas``; nothing but counts reaches the driver):
+
+1. *Over-fetch count.* ``fetch_u = n + s_u`` with ``s_u`` = the number of distinct items of
+   user ``u`` in ``interactions`` (a ``groupBy`` on the cluster, joined to the user factors).
+   It is exact: an unseen item among ``u``'s best ``n`` unseen items of the catalogue is beaten
+   inside any block of items only by the other ``n - 1`` of them and by at most ``s_u`` seen
+   items, so it is among the block's best ``n + s_u``.
+2. *Blocks.* User factors (with ``fetch_u``) and item factors are packed per partition into
+   blocks of ``user_block_size`` users / ``item_block_size`` items (item blocks sorted by id);
+   the two are cross-joined, as ``recommendForAll`` does (Spark broadcasts the item blocks when
+   they are small).
+3. *Per block pair* (``mapInPandas``, compiled with Numba, one thread per Spark task): scores
+   of the pair in sub-blocks of about 4M cells, and for each user its best ``fetch_u`` items of
+   the block by the tie rule.
+4. *Seen items out by a join:* ``left_anti`` join with ``interactions`` on (user, item) — the
+   history never leaves the cluster.
+5. *Trim:* ``row_number()`` over (user; score desc, item asc) ≤ ``n``; that is ``rank``.
+
+**Users who have seen nearly everything.** A user with fewer than ``n`` unseen items gets all
+of them (fewer than ``n`` rows; never a seen item, never padding); a user who has seen every
+item gets no row. The over-fetch of such a user is at most the block's items, so the work per
+user is bounded by the catalogue whatever ``s_u``.
+
+**Cold users** (requested, but without factors: not in the training data) get no rows and are
+*reported*: ``adapter.report_.n_cold`` (one count on the cluster) and
+``adapter.report_.cold_users`` (a DataFrame of their ids, e.g. to give them a popularity
+fallback). ``on_cold="raise"`` fails instead, naming one. ``coldStartStrategy`` only affects
+``transform`` and has no effect here.
+
+pyspark is imported inside the functions; ``import rerank.adapters`` never needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from rerank.adapters.base import BLOCK_CELLS, check_n, top_n_dense
+
+from rerank import validation
+from rerank._numba import compiled
+from rerank.errors import InputError, InputTypeError
+
+#: Items per item block (the cross join's right side). Large blocks mean less over-fetch
+#: (each block returns up to ``n + s_u`` rows per user); a block of 65536 items × rank 100
+#: is 26 MB of float32 factors.
+ITEM_BLOCK_SIZE = 65_536
+#: Item factors up to this size (float32 bytes) are broadcast to every task.
+BROADCAST_BYTES = 256 * 2**20
+CANDIDATE_SCHEMA = "user_id int, item_id int, score double"
+ON_COLD = ("report", "raise")
+
+
+@dataclass(frozen=True)
+class SparkCandidateReport:
+    """What the last ``candidates`` call did besides plain top-n.
+
+    ``n_cold``: requested users without factors (no rows for them); ``cold_users``: a Spark
+    DataFrame of their ids (column: the model's ``userCol``), ``None`` when every user was
+    requested (``users=None``: only users with factors are requested, so none is cold).
+    """
+
+    n_cold: int
+    cold_users: object | None
+
+
+# ---------------------------------------------------------------------------- workers
+@compiled()
+def block_scores(user_factors, item_factors_t, out):
+    """``out[u, i] = Σ_f user_factors[u, f] · item_factors_t[f, i]``, float64, f increasing.
+
+    The fixed summation order (no BLAS, no fused multiply-add) makes each score independent
+    of the block sizes, so equal factors give exactly equal scores."""
+    n_users, rank = user_factors.shape
+    n_items = item_factors_t.shape[1]
+    for u in range(n_users):
+        row = out[u]
+        for i in range(n_items):
+            row[i] = 0.0
+        for f in range(rank):
+            x = user_factors[u, f]
+            y = item_factors_t[f]
+            for i in range(n_items):
+                row[i] += x * y[i]
+
+
+def top_fetch(user_ids, user_factors, fetch, item_ids, item_factors, max_cells: int = BLOCK_CELLS):
+    """Per user ``u`` of a block, its best ``fetch[u]`` items of an item block by (higher
+    score, lower item id); ``item_ids`` must be sorted ascending. Returns three flat arrays
+    ``(user, item, score)``."""
+    item_factors_t = np.ascontiguousarray(item_factors.T, dtype=np.float64)
+    user_factors = np.ascontiguousarray(user_factors, dtype=np.float64)
+    n_items = item_ids.size
+    step = max(1, max_cells // max(n_items, 1))
+    users, items, scores = [], [], []
+    for start in range(0, user_ids.size, step):
+        stop = min(start + step, user_ids.size)
+        block = np.empty((stop - start, n_items), dtype=np.float64)
+        block_scores(user_factors[start:stop], item_factors_t, block)
+        bad = ~np.isfinite(block)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise InputError(
+                f"the ALS model has a non-finite score {block[r, c]} for user {int(user_ids[start + r])}, "
+                f"item {int(item_ids[c])} (NaN or infinite factors)"
+            )
+        want = np.minimum(fetch[start:stop], n_items)
+        rows, cols, vals = top_n_dense(block, int(want.max()))
+        first = np.searchsorted(rows, rows, side="left")  # rows are sorted: start of each row
+        keep = (np.arange(rows.size) - first) < want[rows]
+        users.append(user_ids[start + rows[keep]])
+        items.append(item_ids[cols[keep]])
+        scores.append(vals[keep])
+    return np.concatenate(users), np.concatenate(items), np.concatenate(scores)
+
+
+def _stack(features: pd.Series, rank: int) -> np.ndarray:
+    if len(features) == 0:
+        return np.empty((0, rank), dtype=np.float32)
+    return np.stack([np.asarray(f, dtype=np.float32) for f in features.to_numpy()])
+
+
+def pack_blocks(frames: Iterator[pd.DataFrame], block_size: int, rank: int, sort: bool) -> Iterator[pd.DataFrame]:
+    """``mapInPandas`` body: rows ``id, features[, fetch]`` of one partition -> one row per
+    block of ``block_size`` rows, ``ids`` (int32 bytes), ``factors`` (float32 bytes, row-major)
+    and ``fetch`` (int64 bytes; empty without a fetch column)."""
+    ids, factors, fetch = [], [], []
+    held = 0
+
+    def flush():
+        block_ids = np.concatenate(ids).astype(np.int32)
+        block_factors = np.concatenate(factors)
+        block_fetch = np.concatenate(fetch).astype(np.int64) if fetch else np.empty(0, np.int64)
+        if sort:
+            order = np.argsort(block_ids, kind="stable")
+            block_ids, block_factors = block_ids[order], block_factors[order]
+            block_fetch = block_fetch[order] if block_fetch.size else block_fetch
+        return pd.DataFrame(
+            {"ids": [block_ids.tobytes()], "factors": [block_factors.tobytes()], "fetch": [block_fetch.tobytes()]}
+        )
+
+    for frame in frames:
+        start = 0
+        while start < len(frame):
+            take = min(block_size - held, len(frame) - start)
+            part = frame.iloc[start : start + take]
+            ids.append(part["id"].to_numpy())
+            factors.append(_stack(part["features"], rank))
+            if "fetch" in part:
+                fetch.append(part["fetch"].to_numpy())
+            held += take
+            start += take
+            if held == block_size:
+                yield flush()
+                ids, factors, fetch, held = [], [], [], 0
+    if held:
+        yield flush()
+
+
+def score_pairs(frames: Iterator[pd.DataFrame], rank: int) -> Iterator[pd.DataFrame]:
+    """``mapInPandas`` body: (user block, item block) pairs -> ``user_id, item_id, score``."""
+    for frame in frames:
+        for row in frame.itertuples(index=False):
+            user_ids = np.frombuffer(row.ids, dtype=np.int32)
+            item_ids = np.frombuffer(row.item_ids, dtype=np.int32)
+            user_factors = np.frombuffer(row.factors, dtype=np.float32).reshape(user_ids.size, rank)
+            item_factors = np.frombuffer(row.item_factors, dtype=np.float32).reshape(item_ids.size, rank)
+            fetch = np.frombuffer(row.fetch, dtype=np.int64)
+            users, items, scores = top_fetch(user_ids, user_factors, fetch, item_ids, item_factors)
+            yield pd.DataFrame({"user_id": users, "item_id": items, "score": scores})
+
+
+# ---------------------------------------------------------------------------- driver side
+def _columns(frame, what: str) -> dict:
+    from pyspark.sql import DataFrame
+
+    if not isinstance(frame, DataFrame):
+        raise InputTypeError(f"{what} must be a pyspark.sql.DataFrame, got {type(frame).__name__}")
+    return {field.name: field.dataType for field in frame.schema.fields}
+
+
+def _require_integer_ids(frame, columns, what: str) -> None:
+    from pyspark.sql.types import IntegralType
+
+    types = _columns(frame, what)
+    for column in columns:
+        if column not in types:
+            raise InputError(f"{what} is missing column '{column}' (the model's id column); it has {list(types)}")
+        if not isinstance(types[column], IntegralType):
+            raise InputTypeError(
+                f"{what} column '{column}' must hold integer ids, as ALS does; got {types[column].simpleString()}"
+            )
+
+
+class SparkALSAdapter:
+    """Candidates from a fitted ``pyspark.ml.recommendation.ALSModel``, on the cluster.
+
+    Parameters
+    ----------
+    model : a fitted ``ALSModel`` (its ``userCol`` / ``itemCol`` name the id columns of
+        ``users`` and ``interactions``).
+    user_block_size : users per block (default: the model's ``blockSize``, 4096).
+    item_block_size : items per block (default 65536; a smaller block means more over-fetched
+        rows, see the module docstring).
+    """
+
+    def __init__(self, model, *, user_block_size: int | None = None, item_block_size: int | None = None):
+        from pyspark.ml.recommendation import ALSModel
+
+        if not isinstance(model, ALSModel):
+            raise InputTypeError(
+                f"SparkALSAdapter needs a fitted pyspark.ml.recommendation.ALSModel, got {type(model).__name__}"
+            )
+        self.model = model
+        self.user_col = model.getUserCol()
+        self.item_col = model.getItemCol()
+        self.rank = int(model.rank)
+        self.user_block_size = check_n(model.getBlockSize() if user_block_size is None else user_block_size)
+        self.item_block_size = check_n(ITEM_BLOCK_SIZE if item_block_size is None else item_block_size)
+
+    # ------------------------------------------------------------------ users
+    def _users_frame(self, users):
+        """Requested users as a one-column DataFrame (the model's ``userCol``)."""
+        from pyspark.sql import DataFrame
+
+        if isinstance(users, DataFrame):
+            _require_integer_ids(users, [self.user_col], "users")
+            return users.select(self.user_col)
+        values = pd.unique(pd.Index(users))
+        spark = self.model.userFactors.sparkSession
+        return spark.createDataFrame(pd.DataFrame({self.user_col: pd.array(values, dtype="Int64")}))
+
+    def cold_users(self, users):
+        """The requested users without factors (a DataFrame of distinct ids, column ``userCol``)."""
+        requested = self._users_frame(users).distinct()
+        known = self.model.userFactors.select("id")
+        return requested.join(known, requested[self.user_col] == known["id"], "left_anti")
+
+    # ------------------------------------------------------------------ candidates
+    def candidates(self, users=None, n: int = 100, exclude_seen: bool = True, interactions=None,
+                   on_cold: str = "report"):
+        """Top-``n`` unseen candidates per user: a Spark DataFrame ``user_id, item_id, score,
+        rank`` (``int, int, double, int``; ids are the model's ids, ``rank`` 1..n by higher
+        score then lower item id).
+
+        ``users``: a DataFrame with the model's ``userCol``, or a sequence of ids (default:
+        every user with factors). ``interactions``: the DataFrame the model was trained on (or
+        any with ``userCol``, ``itemCol``), needed for ``exclude_seen``. ``on_cold``:
+        ``"report"`` (cold users get no rows; see ``report_``) or ``"raise"``.
+        """
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        n = check_n(n)
+        validation.check_choice("on_cold", on_cold, ON_COLD)
+        if exclude_seen:
+            if interactions is None:
+                raise InputError("exclude_seen=True needs interactions (the DataFrame the model was trained on)")
+            _require_integer_ids(interactions, [self.user_col, self.item_col], "interactions")
+
+        user_factors = self.model.userFactors.select("id", "features")
+        report = SparkCandidateReport(0, None)
+        if users is not None:
+            requested = self._users_frame(users)
+            cold = self.cold_users(requested)
+            n_cold = cold.count()
+            if n_cold and on_cold == "raise":
+                example = cold.first()[self.user_col]
+                raise InputError(f"user {example!r} has no ALS factors (cold: {n_cold} requested users have none)")
+            report = SparkCandidateReport(int(n_cold), cold)
+            user_factors = user_factors.join(
+                requested, user_factors["id"] == requested[self.user_col], "left_semi"
+            )
+        self.report_ = report
+
+        if exclude_seen:
+            seen = interactions.select(
+                F.col(self.user_col).cast("int").alias("user_id"), F.col(self.item_col).cast("int").alias("item_id")
+            )
+            n_seen = seen.groupBy("user_id").agg(F.countDistinct("item_id").alias("n_seen"))
+            user_factors = user_factors.join(n_seen, user_factors["id"] == n_seen["user_id"], "left").select(
+                "id", "features", (F.lit(n) + F.coalesce(F.col("n_seen"), F.lit(0))).cast("long").alias("fetch")
+            )
+        else:
+            user_factors = user_factors.withColumn("fetch", F.lit(n).cast("long"))
+
+        rank = self.rank
+        block_schema = "ids binary, factors binary, fetch binary"
+        user_blocks = user_factors.mapInPandas(
+            lambda frames, size=self.user_block_size: pack_blocks(frames, size, rank, sort=False), block_schema
+        )
+        # One partition per item block; broadcast the blocks when they are small (then the
+        # cross join runs one task per user partition, not users × items partitions).
+        n_items = self.model.itemFactors.count()
+        item_blocks = (
+            self.model.itemFactors.select("id", "features")
+            .coalesce(max(1, -(-n_items // self.item_block_size)))
+            .mapInPandas(lambda frames, size=self.item_block_size: pack_blocks(frames, size, rank, sort=True),
+                         block_schema)
+            .select(F.col("ids").alias("item_ids"), F.col("factors").alias("item_factors"))
+        )
+        if n_items * rank * 4 <= BROADCAST_BYTES:
+            item_blocks = F.broadcast(item_blocks)
+        fetched = user_blocks.crossJoin(item_blocks).mapInPandas(
+            lambda frames: score_pairs(frames, rank), CANDIDATE_SCHEMA
+        )
+        if exclude_seen:
+            fetched = fetched.join(seen, on=["user_id", "item_id"], how="left_anti")
+        order = Window.partitionBy("user_id").orderBy(F.col("score").desc(), F.col("item_id").asc())
+        return (
+            fetched.withColumn("rank", F.row_number().over(order))
+            .filter(F.col("rank") <= n)
+            .select("user_id", "item_id", "score", F.col("rank").cast("int").alias("rank"))
+        )
+
