@@ -33,9 +33,9 @@ How (DataFrame operations and ``mapInPandas``; nothing but counts reaches the dr
    blocks of ``user_block_size`` users / ``item_block_size`` items (item blocks sorted by id);
    the two are cross-joined, as ``recommendForAll`` does (Spark broadcasts the item blocks when
    they are small).
-3. *Per block pair* (``mapInPandas``, compiled with Numba, one thread per Spark task): scores
-   of the pair in sub-blocks of about 4M cells, and for each user its best ``fetch_u`` items of
-   the block by the tie rule.
+3. *Per block pair* (``mapInPandas``, one compiled Numba loop, one thread per Spark task):
+   each user's scores against the item block (one row at a time) and its best ``fetch_u``
+   items of the block by the tie rule (a bounded heap: about one comparison per item).
 4. *Seen items out by a join:* ``left_anti`` join with ``interactions`` on (user, item) — the
    history never leaves the cluster.
 5. *Trim:* ``row_number()`` over (user; score desc, item asc) ≤ ``n``; that is ``rank``.
@@ -61,7 +61,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from rerank.adapters.base import BLOCK_CELLS, check_n, top_n_dense
+from rerank.adapters.base import check_n
 
 from rerank import validation
 from rerank._numba import compiled
@@ -91,16 +91,43 @@ class SparkCandidateReport:
 
 
 # ---------------------------------------------------------------------------- workers
-@compiled()
-def block_scores(user_factors, item_factors_t, out):
-    """``out[u, i] = Σ_f user_factors[u, f] · item_factors_t[f, i]``, float64, f increasing.
+@compiled(inline="always")
+def _worse(v_a, c_a, v_b, c_b):
+    """Entry a ranks below entry b: lower score, or equal score and higher item column."""
+    return v_a < v_b or (v_a == v_b and c_a > c_b)
 
-    The fixed summation order (no BLAS, no fused multiply-add) makes each score independent
-    of the block sizes, so equal factors give exactly equal scores."""
+
+@compiled(inline="always")
+def _sift_down(heap_v, heap_c, size, pos):
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            return
+        if child + 1 < size and _worse(heap_v[child + 1], heap_c[child + 1], heap_v[child], heap_c[child]):
+            child += 1
+        if not _worse(heap_v[child], heap_c[child], heap_v[pos], heap_c[pos]):
+            return
+        heap_v[pos], heap_v[child] = heap_v[child], heap_v[pos]
+        heap_c[pos], heap_c[child] = heap_c[child], heap_c[pos]
+        pos = child
+
+
+@compiled()
+def score_and_select(user_factors, item_factors_t, want, starts, out_cols, out_vals, bad):
+    """For each user ``u``: ``score[i] = Σ_f user_factors[u, f] · item_factors_t[f, i]``
+    (float64, f increasing: no BLAS, no fused multiply-add, so a score never depends on the
+    block it is computed in, and equal factors give exactly equal scores), then its best
+    ``want[u]`` columns by (higher score, lower column), sorted, written from ``starts[u]``.
+
+    Selection keeps a heap of the best ``want[u]`` whose root is the worst kept entry: one
+    comparison per item for most items. A non-finite score stops the call with ``bad`` =
+    ``(user row, item column)``."""
     n_users, rank = user_factors.shape
     n_items = item_factors_t.shape[1]
+    row = np.empty(n_items, dtype=np.float64)
+    heap_v = np.empty(n_items, dtype=np.float64)
+    heap_c = np.empty(n_items, dtype=np.int64)
     for u in range(n_users):
-        row = out[u]
         for i in range(n_items):
             row[i] = 0.0
         for f in range(rank):
@@ -108,36 +135,63 @@ def block_scores(user_factors, item_factors_t, out):
             y = item_factors_t[f]
             for i in range(n_items):
                 row[i] += x * y[i]
+        m = want[u]
+        size = 0
+        for i in range(n_items):
+            v = row[i]
+            if not (abs(v) < np.inf):
+                bad[0] = u
+                bad[1] = i
+                return
+            if size < m:  # fill: append and sift up
+                pos = size
+                heap_v[pos] = v
+                heap_c[pos] = i
+                size += 1
+                while pos > 0:
+                    parent = (pos - 1) // 2
+                    if not _worse(heap_v[pos], heap_c[pos], heap_v[parent], heap_c[parent]):
+                        break
+                    heap_v[pos], heap_v[parent] = heap_v[parent], heap_v[pos]
+                    heap_c[pos], heap_c[parent] = heap_c[parent], heap_c[pos]
+                    pos = parent
+            elif _worse(heap_v[0], heap_c[0], v, i):  # better than the worst kept: replace it
+                heap_v[0] = v
+                heap_c[0] = i
+                _sift_down(heap_v, heap_c, size, 0)
+        # Pop the worst entry to the back until the heap is empty: best first.
+        base = starts[u]
+        while size > 0:
+            size -= 1
+            out_vals[base + size] = heap_v[0]
+            out_cols[base + size] = heap_c[0]
+            heap_v[0] = heap_v[size]
+            heap_c[0] = heap_c[size]
+            _sift_down(heap_v, heap_c, size, 0)
 
 
-def top_fetch(user_ids, user_factors, fetch, item_ids, item_factors, max_cells: int = BLOCK_CELLS):
+def top_fetch(user_ids, user_factors, fetch, item_ids, item_factors):
     """Per user ``u`` of a block, its best ``fetch[u]`` items of an item block by (higher
     score, lower item id); ``item_ids`` must be sorted ascending. Returns three flat arrays
-    ``(user, item, score)``."""
-    item_factors_t = np.ascontiguousarray(item_factors.T, dtype=np.float64)
-    user_factors = np.ascontiguousarray(user_factors, dtype=np.float64)
+    ``(user, item, score)``, each user's rows best first."""
     n_items = item_ids.size
-    step = max(1, max_cells // max(n_items, 1))
-    users, items, scores = [], [], []
-    for start in range(0, user_ids.size, step):
-        stop = min(start + step, user_ids.size)
-        block = np.empty((stop - start, n_items), dtype=np.float64)
-        block_scores(user_factors[start:stop], item_factors_t, block)
-        bad = ~np.isfinite(block)
-        if bad.any():
-            r, c = np.argwhere(bad)[0]
-            raise InputError(
-                f"the ALS model has a non-finite score {block[r, c]} for user {int(user_ids[start + r])}, "
-                f"item {int(item_ids[c])} (NaN or infinite factors)"
-            )
-        want = np.minimum(fetch[start:stop], n_items)
-        rows, cols, vals = top_n_dense(block, int(want.max()))
-        first = np.searchsorted(rows, rows, side="left")  # rows are sorted: start of each row
-        keep = (np.arange(rows.size) - first) < want[rows]
-        users.append(user_ids[start + rows[keep]])
-        items.append(item_ids[cols[keep]])
-        scores.append(vals[keep])
-    return np.concatenate(users), np.concatenate(items), np.concatenate(scores)
+    want = np.minimum(np.asarray(fetch, dtype=np.int64), n_items)
+    starts = np.zeros(want.size + 1, dtype=np.int64)
+    np.cumsum(want, out=starts[1:])
+    out_cols = np.empty(starts[-1], dtype=np.int64)
+    out_vals = np.empty(starts[-1], dtype=np.float64)
+    bad = np.full(2, -1, dtype=np.int64)
+    score_and_select(
+        np.ascontiguousarray(user_factors, dtype=np.float64),
+        np.ascontiguousarray(item_factors.T, dtype=np.float64),
+        want, starts, out_cols, out_vals, bad,
+    )
+    if bad[0] >= 0:
+        raise InputError(
+            f"the ALS model has a non-finite score for user {int(user_ids[bad[0]])}, item "
+            f"{int(item_ids[bad[1]])} (NaN or infinite factors)"
+        )
+    return np.repeat(np.asarray(user_ids), want), np.asarray(item_ids)[out_cols], out_vals
 
 
 def _stack(features: pd.Series, rank: int) -> np.ndarray:
