@@ -9,7 +9,9 @@ all on the cluster (``local[N]`` here). Data: ``bench_spark.generate`` without c
 figures say where the time goes:
 
 1. ``als_fit``: ``ALS(implicitPrefs=True, rank=--rank, maxIter=--als-iters).fit``;
-2. ``candidates``: the adapter's top-``--n`` per user, written to parquet;
+2. ``candidates``: the adapter's top-``--n`` unseen items per user, written to parquet;
+   ``candidates_keep_seen``: the same with ``exclude_seen=False`` to Spark's ``noop`` sink (no
+   seen counts, no over-fetch, no anti-join: the difference is what the exclusion costs);
 3. ``fit_spark`` on the history;
 4. ``rerank_spark`` of the candidates parquet, written to parquet;
 5. ``chained``: 2 + 4 as one job (candidates never written: what a production job runs).
@@ -131,6 +133,8 @@ def run(args, spark_session, load_average) -> dict:
     cand_path = str(out / "candidates.parquet")
     step("candidates", results, lambda: adapter.candidates(n=args.n, interactions=history)
          .write.parquet(cand_path), load_average)
+    step("candidates_keep_seen", results, lambda: adapter.candidates(n=args.n, exclude_seen=False)
+         .write.format("noop").mode("overwrite").save(), load_average)
     reranker = step("fit_spark", results, lambda: fit_spark(
         CalibratedReranker(k=args.k, lam=args.lam), history, item_categories), load_average)
     candidates = spark.read.parquet(cand_path)
@@ -173,7 +177,8 @@ def run(args, spark_session, load_average) -> dict:
 
 def print_table(results: dict) -> None:
     print("\n| step | wall s | CPU s | load (1/5/15 min) |\n|---|---:|---:|---|")
-    for key in ("spark_start", "als_fit", "candidates", "fit_spark", "rerank_spark", "chained"):
+    for key in ("spark_start", "als_fit", "candidates", "candidates_keep_seen", "fit_spark", "rerank_spark",
+                "chained"):
         r = results[key]
         print(f"| {key} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['load']} |")
     print(json.dumps(results, indent=1))

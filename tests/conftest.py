@@ -17,6 +17,7 @@ starts on first use and stops at the end of the run.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 
 import pytest
@@ -31,6 +32,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 @pytest.fixture(scope="session")
 def spark():
     pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")
+    java = shutil.which("java") or (
+        os.environ.get("JAVA_HOME") and os.path.join(os.environ["JAVA_HOME"], "bin", "java")
+    )
+    if not java:
+        pytest.skip("Spark needs Java (none on PATH or JAVA_HOME)")
     from pyspark.sql import SparkSession
 
     # Python workers must run this interpreter (the one with rerank, numba, pyarrow).

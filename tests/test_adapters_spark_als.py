@@ -5,9 +5,6 @@ steps in process."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import adapter_reference as ref
 import numpy as np
 import pandas as pd
@@ -19,12 +16,8 @@ pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e 
 from pyspark.ml.recommendation import ALS, ALSModel  # noqa: E402
 from rerank.adapters.spark_als import SparkALSAdapter  # noqa: E402
 
-JAVA = shutil.which("java") or (
-    os.environ.get("JAVA_HOME") and os.path.join(os.environ["JAVA_HOME"], "bin", "java")
-)
-pytestmark = [
+pytestmark = [  # the shared `spark` fixture (conftest.py) skips without Java
     pytest.mark.spark,
-    pytest.mark.skipif(not JAVA, reason="Spark needs Java (none on PATH or JAVA_HOME)"),
     pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
     pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
 ]
