@@ -306,9 +306,12 @@ class SparkALSAdapter:
         if isinstance(users, DataFrame):
             _require_integer_ids(users, [self.user_col], "users")
             return users.select(self.user_col)
-        values = pd.unique(pd.Index(users))
+        try:
+            values = pd.array(pd.unique(pd.Index(users)), dtype="Int64")
+        except (TypeError, ValueError) as exc:
+            raise InputTypeError(f"users must be integer ids, as ALS's are: {exc}") from exc
         spark = self.model.userFactors.sparkSession
-        return spark.createDataFrame(pd.DataFrame({self.user_col: pd.array(values, dtype="Int64")}))
+        return spark.createDataFrame(pd.DataFrame({self.user_col: values}))
 
     def cold_users(self, users):
         """The requested users without factors (a DataFrame of distinct ids, column ``userCol``)."""

@@ -158,12 +158,16 @@ def test_cold_users_are_reported_not_dropped(spark, model, data, factors):
         adapter.candidates(as_frame, n=N, interactions=data, on_cold="raise")
 
 
-def test_spark_recommend_for_all_users_keeps_seen_items(model, data):
-    """The pitfall the adapter exists for: Spark's own top-n returns items the user has seen."""
-    recs = model.recommendForUserSubset(data.filter(data.user == user_id(0)).select("user").limit(1), N)
-    items = {r["item"] for r in recs.first()["recommendations"]}
+def test_spark_own_top_n_keeps_seen_items_and_puts_higher_ids_first(model, data):
+    """The pitfalls the adapter exists for: Spark's own top-n returns items the user has seen,
+    and among equal scores it puts the higher item id first (the product: the lower)."""
+    users = data.filter(data.user.isin([user_id(0), user_id(3)])).select("user").distinct()
+    recs = {r["user"]: [x["item"] for x in r["recommendations"]]
+            for r in model.recommendForUserSubset(users, N_ITEMS).collect()}
     seen = set(interactions_frame().query(f"user == {user_id(0)}")["item"])
-    assert len(items & seen) >= N - 3
+    assert len(set(recs[user_id(0)][:N]) & seen) >= N - 3
+    twins = [i for i in recs[user_id(3)] if i in {item_id(10), item_id(11), item_id(12)}]
+    assert twins == sorted(twins, reverse=True)
 
 
 def test_pipeline_rerank_on_spark_equals_in_process(spark, data, default_candidates):
@@ -201,5 +205,7 @@ def test_bad_input_is_named(model, data, spark):
     strings = data.selectExpr("CAST(user AS string) AS user", "item")
     with pytest.raises(TypeError, match="interactions column 'user' must hold integer ids"):
         adapter.candidates(n=5, interactions=strings)
+    with pytest.raises(TypeError, match="users must be integer ids"):
+        adapter.candidates(["ann"], n=5, exclude_seen=False)
     with pytest.raises(ValueError, match="on_cold"):
         adapter.candidates(n=5, exclude_seen=False, on_cold="ignore")
