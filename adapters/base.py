@@ -61,6 +61,17 @@ def id_index(ids, size: int, what: str) -> pd.Index:
     return index
 
 
+def ids_from_mapping(mapping: dict) -> pd.Index:
+    """External ids ordered by internal index, from a ``{external: internal}`` dict whose
+    indices are ``0..n-1`` (LightFM's ``Dataset.mapping()``, Cornac's ``uid_map``)."""
+    ids = np.empty(len(mapping), dtype=object)
+    positions = np.fromiter(mapping.values(), dtype=np.int64, count=len(mapping))
+    if len(mapping) and not np.array_equal(np.sort(positions), np.arange(len(mapping))):
+        raise InputError("the id mapping's internal indices are not 0..n-1")
+    ids[positions] = list(mapping.keys())
+    return pd.Index(list(ids))
+
+
 def lookup(index: pd.Index, ids, what: str) -> np.ndarray:
     """Internal positions of external ids; an unknown id raises ``ValueError`` naming it."""
     ids = pd.Index(ids)

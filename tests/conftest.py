@@ -18,11 +18,15 @@ Hypothesis profiles:
 
 Choose one with ``HYPOTHESIS_PROFILE``. The profile is loaded here, before any test module
 builds its ``settings(...)``, so every module inherits it.
+
+``spark``: the one local Spark session (``local[2]``) every Spark test module shares; it
+starts on first use and stops at the end of the run.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -52,7 +56,12 @@ def movielens_dir() -> Path:
 @pytest.fixture(scope="session")
 def spark():
     """One local Spark session (``local[2]``) for the whole run; workers use this interpreter."""
-    pytest.importorskip("pyspark")
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")
+    java = shutil.which("java") or (
+        os.environ.get("JAVA_HOME") and os.path.join(os.environ["JAVA_HOME"], "bin", "java")
+    )
+    if not java:
+        pytest.skip("Spark needs Java (none on PATH or JAVA_HOME)")
     from pyspark.sql import SparkSession
 
     # Python workers must run this interpreter (the one with rerank, numba, pyarrow).
