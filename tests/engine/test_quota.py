@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
+import pandas as pd
 import pytest
 import reference as ref
 import scipy.sparse as sp
 from budget import examples
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from strategies import Instance, instances, item_categories, target
 
@@ -259,3 +262,31 @@ def test_quota_and_pm2_do_not_depend_on_the_thread_count(options):
         assert np.array_equal(runs[0].items, other.items)
         if runs[0].quota_shortfall is not None:
             assert np.array_equal(runs[0].quota_shortfall, other.quota_shortfall)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(share=st.fractions(min_value=0, max_value=1, max_denominator=100), k=st.integers(1, 100),
+       rho_num=st.integers(1, 4))
+@example(share=Fraction(29, 100), k=100, rho_num=4)  # 0.29 * 100 = 28.999999999999996
+@example(share=Fraction(15, 22), k=22, rho_num=4)
+@example(share=Fraction(13, 23), k=23, rho_num=4)
+def test_quotas_are_floors_in_exact_arithmetic(share, k, rho_num):
+    """``r_g = ⌊ρ k p_g⌋`` computed on the rationals the float shares stand for: a share like
+    29/100 (float 0.29, and 0.29 × 100 = 28.999999999999996) still gets its 29 slots."""
+    rho = Fraction(rho_num, 4)
+    got = quota_matrix(np.array([[float(share)]]), k, float(rho))[0, 0]
+    assert got == (rho * k * share).__floor__()
+
+
+def test_a_share_whose_float_falls_just_below_an_integer_gets_its_full_quota():
+    """History of 29 items of category 0 and 71 of category 1, k = 100: 29 and 71 slots."""
+    from rerank import CalibratedReranker
+
+    items = [f"i{j}" for j in range(200)]
+    cats = pd.DataFrame({"item_id": items, "category": ["a"] * 100 + ["b"] * 100})
+    history = pd.DataFrame({"user_id": "u", "item_id": items[:29] + items[100:171]})
+    # candidates: category b scores higher, so without quotas b would take more than 71 slots
+    candidates = pd.DataFrame({"user_id": "u", "item_id": items, "score": [0.0] * 100 + [1.0] * 100})
+    out = CalibratedReranker(k=100, lam=0.0, min_share=True).fit(history, cats).rerank(candidates)
+    counts = out["item_id"].map(dict(zip(cats["item_id"], cats["category"], strict=True))).value_counts()
+    assert counts["a"] == 29 and counts["b"] == 71

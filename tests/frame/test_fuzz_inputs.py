@@ -7,6 +7,7 @@ and fails the test by propagating."""
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from budget import examples
 from hostile import SCORES, assert_valid_output, candidate_frames, clean_inputs, id_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reach import Reach
 
 from rerank import CalibratedReranker, rerank_arrays
 from rerank.cli import main
@@ -40,29 +42,41 @@ def not_a_frame():
     return st.sampled_from([None, [], {"user_id": [1]}, "cands.csv", np.zeros((2, 3))])
 
 
-@FAST
-@given(inputs=clean_inputs(), frame=st.one_of(candidate_frames(), not_a_frame()), options=OPTIONS,
-       skip=st.booleans())
-def test_frame_api_returns_valid_output_or_the_documented_error(inputs, frame, options, skip):
-    hist, cats = inputs
-    reranker = CalibratedReranker(**options).fit(hist, cats)
-    try:
-        out = reranker.rerank(frame, on_invalid="skip" if skip else "raise")
-    except InputError as exc:
-        assert str(exc) and "\n" not in str(exc)
-        return
-    report = reranker.report_
-    skipped = list(report.skipped["user_id"])
-    assert_valid_output(out, frame, options["k"], skipped_users=skipped)
-    assert report.reconciles
-    assert set(out["user_id"]).isdisjoint(skipped)
-    assert report.n_users_in == frame["user_id"].dropna().nunique()
-    if not skip:
-        assert not skipped and report.n_rows_without_user == 0
+def test_frame_api_returns_valid_output_or_the_documented_error():
+    reach = Reach()
+
+    @FAST
+    @given(inputs=clean_inputs(), frame=st.one_of(candidate_frames(), not_a_frame()), options=OPTIONS,
+           skip=st.booleans())
+    def prop(inputs, frame, options, skip):
+        reach.tried += 1
+        hist, cats = inputs
+        reranker = CalibratedReranker(**options).fit(hist, cats)
+        try:
+            out = reranker.rerank(frame, on_invalid="skip" if skip else "raise")
+        except InputError as exc:
+            assert str(exc) and "\n" not in str(exc)
+            assert isinstance(frame, pd.DataFrame) or "DataFrame" in str(exc), str(exc)
+            return
+        reach.reached += 1
+        report = reranker.report_
+        skipped = list(report.skipped["user_id"])
+        assert_valid_output(out, frame, options["k"], skipped_users=skipped)
+        assert report.reconciles
+        assert set(out["user_id"]).isdisjoint(skipped)
+        assert report.n_users_in == frame["user_id"].dropna().nunique()
+        if not skip:
+            assert not skipped and report.n_rows_without_user == 0
+
+    prop()
+    reach.check(min_share=0.10)
 
 
 @st.composite
 def hostile_history(draw):
+    """A history frame; about half are hostile (bad ids, weights, timestamps or columns)."""
+    if not draw(st.booleans()):
+        return draw(clean_inputs())[0]
     n = draw(st.integers(0, 8))
     frame = pd.DataFrame(
         {
@@ -83,6 +97,9 @@ def hostile_history(draw):
 
 @st.composite
 def hostile_categories(draw):
+    """An item-categories frame; about half are hostile."""
+    if not draw(st.booleans()):
+        return draw(clean_inputs())[1]
     n = draw(st.integers(0, 8))
     frame = pd.DataFrame(
         {
@@ -95,23 +112,38 @@ def hostile_categories(draw):
     return frame.infer_objects() if n else frame
 
 
-@FAST
-@given(history=hostile_history(), categories=hostile_categories(), frame=candidate_frames(hostile=False),
-       half_life=st.sampled_from([None, 10.0]))
-def test_fit_on_hostile_history_and_categories(history, categories, frame, half_life):
-    reranker = CalibratedReranker(k=3, lam=0.5, half_life=half_life)
-    try:
-        reranker.fit(history.infer_objects() if len(history) else history, categories)
-    except InputError:
-        return
-    targets = reranker.targets_
-    assert np.isfinite(targets).all() and (targets >= 0).all()
-    np.testing.assert_allclose(targets.sum(axis=1)[targets.sum(axis=1) > 0], 1.0)
-    try:
-        out = reranker.rerank(frame)
-    except InputError:  # e.g. the candidates' id kind differs from the history's
-        return
-    assert_valid_output(out, frame, 3)
+# The documented reasons a history or item-categories frame is refused: the message names the
+# frame, then the missing columns or the column (and row) at fault.
+FRAME_ERROR = re.compile(r"^(history|item_categories)( \(needed by \w+\))? (is missing column|column '[^']+' )")
+
+
+def test_fit_on_hostile_history_and_categories():
+    reach = Reach()
+
+    @FAST
+    @given(history=hostile_history(), categories=hostile_categories(), frame=candidate_frames(hostile=False),
+           half_life=st.sampled_from([None, 10.0]))
+    def prop(history, categories, frame, half_life):
+        reach.tried += 1
+        reranker = CalibratedReranker(k=3, lam=0.5, half_life=half_life)
+        try:
+            reranker.fit(history.infer_objects() if len(history) else history, categories)
+        except InputError as exc:
+            assert FRAME_ERROR.match(str(exc)) and "\n" not in str(exc), str(exc)
+            return
+        targets = reranker.targets_
+        assert np.isfinite(targets).all() and (targets >= 0).all()
+        np.testing.assert_allclose(targets.sum(axis=1)[targets.sum(axis=1) > 0], 1.0)
+        try:
+            out = reranker.rerank(frame)
+        except InputError as exc:  # the candidates' id kind differs from the history's
+            assert "id" in str(exc) and "\n" not in str(exc), str(exc)
+            return
+        reach.reached += 1
+        assert_valid_output(out, frame, 3)
+
+    prop()
+    reach.check(min_share=0.10)
 
 
 ANY_VALUE = st.one_of(
@@ -142,53 +174,61 @@ def _read_as_the_cli_does(path: Path) -> pd.DataFrame:
     return frame
 
 
-@SLOW
-@given(inputs=clean_inputs(), frame=candidate_frames(), k=st.integers(1, 4), fmt=st.sampled_from(["csv", "parquet"]),
-       batch_rows=st.integers(1, 5), skip=st.booleans(),
-       hostile_side=st.one_of(st.none(), hostile_history(), hostile_categories()))
-def test_cli_returns_valid_output_or_a_one_line_error(inputs, frame, k, fmt, batch_rows, skip, hostile_side):
-    hist, cats = inputs
-    if hostile_side is not None:
-        if "category" in hostile_side.columns or "user_id" not in hostile_side.columns:
-            cats = hostile_side if "category" in hostile_side.columns else cats
-        if "category" not in hostile_side.columns:
-            hist = hostile_side
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        hist.to_csv(tmp / "h.csv", index=False)
-        cats.to_csv(tmp / "g.csv", index=False)
-        cand_path = tmp / f"c.{fmt}"
-        try:
-            frame.to_parquet(cand_path, index=False) if fmt == "parquet" else frame.to_csv(cand_path, index=False)
-        except Exception:  # pyarrow cannot store some hostile columns (mixed objects): use CSV
-            cand_path = tmp / "c.csv"
-            frame.to_csv(cand_path, index=False)
-        out = tmp / "out.csv"
-        argv = ["apply", "--candidates", str(cand_path), "--history", str(tmp / "h.csv"),
-                "--item-categories", str(tmp / "g.csv"), "--output", str(out), "--quiet", "--k", str(k),
-                "--batch-rows", str(batch_rows), "--skipped", str(tmp / "skipped.csv")]
-        if skip:
-            argv += ["--on-invalid", "skip"]
-        code = main(argv)
-        assert code in (0, 2)
-        if code == 2:
-            assert not out.exists() and not (tmp / "skipped.csv").exists()
-            assert not list(tmp.glob("*.part"))
-            return
-        got = pd.read_csv(out, dtype={"user_id": str, "item_id": str, "score": float}, keep_default_na=False,
-                          na_values=[""])
-        skipped = pd.read_csv(tmp / "skipped.csv", dtype={"user_id": str}, keep_default_na=False, na_values=[""])
-        if cand_path.suffix == ".csv":
-            seen = _read_as_the_cli_does(cand_path)
-        else:
-            seen = pd.read_parquet(cand_path)
-            for column in ("user_id", "item_id"):  # ids as the text a CSV history would hold
-                seen[column] = [v if pd.isna(v) else str(int(v)) if isinstance(v, float) else str(v)
-                                for v in seen[column]]
-            got = got.astype({"user_id": str})
-        assert_valid_output(got, seen, k, skipped_users=list(skipped["user_id"]))
-        assert all(math.isfinite(s) for s in got["score"])
-        assert set(got["user_id"]) | set(skipped["user_id"]) == set(seen["user_id"].dropna())
+def test_cli_returns_valid_output_or_a_one_line_error():
+    reach = Reach()
+
+    @SLOW
+    @given(inputs=clean_inputs(), frame=candidate_frames(), k=st.integers(1, 4),
+           fmt=st.sampled_from(["csv", "parquet"]), batch_rows=st.integers(1, 5), skip=st.booleans(),
+           hostile_side=st.one_of(st.none(), hostile_history(), hostile_categories()))
+    def prop(inputs, frame, k, fmt, batch_rows, skip, hostile_side):
+        reach.tried += 1
+        hist, cats = inputs
+        if hostile_side is not None:
+            if "category" in hostile_side.columns or "user_id" not in hostile_side.columns:
+                cats = hostile_side if "category" in hostile_side.columns else cats
+            if "category" not in hostile_side.columns:
+                hist = hostile_side
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            hist.to_csv(tmp / "h.csv", index=False)
+            cats.to_csv(tmp / "g.csv", index=False)
+            cand_path = tmp / f"c.{fmt}"
+            try:
+                frame.to_parquet(cand_path, index=False) if fmt == "parquet" else frame.to_csv(cand_path, index=False)
+            except Exception:  # pyarrow cannot store some hostile columns (mixed objects): use CSV
+                cand_path = tmp / "c.csv"
+                frame.to_csv(cand_path, index=False)
+            out = tmp / "out.csv"
+            argv = ["apply", "--candidates", str(cand_path), "--history", str(tmp / "h.csv"),
+                    "--item-categories", str(tmp / "g.csv"), "--output", str(out), "--quiet", "--k", str(k),
+                    "--batch-rows", str(batch_rows), "--skipped", str(tmp / "skipped.csv")]
+            if skip:
+                argv += ["--on-invalid", "skip"]
+            code = main(argv)
+            assert code in (0, 2)
+            if code == 2:
+                assert not out.exists() and not (tmp / "skipped.csv").exists()
+                assert not list(tmp.glob("*.part"))
+                return
+            reach.reached += 1
+            got = pd.read_csv(out, dtype={"user_id": str, "item_id": str, "score": float}, keep_default_na=False,
+                              na_values=[""])
+            skipped = pd.read_csv(tmp / "skipped.csv", dtype={"user_id": str}, keep_default_na=False, na_values=[""])
+            if cand_path.suffix == ".csv":
+                seen = _read_as_the_cli_does(cand_path)
+            else:
+                seen = pd.read_parquet(cand_path)
+                for column in ("user_id", "item_id"):  # ids as the text a CSV history would hold
+                    seen[column] = [v if pd.isna(v) else str(int(v)) if isinstance(v, float) else str(v)
+                                    for v in seen[column]]
+                got = got.astype({"user_id": str})
+            assert_valid_output(got, seen, k, skipped_users=list(skipped["user_id"]))
+            assert all(math.isfinite(s) for s in got["score"])
+            assert set(got["user_id"]) | set(skipped["user_id"]) == set(seen["user_id"].dropna())
+
+    prop()
+    reach.check(min_share=0.10)
 
 
 # ----------------------------------------------------------------------------- array API
@@ -224,23 +264,48 @@ def hostile_arrays(draw):
     elif broken == "targets":
         parts["targets"] = draw(st.sampled_from([targets[:, :0], -targets - 1, targets * np.nan, targets.astype(str),
                                                  targets[:0], targets.ravel()]))
-    return parts
+    return parts, broken
 
 
-@FAST
-@given(parts=hostile_arrays(), k=st.integers(1, 4), lam=st.sampled_from([0.0, 0.5, 1.0]),
-       normalize=st.sampled_from([None, "minmax", "rank"]))
-def test_array_api_returns_valid_output_or_the_documented_error(parts, k, lam, normalize):
-    try:
-        result = rerank_arrays(parts["indptr"], parts["item_idx"], parts["scores"], parts["categories"],
-                               parts["targets"], k, lam, normalize=normalize)
-    except InputError:
-        return
-    indptr = np.asarray(parts["indptr"])
-    lengths = np.diff(indptr)
-    np.testing.assert_array_equal(np.diff(result.indptr), np.minimum(lengths, k))
-    for u in range(len(lengths)):
-        chosen = result.positions[result.indptr[u] : result.indptr[u + 1]]
-        assert len(set(chosen)) == len(chosen)
-        assert all(indptr[u] <= p < indptr[u + 1] for p in chosen)
-    assert not np.isnan(result.objective).any()
+# The documented reason for each broken part: the message names that part, or names the
+# consistency rule it broke (lengths of the three candidate arrays; targets against the users
+# indptr defines and the categories' columns).
+LENGTHS = r"indptr\[-1\]=.* and len\(scores\)=.* must agree"
+REASONS = {
+    "indptr": re.compile(rf"^(indptr |{LENGTHS}|targets has \d+ rows for \d+ users)"),
+    "item_idx": re.compile(rf"^(item_idx|{LENGTHS})"),
+    "scores": re.compile(rf"^(scores |{LENGTHS})"),
+    "categories": re.compile(r"^(categories |targets must be 2-d with \d+ columns)"),
+    "targets": re.compile(r"^targets "),
+}
+
+
+def test_array_api_returns_valid_output_or_the_documented_error():
+    reach = Reach()
+
+    @FAST
+    @given(drawn=hostile_arrays(), k=st.integers(1, 4), lam=st.sampled_from([0.0, 0.5, 1.0]),
+           normalize=st.sampled_from([None, "minmax", "rank"]))
+    def prop(drawn, k, lam, normalize):
+        parts, broken = drawn
+        reach.tried += 1
+        try:
+            result = rerank_arrays(parts["indptr"], parts["item_idx"], parts["scores"], parts["categories"],
+                                   parts["targets"], k, lam, normalize=normalize)
+        except InputError as exc:
+            message = str(exc)
+            assert broken is not None, f"valid arrays refused: {message}"
+            assert REASONS[broken].match(message), f"{broken} was broken, but the error says: {message}"
+            return
+        reach.reached += 1
+        indptr = np.asarray(parts["indptr"])
+        lengths = np.diff(indptr)
+        np.testing.assert_array_equal(np.diff(result.indptr), np.minimum(lengths, k))
+        for u in range(len(lengths)):
+            chosen = result.positions[result.indptr[u] : result.indptr[u + 1]]
+            assert len(set(chosen)) == len(chosen)
+            assert all(indptr[u] <= p < indptr[u + 1] for p in chosen)
+        assert not np.isnan(result.objective).any()
+
+    prop()
+    reach.check(min_share=0.10)

@@ -334,3 +334,15 @@ def test_demo_table_reports_the_minority_metrics():
     assert table.loc[0.9, "minority_attainment"] == pytest.approx(
         metrics.minority_attainment(recs, targets, data.item_categories).mean())
     assert table.loc[0.9, "topk_kept"] == pytest.approx(len(reranker.report_.topk_users) / recs["user_id"].nunique())
+
+
+def test_precision_divides_by_k_even_for_a_short_list():
+    """A list shorter than k (fewer candidates than k) still has k slots: precision = hits / k."""
+    recs = recs_of(["a", "b", "c"])  # 3 items, k = 10
+    held = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "c"]})
+    got = metrics.precision_recall_ndcg(recs, held, k=10).loc["u"]
+    assert got["precision"] == pytest.approx(2 / 10)
+    assert got["recall"] == pytest.approx(2 / 2)
+    assert metrics.summarize(recs, pd.DataFrame({"x": [1.0]}, index=pd.Index(["u"], name="user_id")),
+                             pd.DataFrame({"item_id": ["a", "b", "c"], "category": ["x"] * 3}),
+                             held_out=held, k=10)["precision"] == pytest.approx(0.2)
