@@ -146,7 +146,7 @@ def small_instances(draw):
     return history, item_categories, candidates
 
 
-@settings(max_examples=examples(8), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=small_instances(), k=st.integers(1, 5), lam=st.sampled_from([0.0, 0.3, 0.9]),
        by=st.sampled_from(["bucket", "user"]))
 def test_rerank_spark_equals_rerank_property(spark, data, k, lam, by):
@@ -257,7 +257,10 @@ def test_on_invalid_skip(spark, int_data):
     expected = reranker.rerank(bad, on_invalid="skip")
     assert not expected["user_id"].isin(bad_users).any()
     assert_same_rows(reranker.rerank_spark(spark.createDataFrame(bad), on_invalid="skip"), expected)
-    with pytest.raises(Exception, match="score"):
+    from pyspark.errors import PythonException
+
+    # the worker's one-line InputError comes back to the driver inside Spark's PythonException
+    with pytest.raises(PythonException, match=r"InputError: .*'score'"):
         reranker.rerank_spark(spark.createDataFrame(bad)).collect()
 
 
@@ -280,7 +283,9 @@ def test_rerank_spark_rejects_bad_input(spark, int_data):
         CalibratedReranker().rerank_spark(spark.createDataFrame(candidates))
     # duplicate (user, item) rows are found inside the workers, by the same check as rerank
     dup = pd.concat([candidates, candidates.iloc[:1]])
-    with pytest.raises(Exception, match="duplicate"):
+    from pyspark.errors import PythonException
+
+    with pytest.raises(PythonException, match=r"InputError: .*duplicate"):
         reranker.rerank_spark(spark.createDataFrame(dup)).collect()
 
 
