@@ -87,27 +87,42 @@ def history_weights(history, half_life: float | None = None) -> np.ndarray:
     return weights
 
 
-def target_distributions(
+def sparse_targets(
     user_codes: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, n_users: int,
     categories: sp.csr_matrix,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Dense ``p(g|u)`` (n_users × G) and a mask of users with category mass.
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``p(g|u)`` as a CSR matrix (n_users × G, float64, each user's nonzero categories only)
+    and a mask of users with category mass; never a dense users × G array.
 
-    ``p = normalize_rows(W @ A)`` where ``W[u, i] = Σ w_ui`` (a sparse users × items matrix,
-    never dense). Items with row ``-1`` (unknown) carry no mass. Users without mass get a
-    zero row and ``False`` in the mask.
+    ``p = normalize_rows(W @ A)`` where ``W[u, i] = Σ w_ui`` (a sparse users × items matrix).
+    Items with row ``-1`` (unknown) carry no mass. Users without mass get an empty row and
+    ``False`` in the mask. A user's row depends on that user's history rows only (so a fit
+    batch by batch gives the same targets as one fit on everything).
     """
     known = item_rows >= 0
     interactions = sp.csr_matrix(
         (weights[known], (user_codes[known], item_rows[known])),
         shape=(n_users, categories.shape[0]),
     )
-    mass = (interactions @ categories).toarray()
-    totals = mass.sum(axis=1)
+    mass = sp.csr_matrix(interactions @ categories)
+    mass.eliminate_zeros()
+    mass.sort_indices()
+    lengths = np.diff(mass.indptr)
+    totals = np.bincount(np.repeat(np.arange(n_users), lengths), weights=mass.data, minlength=n_users)
     has_mass = totals > 0
-    targets = np.zeros_like(mass)
-    targets[has_mass] = mass[has_mass] / totals[has_mass, None]
-    return targets, has_mass
+    mass.data /= np.repeat(np.where(has_mass, totals, 1.0), lengths)
+    return mass, has_mass
+
+
+def target_distributions(
+    user_codes: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, n_users: int,
+    categories: sp.csr_matrix,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dense ``p(g|u)`` (n_users × G) and a mask of users with category mass: the dense form
+    of :func:`sparse_targets` (for small problems; the reranker stores targets compactly,
+    :mod:`rerank.targets`)."""
+    targets, has_mass = sparse_targets(user_codes, item_rows, weights, n_users, categories)
+    return targets.toarray(), has_mass
 
 
 def population_distribution(targets: np.ndarray, has_mass: np.ndarray) -> np.ndarray:

@@ -65,12 +65,13 @@ def gap_table(
         raise TypeError("gap_table takes options=RerankOptions(...) or keyword options, not both")
     reranker = CalibratedReranker.from_options(options).fit(history, item_categories)
     csr = candidates_to_csr(candidates)
-    target_rows, _ = reranker.target_rows(csr.users)
+    targets, _ = reranker.targets_for(csr.users)
+    target_rows = np.arange(len(csr.users), dtype=np.int64)
     lists = csr.lists(reranker.item_rows(csr.item_ids))
     rows = []
     for lam in lams:
         at = options.replace(lam=lam, solver="greedy", order="greedy")
-        problem = Problem(lists, reranker.category_matrix_, reranker.targets_, target_rows,
+        problem = Problem(lists, reranker.category_matrix_, targets, target_rows,
                           np.full(len(csr.users), float(at.lam)))
         plain = solve(problem, at.replace(safeguard=False))
         guarded = solve(problem, at.replace(safeguard=True))

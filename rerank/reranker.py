@@ -17,25 +17,22 @@ Fallbacks (each reported in ``reranker.report_`` after ``rerank``):
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from rerank import schemas
-from rerank.distributions import (
-    history_weights,
-    item_categories_from_frame,
-    population_distribution,
-    target_distributions,
-)
+from rerank.distributions import history_weights, item_categories_from_frame, sparse_targets
 from rerank.engine.arrays import Problem, solve
 from rerank.engine.options import MAX_ENUMERATE, RerankOptions
 from rerank.errors import InputError, InputTypeError
 from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values
-from rerank.params import check_lam_array, check_n_threads, check_positive, check_unit_interval
+from rerank.params import check_choice, check_lam_array, check_n_threads, check_positive, check_unit_interval
 from rerank.report import RerankReport
+from rerank.targets import TARGET_DTYPES, TargetBuilder, TargetTable
 
 __all__ = ["CalibratedReranker", "RerankReport"]
 
@@ -72,6 +69,10 @@ class CalibratedReranker:
         (docs/design.md §4.2); ``False`` is exactly Steck's greedy.
     order : ``"greedy"`` (pick order) or ``"score"`` (chosen set re-sorted by score).
     half_life : recency half-life on the history's ``timestamp`` (same unit), or ``None``.
+    target_dtype : ``"float64"`` (exact) or ``"float32"`` (half the memory per fitted user,
+        each target value within ``2⁻²⁴`` relative; docs/performance.md "Memory per user").
+        Either way each user's target is stored dense or sparse, whichever is smaller
+        (:mod:`rerank.targets`).
     n_threads : numba threads for the kernel (``None``: numba's current setting).
     min_share : quota mode (docs/design.md §4.3): ``True`` gives each category ``g`` with
         ``p_g ≥ min_share_threshold`` at least ``⌊k p_g⌋`` items carrying it whenever some
@@ -85,8 +86,10 @@ class CalibratedReranker:
         ``max_enumerate`` subsets; gaps in ``report_.exact_gap``).
 
     Attributes after ``fit``: ``options_`` (the checked :class:`rerank.RerankOptions`),
-    ``targets_``, ``users_``, ``category_matrix_``, ``item_categories_``, ``categories_``,
-    ``population_target_``; after ``rerank``: ``report_``.
+    ``target_table_`` (the fitted targets, :class:`rerank.targets.TargetTable`), ``users_``,
+    ``category_matrix_``, ``item_categories_``, ``categories_``, ``population_target_``, and
+    ``targets_`` (all targets as one dense float64 array, population last: built on each
+    access, for small problems); after ``rerank``: ``report_``.
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class CalibratedReranker:
         order: str = "greedy",
         half_life: float | None = None,
         n_threads: int | None = None,
+        target_dtype: str = "float64",
         min_share=False,
         min_share_threshold: float = 0.0,
         method: str = "greedy",
@@ -120,6 +124,7 @@ class CalibratedReranker:
         self.order = order
         self.half_life = half_life
         self.n_threads = n_threads
+        self.target_dtype = target_dtype
         self.min_share = min_share
         self.min_share_threshold = min_share_threshold
         self.method = method
@@ -129,13 +134,15 @@ class CalibratedReranker:
         self.max_enumerate = max_enumerate
 
     @classmethod
-    def from_options(cls, options: RerankOptions, *, lam=None, half_life=None, n_threads=None) -> CalibratedReranker:
+    def from_options(
+        cls, options: RerankOptions, *, lam=None, half_life=None, n_threads=None, target_dtype: str = "float64",
+    ) -> CalibratedReranker:
         """A reranker with the settings of ``options``; ``lam`` (e.g. a column name) replaces
         ``options.lam`` when given."""
         params = options.as_dict()
         if lam is not None:
             params["lam"] = lam
-        return cls(**params, half_life=half_life, n_threads=n_threads)
+        return cls(**params, half_life=half_life, n_threads=n_threads, target_dtype=target_dtype)
 
     def get_params(self) -> dict:
         """The constructor parameters, as scikit-learn's ``get_params`` returns them."""
@@ -165,35 +172,51 @@ class CalibratedReranker:
         options = RerankOptions(**{**fields, "lam": None if per_user else lam})
         check_positive("half_life", self.half_life)
         check_n_threads(self.n_threads)
+        check_choice("target_dtype", self.target_dtype, TARGET_DTYPES)
         return options
 
     # ------------------------------------------------------------------ fit
     def fit(self, history, item_categories) -> CalibratedReranker:
         """Learn each user's target ``p(g|u)`` (Steck eq. 1) and the item × category matrix.
 
-        ``history`` / ``item_categories`` are frames, or the :class:`rerank.schemas.CheckedHistory`
-        / :class:`rerank.schemas.CheckedItemCategories` a caller already validated them into.
+        ``history`` is a frame (or the :class:`rerank.schemas.CheckedHistory` a caller already
+        validated it into), or — for histories that do not fit in memory — the path of a
+        Parquet file or folder (read in batches of about ``batch_rows`` rows,
+        :func:`rerank.history.parquet_history`) or any iterable of frames, each holding whole
+        users (every row of a user in one frame; a user met again in a later frame is an
+        error). Only the targets are kept (:mod:`rerank.targets`), never the history.
+        ``item_categories`` is a frame (or a :class:`rerank.schemas.CheckedItemCategories`).
         """
         self.options_ = self.build_options()
-        checked = schemas.validate_history(history)
         checked_categories = schemas.validate_item_categories(item_categories)
-        schemas.check_same_id_kind(
-            checked.item_kind, "history column 'item_id'", checked_categories.item_kind,
-            "item_categories column 'item_id'",
-        )
-        self.id_kinds_ = {"user_id": checked.user_kind, "item_id": checked_categories.item_kind}
-        if self.id_kinds_["item_id"] == schemas.ID_EMPTY:
-            self.id_kinds_["item_id"] = checked.item_kind
         table = item_categories_from_frame(checked_categories)
-        weights = history_weights(checked, self.half_life)
-        frame = checked.frame
-        user_codes, users = pd.factorize(frame["user_id"], sort=False)
-        targets, has_mass = target_distributions(
-            user_codes, table.rows_for(frame["item_id"]), weights, len(users), table.matrix
-        )
-        return self._set_fitted(table, users, targets, has_mass)
+        builder = TargetBuilder(len(table.categories), self.target_dtype)
+        kinds = {"user_id": schemas.ID_EMPTY, "item_id": checked_categories.item_kind}
+        for batch in _history_batches(history):
+            checked = schemas.validate_history(batch)
+            schemas.check_same_id_kind(
+                checked.item_kind, "history column 'item_id'", checked_categories.item_kind,
+                "item_categories column 'item_id'",
+            )
+            schemas.check_same_id_kind(
+                checked.user_kind, "history column 'user_id'", kinds["user_id"], "an earlier history batch's user_id"
+            )
+            if kinds["user_id"] == schemas.ID_EMPTY:
+                kinds["user_id"] = checked.user_kind
+            if kinds["item_id"] == schemas.ID_EMPTY:
+                kinds["item_id"] = checked.item_kind
+            weights = history_weights(checked, self.half_life)
+            frame = checked.frame
+            user_codes, users = pd.factorize(frame["user_id"], sort=False)
+            targets, has_mass = sparse_targets(
+                user_codes, table.rows_for(frame["item_id"]), weights, len(users), table.matrix
+            )
+            warm = np.flatnonzero(has_mass)
+            builder.add(pd.Index(users).take(warm), targets[warm])
+        self.id_kinds_ = kinds
+        return self._set_fitted(table, builder.finish())
 
-    def _set_fitted(self, table, users, targets: np.ndarray, has_mass: np.ndarray) -> CalibratedReranker:
+    def _set_fitted(self, table, targets: TargetTable) -> CalibratedReranker:
         """Store the fitted state (shared by ``fit`` and ``rerank.spark.fit_spark``)."""
         self.item_categories_ = table
         self.categories_ = table.categories
@@ -201,11 +224,21 @@ class CalibratedReranker:
         self.category_matrix_ = sp.vstack(
             [table.matrix, sp.csr_matrix((1, table.matrix.shape[1]))], format="csr"
         )
-        self.users_ = pd.Index(users)[has_mass]
-        self.population_target_ = population_distribution(targets, has_mass)
-        # Last row: the population target for cold users.
-        self.targets_ = np.vstack([targets[has_mass], self.population_target_[None, :]])
+        self.target_table_ = targets
+        self.population_target_ = targets.population
         return self
+
+    @property
+    def users_(self) -> pd.Index:
+        """The fitted users with category mass, in the order of their targets' rows."""
+        return self.target_table_.users.ids
+
+    @property
+    def targets_(self) -> np.ndarray:
+        """Every fitted target as one dense float64 array (users × G), the population target
+        as its last row. Built on each access: for small problems and inspection."""
+        table = self.target_table_
+        return table.dense(np.append(np.arange(table.n_users), -1))
 
     def fit_spark(self, history, item_categories) -> CalibratedReranker:
         """``fit`` on Spark DataFrames: targets aggregated on the cluster (see :mod:`rerank.spark`)."""
@@ -221,21 +254,29 @@ class CalibratedReranker:
 
     def check_fitted(self) -> None:
         """Raise ``RuntimeError`` unless ``fit`` (or ``fit_spark``) has run."""
-        if not hasattr(self, "targets_"):
+        if not hasattr(self, "target_table_"):
             raise RuntimeError("CalibratedReranker is not fitted: call fit(history, item_categories) first")
 
     def target_rows(self, user_ids) -> tuple[np.ndarray, np.ndarray]:
         """Row of ``targets_`` for each user id, and a mask of cold users (population row)."""
         self.check_fitted()
-        rows = self.users_.get_indexer(user_ids)
+        rows = self.target_table_.rows_for(user_ids)
         cold = rows < 0
-        rows[cold] = len(self.targets_) - 1
-        return rows.astype(np.int64), cold
+        rows[cold] = self.target_table_.n_users
+        return rows, cold
+
+    def targets_for(self, user_ids) -> tuple[np.ndarray, np.ndarray]:
+        """float64 ``p(g|u)`` of each user id (one row each; cold users get the population
+        target) and the mask of cold users: what one call of the kernel needs, whatever the
+        storage of the fitted targets."""
+        self.check_fitted()
+        rows = self.target_table_.rows_for(user_ids)
+        return self.target_table_.dense(rows), rows < 0
 
     def target_distributions(self, user_ids) -> pd.DataFrame:
         """``p(g|u)`` for the given users (cold users get the population target)."""
-        rows, _ = self.target_rows(pd.Index(user_ids))
-        return pd.DataFrame(self.targets_[rows], index=pd.Index(user_ids, name="user_id"), columns=self.categories_)
+        targets, _ = self.targets_for(pd.Index(user_ids))
+        return pd.DataFrame(targets, index=pd.Index(user_ids, name="user_id"), columns=self.categories_)
 
     def item_rows(self, item_ids) -> np.ndarray:
         """Row of ``category_matrix_`` for each item id (unknown items: the empty last row)."""
@@ -279,11 +320,11 @@ class CalibratedReranker:
         self.check_fitted()
         csr = candidates_to_csr(candidates, on_invalid=on_invalid)
         self._check_id_kinds(csr)
-        target_rows, cold = self.target_rows(csr.users)
+        targets, cold = self.targets_for(csr.users)
         # The frame was validated once (candidates_to_csr); the engine takes the arrays as checked.
         problem = Problem(
-            csr.lists(self.item_rows(csr.item_ids)), self.category_matrix_, self.targets_, target_rows,
-            self._lam_per_user(candidates, csr),
+            csr.lists(self.item_rows(csr.item_ids)), self.category_matrix_, targets,
+            np.arange(len(csr.users), dtype=np.int64), self._lam_per_user(candidates, csr),
         )
         result = solve(problem, self.options_, self.n_threads)
         out = output_frame(csr, result.indptr, result.positions)
@@ -304,3 +345,20 @@ class CalibratedReranker:
             exact_gap=_per_user(csr.users, result.gap, "exact_gap"),
         )
         return out
+
+
+def _history_batches(history) -> Iterable:
+    """The history as an iterable of frames: one frame, the batches of a Parquet dataset, or
+    the frames of an iterable (each holding whole users)."""
+    if isinstance(history, pd.DataFrame | schemas.CheckedHistory):
+        return [history]
+    if isinstance(history, str | os.PathLike):
+        from rerank.history import parquet_history
+
+        return parquet_history(history)
+    if isinstance(history, Iterable) and not isinstance(history, Mapping | bytes):
+        return history
+    raise InputTypeError(
+        "history must be a pandas DataFrame, the path of a Parquet file or folder, or an iterable of "
+        f"DataFrames holding whole users; got {type(history).__name__}"
+    )

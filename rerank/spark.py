@@ -25,7 +25,7 @@ cluster:
 by joining the history (``w_ui``: the ``weight`` column, 1 if absent, times the recency factor
 ``0.5 ** ((t_max(u) - t_ui) / half_life)``) with ``p(g|i)`` and summing per (user, category);
 only the per-(user, category) masses come back to the driver, where they are normalised and
-loaded exactly as ``fit`` does (same cold-user population fallback).
+stored exactly as ``fit`` does (:mod:`rerank.targets`; same cold-user population fallback).
 
 pyspark is imported inside the functions: ``import rerank`` never needs it.
 """
@@ -40,9 +40,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from rerank import schemas
-from rerank.distributions import item_categories_from_frame, target_distributions
+from rerank.distributions import item_categories_from_frame, sparse_targets
 from rerank.errors import InputError, InputTypeError
 from rerank.params import check_choice, check_whole
+from rerank.targets import TargetBuilder
 
 POSITION_COLUMN = "__rerank_position"
 BUCKET_COLUMN = "__rerank_bucket"
@@ -301,8 +302,8 @@ def fit_spark(reranker, history, item_categories):
 
     The item table is collected to the driver (it is broadcast for reranking anyway) and built
     by the same code as ``fit``; the history never leaves the cluster: only the per-(user,
-    category) masses ``Σ w_ui p(g|i)`` are collected (dense targets are users × categories on
-    the driver, as after ``fit``). Returns ``reranker``, fitted.
+    category) masses ``Σ w_ui p(g|i)`` are collected and stored as ``fit`` stores them
+    (:mod:`rerank.targets`, never a dense users × categories array). Returns ``reranker``, fitted.
     """
     reranker.options_ = reranker.build_options()  # parameter errors before any Spark job
     h_fields = _fields(history, "history")
@@ -330,12 +331,15 @@ def fit_spark(reranker, history, item_categories):
 
     user_codes, users = pd.factorize(masses["user_id"], sort=False)
     n_categories = len(table.categories)
-    targets, has_mass = target_distributions(
+    targets, has_mass = sparse_targets(
         user_codes,
         masses["category_code"].to_numpy(dtype=np.int64),
         masses["mass"].to_numpy(dtype=np.float64),
         len(users),
         sp.identity(n_categories, dtype=np.float64, format="csr"),
     )
+    builder = TargetBuilder(n_categories, reranker.target_dtype)
+    warm = np.flatnonzero(has_mass)
+    builder.add(pd.Index(users).take(warm), targets[warm])
     reranker.id_kinds_ = kinds
-    return reranker._set_fitted(table, users, targets, has_mass)
+    return reranker._set_fitted(table, builder.finish())
