@@ -111,20 +111,18 @@ class UserIndex:
         return pd.Index(ids).astype(self._dtype, copy=False)
 
     def first_repeat(self) -> int | None:
-        """Fitted row of an id that occurs twice (the later occurrence), or ``None``."""
+        """Fitted row of the first id (in fitted order) that occurred before, or ``None``."""
         if len(self.keys) < 2:
             return None
-        same = np.flatnonzero(self.keys[1:] == self.keys[:-1])
-        if not same.size:
+        same = self.keys[1:] == self.keys[:-1]
+        if not same.any():
             return None
-        if self._exact:
-            return int(max(self.rows[same[0]], self.rows[same[0] + 1]))
-        ids = self._ids
-        for at in same:  # equal hashes: equal ids, or a collision
-            a, b = int(self.rows[at]), int(self.rows[at + 1])
-            if ids[a] == ids[b]:
-                return max(a, b)
-        return None
+        if self._exact:  # equal keys are equal ids; rows ascend within a run (stable sort)
+            return int(self.rows[1:][same].min())
+        run = np.flatnonzero(np.r_[False, same] | np.r_[same, False])  # every row in a run of equal hashes
+        ids = self._ids.take(self.rows[run].astype(np.int64))
+        again = pd.DataFrame({"key": self.keys[run], "id": ids.to_numpy(dtype=object)}).duplicated()
+        return int(self.rows[run][again.to_numpy()].min()) if again.any() else None
 
     def rows_for(self, user_ids) -> np.ndarray:
         """Fitted row of each id (int64), ``-1`` where the id was not fitted."""
