@@ -12,7 +12,8 @@ targets' bytes. Nothing is ever whole in memory:
   for the sparse layout). ``--fit-users`` (default: all ``--users``) users are fitted; the rest
   of the streamed users are cold.
 * **stream**: candidate frames of ``--batch-users`` users × 100 candidates are generated one
-  at a time, reranked by ``rerank_batches`` and dropped after counting, as a writer would.
+  at a time (``DataFrame(..., copy=False)``: the generator's arrays are the frame's columns),
+  reranked by ``rerank_batches`` and dropped after counting, as a writer would.
 
 CPU seconds of the process and the 1-minute load (start and end) are recorded beside each
 phase: the machine is shared, so wall-clock seconds depend on the other jobs.
@@ -52,7 +53,7 @@ def histories():
         b = min(batch_users, fit_users - first)
         lengths = rng.integers(5, 51, b)
         yield pd.DataFrame({"user_id": np.repeat(np.arange(first, first + b, dtype=np.int64), lengths),
-                            "item_id": rng.integers(0, n_items, int(lengths.sum()))})
+                            "item_id": rng.integers(0, n_items, int(lengths.sum()))}, copy=False)
 
 if trace:
     tracemalloc.start()
@@ -71,7 +72,7 @@ def batches():
         stride = rng.integers(1, n_items, b)
         items = (start[:, None] + stride[:, None] * np.arange(n_cand)) % n_items
         yield pd.DataFrame({"user_id": np.repeat(np.arange(first, first + b, dtype=np.int64), n_cand),
-                            "item_id": items.ravel(), "score": rng.random(b * n_cand)})
+                            "item_id": items.ravel(), "score": rng.random(b * n_cand)}, copy=False)
 
 load_stream = os.getloadavg()[0]
 t0, c0 = time.perf_counter(), time.process_time()

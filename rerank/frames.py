@@ -181,5 +181,6 @@ def output_frame(csr: CandidateCSR, out_indptr: np.ndarray, positions: np.ndarra
             "item_id": csr.item_ids.take(positions),
             "score": csr.scores[positions],
             "rank": ranks.astype(np.int64),
-        }
+        },
+        copy=False,  # the columns are fresh arrays: no second copy into consolidated blocks
     )

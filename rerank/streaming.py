@@ -189,12 +189,18 @@ class RerankStream:
             )
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
-        for batch in self.batches:
+        batches = iter(self.batches)
+        done = object()
+        while (batch := next(batches, done)) is not done:
             out = self.reranker.rerank(batch, on_invalid=self.on_invalid)
             if self._seen is not None:
                 self._check_new_users(batch)
             self.report.add(self.reranker.report_)
+            # hold no batch while the caller writes this output or the source reads the next one:
+            # at most one input batch is alive at a time
+            del batch
             yield out
+            del out
 
 
 def rerank_batches(

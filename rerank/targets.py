@@ -215,10 +215,11 @@ class TargetBuilder:
         )
         self._ids = []
         users = UserIndex(ids)
+        del ids  # the index keeps what it needs (integer ids: only their sorted keys)
         again = users.first_repeat()
         if again is not None:
             raise InputError(
-                f"history: user {show(ids[again])} appears in two batches; each batch of a streamed fit "
+                f"history: user {show(users.ids[again])} appears in two batches; each batch of a streamed fit "
                 "must hold whole users (group or sort the history by user_id)"
             )
         starts = np.zeros(len(self._blocks) + 1, dtype=np.int64)

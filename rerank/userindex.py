@@ -82,9 +82,12 @@ class UserIndex:
             self._ids = ids
             keys = _hashes(ids)
         self._exact = exact is not None
+        del exact
         order = np.argsort(keys, kind="stable")
         self.keys = keys[order]
+        del keys
         self.rows = order.astype(np.int32 if len(order) < 2**31 else np.int64)
+        del order
         if not self._exact and self.first_repeat() is None and len(self.keys) > 1:
             same = self.keys[1:] == self.keys[:-1]
             if same.any():  # distinct ids with one hash: use pandas' exact lookup instead
