@@ -37,7 +37,8 @@ wl = make_workload(n_users, 100, 20, seed=0)
 A = wl.categories
 item_categories = pd.DataFrame({"item_id": np.repeat(np.arange(A.shape[0]), np.diff(A.indptr)), "category": A.indices})
 rng = np.random.default_rng(1)
-history = pd.DataFrame({"user_id": np.repeat(np.arange(n_users), 5), "item_id": rng.integers(0, A.shape[0], 5 * n_users)})
+history = pd.DataFrame({"user_id": np.repeat(np.arange(n_users), 5),
+                        "item_id": rng.integers(0, A.shape[0], 5 * n_users)})
 grouped = pd.DataFrame({"user_id": np.repeat(np.arange(n_users), 100), "item_id": wl.items, "score": wl.scores})
 interleaved = grouped.iloc[np.random.default_rng(2).permutation(len(grouped))].reset_index(drop=True)
 reranker = CalibratedReranker(k=10, lam=0.5).fit(history, item_categories)
