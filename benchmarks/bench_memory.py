@@ -130,7 +130,8 @@ def main(argv=None) -> int:
           f"{out['rss_before_fit_mb']:,.0f} MB; targets {out['targets_mb']:.0f} MB, "
           f"{out['bytes_per_fitted_user']:.0f} B/user, {out['target_layouts']}); fit {out['fit_seconds']:.0f} s "
           f"({out['fit_cpu_seconds']:.0f} CPU-s), stream {out['stream_seconds']:.0f} s "
-          f"({out['stream_cpu_seconds']:.0f} CPU-s); load {out['load_1min_fit_start']:.1f}/{out['load_1min_stream_start']:.1f}/"
+          f"({out['stream_cpu_seconds']:.0f} CPU-s); load {out['load_1min_fit_start']:.1f}/"
+          f"{out['load_1min_stream_start']:.1f}/"
           f"{out['load_1min_end']:.1f}; {out['report']}; {out['machine']}")
     return 0
 
