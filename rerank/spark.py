@@ -33,6 +33,7 @@ pyspark is imported inside the functions: ``import rerank`` never needs it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
@@ -47,6 +48,9 @@ from rerank.targets import TargetBuilder
 
 POSITION_COLUMN = "__rerank_position"
 BUCKET_COLUMN = "__rerank_bucket"
+REPORT_COLUMN = "__rerank_report"
+REPORT_SKIPPED = "skipped"
+REPORT_SHORT = "short"
 GROUPINGS = ("bucket", "user")
 
 
@@ -75,20 +79,86 @@ def _require_numeric(fields: dict, column: str, what: str) -> None:
 
 def worker_reranker(reranker):
     """The copy of a fitted reranker that is broadcast: one kernel thread per Spark task,
-    a λ mapping turned into a Series once, no report of an earlier call."""
+    a λ mapping turned into a Series once, no report of an earlier call, and the item table
+    without its category matrix (the workers read ``category_matrix_``, the same matrix plus
+    one row: it is not shipped twice). The targets travel in their compact storage
+    (:mod:`rerank.targets`)."""
     reranker.check_fitted()
     local = copy.copy(reranker)
     local.n_threads = 1
     if isinstance(local.lam, Mapping):
         local.lam = pd.Series(local.lam, dtype=np.float64)
     local.__dict__.pop("report_", None)
+    table = local.item_categories_
+    local.item_categories_ = dataclasses.replace(table, matrix=sp.csr_matrix((0, table.matrix.shape[1])))
     return local
 
 
 def rerank_group(reranker, frame: pd.DataFrame, position_col: str, on_invalid: str = "raise") -> pd.DataFrame:
     """Rerank one pandas group (one user or one bucket of users) in input order."""
-    order = np.argsort(frame[position_col].to_numpy(), kind="stable")
-    return reranker.rerank(frame.take(order), on_invalid=on_invalid)
+    positions = frame[position_col].to_numpy()
+    if positions.size > 1 and not np.all(positions[1:] >= positions[:-1]):  # Spark sorted it already, usually
+        frame = frame.take(np.argsort(positions, kind="stable"))
+    return reranker.rerank(frame, on_invalid=on_invalid)
+
+
+def report_rows(reranker, out: pd.DataFrame) -> pd.DataFrame:
+    """The report of the group just reranked as rows of the combined output schema: one row per
+    skipped user (``reason``, ``n_rows``) and per user with fewer than k candidates
+    (``n_rows``: the candidates, all of them returned)."""
+    report = reranker.report_
+    skipped = report.skipped
+    short = pd.Index(report.short_users)
+    counts = out["user_id"].value_counts(sort=False) if len(short) else None
+    return pd.DataFrame(
+        {
+            "user_id": pd.concat([pd.Series(skipped["user_id"]), pd.Series(short)], ignore_index=True),
+            REPORT_COLUMN: pd.Series([REPORT_SKIPPED] * len(skipped) + [REPORT_SHORT] * len(short), dtype=object),
+            "reason": pd.Series(list(skipped["reason"]) + [None] * len(short), dtype=object),
+            "n_rows": pd.array(np.concatenate([
+                skipped["n_rows"].to_numpy(dtype=np.int64),
+                counts.reindex(short).to_numpy(dtype=np.int64) if len(short) else np.zeros(0, dtype=np.int64),
+            ]), dtype="Int64"),
+        }
+    )
+
+
+def with_report(out: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """The output rows and the report rows in one frame (the combined schema). Integer columns
+    become nullable (``Int64``: exact, where a concatenation would turn them into floats) and
+    text becomes plain objects (Arrow-backed text from two frames is chunked, which Spark's
+    conversion refuses)."""
+    combined = pd.concat([out.astype({c: "Int64" for c in out.columns if out[c].dtype.kind in "iu"}), rows],
+                         ignore_index=True)
+    for column in combined.columns:
+        dtype = combined[column].dtype
+        if pd.api.types.is_string_dtype(dtype) and dtype != object:
+            combined[column] = combined[column].astype(object)
+        elif dtype.kind in "iu":
+            combined[column] = combined[column].astype("Int64")
+    return combined
+
+
+@dataclasses.dataclass(frozen=True)
+class SparkRerankReport:
+    """What ``rerank_spark(..., report=True)`` reports, as Spark DataFrames computed by the same
+    job as the output (it is persisted, so writing the output and reading the report rerank
+    once; :meth:`unpersist` frees it).
+
+    ``skipped``: ``user_id, reason, n_rows`` — users skipped with ``on_invalid="skip"``;
+    ``short``: ``user_id, n_candidates`` — users with fewer than k candidates (all returned).
+    """
+
+    skipped: object
+    short: object
+    combined: object
+
+    def unpersist(self) -> None:
+        self.combined.unpersist()
+
+    def summary(self) -> dict:
+        """Counts (runs the job if the output was not computed yet)."""
+        return {"skipped_users": self.skipped.count(), "short_users": self.short.count()}
 
 
 def id_kind_of(dtype) -> str | None:
@@ -113,19 +183,22 @@ def _check_id_types(reranker, fields: dict) -> None:
             schemas.check_same_id_kind(kind, f"candidates column '{column}'", kinds[column], fitted_from)
 
 
-def output_schema(candidates):
-    """``user_id, item_id`` with the input types, ``score double``, ``rank long``."""
-    from pyspark.sql.types import DoubleType, LongType, StructField, StructType
+def output_schema(candidates, report: bool = False):
+    """``user_id, item_id`` with the input types, ``score double``, ``rank long``; with
+    ``report``, also the report columns (``__rerank_report``, ``reason``, ``n_rows``)."""
+    from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
     fields = _fields(candidates, "candidates")
-    return StructType(
-        [
-            StructField("user_id", fields["user_id"].dataType, True),
-            StructField("item_id", fields["item_id"].dataType, True),
-            StructField("score", DoubleType(), True),
-            StructField("rank", LongType(), True),
-        ]
-    )
+    columns = [
+        StructField("user_id", fields["user_id"].dataType, True),
+        StructField("item_id", fields["item_id"].dataType, True),
+        StructField("score", DoubleType(), True),
+        StructField("rank", LongType(), True),
+    ]
+    if report:
+        columns += [StructField(REPORT_COLUMN, StringType(), True), StructField("reason", StringType(), True),
+                    StructField("n_rows", LongType(), True)]
+    return StructType(columns)
 
 
 def rerank_spark(
@@ -136,10 +209,13 @@ def rerank_spark(
     n_buckets: int | None = None,
     position_col: str | None = None,
     on_invalid: str = "raise",
+    report: bool = False,
 ):
     """Rerank a Spark DataFrame ``user_id, item_id, score`` (+ the λ column if ``reranker.lam``
     names one); returns a Spark DataFrame ``user_id, item_id, score, rank`` with the same rows
-    as ``reranker.rerank`` on the same data.
+    as ``reranker.rerank`` on the same data — and with ``report=True`` a pair ``(output,
+    SparkRerankReport)`` whose ``skipped`` and ``short`` DataFrames list the users skipped
+    (``on_invalid="skip"``) and those with fewer than k candidates.
 
     ``by="bucket"`` (default) groups users into ``n_buckets`` hash buckets (default: 4 ×
     ``spark.sql.shuffle.partitions``) and reranks a whole bucket per Python call; each bucket
@@ -151,14 +227,22 @@ def rerank_spark(
     i.e. the DataFrame's own row order (the order of a parquet file or of the pandas frame it
     was created from).
 
-    ``on_invalid="skip"`` drops users with invalid rows, as ``rerank`` does (the skipped users
-    are not reported back from the executors); ``"raise"`` fails the job with the same error.
+    ``on_invalid="skip"`` drops users with invalid rows, as ``rerank`` does; ``"raise"`` fails
+    the job with the same error.
+
+    Before the first job, the workers' Python is checked (:mod:`rerank.spark_env`): on a local
+    master with ``PYSPARK_PYTHON`` unset they run the driver's interpreter; a worker that cannot
+    import ``rerank`` raises :class:`rerank.spark_env.SparkWorkerError` in one line.
     """
     from pyspark.sql import functions as F
+
+    from rerank.spark_env import check_workers, use_driver_python
 
     reranker.check_fitted()
     check_choice("by", by, GROUPINGS)
     schemas.check_on_invalid(on_invalid)
+    if not isinstance(report, bool):
+        raise InputTypeError(f"report must be True or False, got {report!r}")
     fields = _fields(candidates, "candidates")
     _require_columns(fields, ["user_id", "item_id", "score"], "candidates")
     _require_numeric(fields, "score", "candidates")
@@ -187,16 +271,38 @@ def rerank_spark(
             "rerank_spark needs a classic SparkSession (it broadcasts the fitted state through the "
             f"SparkContext); this session has none: {exc}"
         ) from exc
+    use_driver_python(context)
+    check_workers(context)
     state = context.broadcast(worker_reranker(reranker))
 
-    def rerank_one_group(frame: pd.DataFrame) -> pd.DataFrame:
-        return rerank_group(state.value, frame, POSITION_COLUMN, on_invalid)
+    if report:
+        def rerank_one_group(frame: pd.DataFrame) -> pd.DataFrame:
+            out = rerank_group(state.value, frame, POSITION_COLUMN, on_invalid)
+            return with_report(out, report_rows(state.value, out))
+    else:
+        def rerank_one_group(frame: pd.DataFrame) -> pd.DataFrame:
+            return rerank_group(state.value, frame, POSITION_COLUMN, on_invalid)
 
-    schema = output_schema(candidates)
+    schema = output_schema(candidates, report)
     if by == "user":
-        return rows.groupBy("user_id").applyInPandas(rerank_one_group, schema)
-    bucket = F.pmod(F.xxhash64("user_id"), F.lit(n_buckets))
-    return rows.withColumn(BUCKET_COLUMN, bucket).groupBy(BUCKET_COLUMN).applyInPandas(rerank_one_group, schema)
+        grouped = rows.groupBy("user_id")
+    else:
+        bucket = F.pmod(F.xxhash64("user_id"), F.lit(n_buckets))
+        # sorted by position within each bucket by the sort Spark runs for the grouping anyway
+        rows = rows.withColumn(BUCKET_COLUMN, bucket).repartition(BUCKET_COLUMN).sortWithinPartitions(
+            BUCKET_COLUMN, POSITION_COLUMN)
+        grouped = rows.groupBy(BUCKET_COLUMN)
+    result = grouped.applyInPandas(rerank_one_group, schema)
+    if not report:
+        return result
+    from pyspark import StorageLevel
+
+    combined = result.persist(StorageLevel.MEMORY_AND_DISK)
+    kind = F.col(REPORT_COLUMN)
+    out = combined.filter(kind.isNull()).select("user_id", "item_id", "score", "rank")
+    skipped = combined.filter(kind == REPORT_SKIPPED).select("user_id", "reason", "n_rows")
+    short = combined.filter(kind == REPORT_SHORT).select("user_id", F.col("n_rows").alias("n_candidates"))
+    return out, SparkRerankReport(skipped, short, combined)
 
 
 # ---------------------------------------------------------------------------- fit
