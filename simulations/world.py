@@ -2,21 +2,23 @@
 
 * **Categories.** ``G`` categories; the last ``n_niche`` are niche (scarcer supply, lower
   quality), the others mainstream.
-* **Users.** Exactly ``round(U · minority_share)`` users form the minority group (dominant
-  interest uniform over the niche categories), the rest the majority group (dominant interest
-  uniform over the mainstream ones). Taste ``θ_u = d · e_dom + (1-d) · Dir(c·1)`` spread over
+* **Users.** Exactly ``round(U · niche_share)`` users form the *niche group* (dominant
+  interest uniform over the niche categories), the rest the *mainstream group* (dominant
+  interest uniform over the mainstream ones). Taste ``θ_u = d · e_dom + (1-d) · Dir(c·1)`` spread over
   ``n_minority_interests`` categories drawn uniformly among the others: the user's *minority
   interests* ``M_u``.
 * **Items.** Item ``i`` carries ``m_i ∈ {1,2,3}`` distinct categories drawn without replacement
   with probability ∝ supply (1 mainstream, ``niche_supply`` niche); ``p(g|i) = 1/m_i``.
   Quality ``q_i ~ N(0, quality_sd) + niche_quality_shift · (niche share of p(·|i))``.
   ``n_items`` are there at the start; ``new_items_per_round`` arrive before each later round
-  (Chaney et al. 2018), so the catalogue does not run dry (DESIGN §7.1).
+  (Chaney et al. 2018). Items are ordered by arrival, so the items available at round t are
+  rows ``0 .. n_available(t)-1`` and the newest are the last rows.
 * **True relevance** ``rel(u,i) = σ(b + β · θ_u·p(·|i) + q_i)``, ``b = rel_bias``,
   ``β = rel_pref``.
 * **Organic true share** (DESIGN §7.1): what the user would consume with no ranking and no
-  position bias, over the items available at round t:
-  ``π_u ∝ Σ_{i available} rel(u,i) · p(·|i)``.
+  position bias, over the items the user can still consume at round t (every available
+  item when re-consumption is on; the available items the user has not consumed when off):
+  ``π_u ∝ Σ_{i consumable} rel(u,i) · p(·|i)``.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from rerank.simulations.config import SimConfig
 from rerank.simulations.rng import stream
 from scipy.special import expit
 
-MAJORITY = 0
-MINORITY = 1
+MAINSTREAM = 0
+NICHE = 1
 BLOCK_USERS = 1024
 
 
@@ -45,7 +47,7 @@ class World:
 
     config: SimConfig
     niche: np.ndarray  # (G,) bool
-    group: np.ndarray  # (U,) int8: MAJORITY / MINORITY
+    group: np.ndarray  # (U,) int8: MAINSTREAM / NICHE
     dominant: np.ndarray  # (U,) int64
     theta0: np.ndarray  # (U, G) initial taste, rows sum to 1
     minority_mask: np.ndarray  # (U, G) bool: the user's minority interests M_u
@@ -96,6 +98,15 @@ class World:
             out[start : start + BLOCK_USERS] = sigmoid(logits) @ cats
         return out
 
+    def consumed_mass(self, theta: np.ndarray, consumed: sp.csr_matrix) -> np.ndarray:
+        """``Σ_{i consumed by u} rel(u,i) p(·|i)`` per user (``consumed``: users × items 0/1)."""
+        coo = consumed.tocoo()
+        out = np.zeros((theta.shape[0], self.n_categories))
+        if coo.nnz:
+            rel = self.relevance_pairs(theta, coo.row, coo.col)
+            np.add.at(out, coo.row, rel[:, None] * self.item_categories[coo.col])
+        return out
+
 
 def true_share(mass: np.ndarray) -> np.ndarray:
     """Normalise organic mass rows into the organic true share ``π_u``."""
@@ -110,15 +121,15 @@ def make_world(config: SimConfig) -> World:
     niche[cfg.n_mainstream_categories :] = True
 
     rng = stream(cfg.seed, "users")
-    n_minority = int(round(cfg.n_users * cfg.minority_share))
+    n_niche = int(round(cfg.n_users * cfg.niche_share))
     if cfg.n_niche_categories == 0:
-        n_minority = 0
+        n_niche = 0
     group = np.zeros(cfg.n_users, dtype=np.int8)
-    group[rng.permutation(cfg.n_users)[:n_minority]] = MINORITY
+    group[rng.permutation(cfg.n_users)[:n_niche]] = NICHE
     mainstream_ids = np.flatnonzero(~niche)
     niche_ids = np.flatnonzero(niche)
     dominant = np.where(
-        group == MINORITY,
+        group == NICHE,
         niche_ids[rng.integers(0, max(len(niche_ids), 1), cfg.n_users)] if len(niche_ids) else 0,
         mainstream_ids[rng.integers(0, len(mainstream_ids), cfg.n_users)],
     ).astype(np.int64)
