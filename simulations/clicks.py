@@ -16,8 +16,9 @@ Only shown items can be clicked (selection bias): clicks are drawn for slate ent
   probability ``Π_{s<r} (1 - c_s)``.
 
 Each click model returns :class:`Clicks`: the clicks, which of them are attitude clicks, and
-the *propensity* of every impression: the probability that its slot was examined. The log stores it as a perfectly estimated propensity model would
-(for the cascade it depends on the items above, which the simulator knows).
+the *propensity* of every impression: the probability that its slot was examined. The log
+stores it as a perfectly estimated propensity model would (for the cascade it depends on the
+items above, which the simulator knows).
 """
 
 from __future__ import annotations

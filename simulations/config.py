@@ -118,7 +118,7 @@ class SimConfig:
     verdict_trend_share: float = 0.25
     depletion_threshold: float = 0.10
     # --- execution
-    n_threads: int | None = None
+    n_threads: int | None = 1
 
     def __post_init__(self) -> None:
         _positive_int(self, "n_users", "n_items", "n_rounds", "slate_size", "n_candidates",
@@ -148,11 +148,10 @@ class SimConfig:
         if not self.reconsume:
             needed += self.n_rounds * self.slate_size
         if self.n_items < needed:
-            raise InputError(
-                f"n_items={self.n_items} is too small: it must hold n_candidates plus the "
-                f"organic history{'' if self.reconsume else ' plus every item consumed over the run (reconsume is off)'}"
-                f" ({needed})"
-            )
+            what = "n_candidates plus the organic history"
+            if not self.reconsume:
+                what += " plus every item consumed over the run (reconsume is off)"
+            raise InputError(f"n_items={self.n_items} is too small: it must hold {what} ({needed})")
         for name in ("niche_share", "dominant_weight", "noise_share", "noise_click_prob",
                      "lam", "epsilon", "drift_rate", "exposure_drift_rate", "collapse_threshold",
                      "blend_weight", "verdict_margin", "verdict_trend_share",
@@ -234,9 +233,12 @@ PRESETS = {
 }
 
 #: Run-level settings of the named experiments: how many seeds, which policies.
+#: The policies of a run without ``--policy`` (a quick single-seed look; under 60 s).
+DEFAULT_POLICIES = ("organic", "topk", "calibrated", "calibrated-anchored")
+
 RUN_PRESETS = {
-    "default": {"n_seeds": 1, "policies": HEADLINE_POLICIES},
-    "51-49": {"n_seeds": 1, "policies": HEADLINE_POLICIES},
+    "default": {"n_seeds": 1, "policies": DEFAULT_POLICIES},
+    "51-49": {"n_seeds": 1, "policies": DEFAULT_POLICIES},
     "headline": {"n_seeds": 5, "policies": HEADLINE_POLICIES},
 }
 

@@ -35,7 +35,7 @@ from rerank.simulations.config import SimConfig
 from rerank.simulations.log import InteractionLog
 from rerank.simulations.rng import stream
 from rerank.simulations.tower import PositionTower
-from rerank.simulations.world import World
+from rerank.simulations.world import RoundRelevance, World
 
 BLOCK_CELLS = 4_000_000
 
@@ -235,22 +235,19 @@ class PopularityModel(LoopModel):
 
 
 class OracleModel(LoopModel):
-    """True relevance under the users' current interests ``theta`` (set by the loop)."""
+    """True relevance under the users' current tastes: ``relevance``
+    (:class:`rerank.simulations.world.RoundRelevance`) is set by the loop every round."""
 
     name = "oracle"
-
-    def __init__(self, world, config):
-        super().__init__(world, config)
-        self.theta = world.theta0
+    relevance: RoundRelevance | None = None
 
     def fit(self, log, n_available, round_):
         return None
 
     def candidates(self, exclude, n_available, n):
-        return dense_candidates(
-            lambda rows: self.world.relevance_block(self.theta[rows], n_available),
-            self.world.n_users, exclude, n_available, n,
-        )
+        if self.relevance is None or self.relevance.n_items != n_available:
+            self.relevance = RoundRelevance(self.world, self.world.theta0, n_available)
+        return dense_candidates(self.relevance.rows, self.world.n_users, exclude, n_available, n)
 
 
 class TowerModel(LoopModel):

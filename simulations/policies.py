@@ -6,7 +6,7 @@ the last ``f = fresh_slots`` show fresh arrivals (below). Policies (:data:`POLIC
 
 * ``organic`` (control): no recommender. Each slate is ``k`` distinct items drawn in
   proportion to true relevance ``rel(u,i)`` over the items the user can consume, slot order
-  = draw order (successive sampling without replacement, by Gumbel top-k on ``log rel``).
+  = draw order (successive sampling without replacement).
   The world without a recommender; every loop effect is measured against it.
 * ``oracle`` (control): top-k by true relevance under the users' current tastes.
 * ``topk``: the model's top ``k - f`` (the kernel with ``λ = 0``, exactly top-k by score).
@@ -41,7 +41,7 @@ import scipy.sparse as sp
 from rerank.simulations.config import SimConfig
 from rerank.simulations.log import InteractionLog
 from rerank.simulations.models import Candidates
-from rerank.simulations.world import BLOCK_USERS, World
+from rerank.simulations.world import RoundRelevance, successive_sample
 
 from rerank import rerank_arrays
 from rerank.distributions import population_distribution, target_distributions
@@ -204,21 +204,17 @@ def add_fresh(slates: np.ndarray, n_fresh: int, pool: int, exclude: sp.csr_matri
     return out
 
 
-def organic_slates(world: World, theta: np.ndarray, n_available: int, k: int,
-                   exclude: sp.csr_matrix | None, rng: np.random.Generator) -> np.ndarray:
-    """``k`` distinct items per user drawn ∝ ``rel(u,i)`` without replacement (Gumbel top-k on
-    ``log rel``, excluded cells left out), in draw order."""
-    out = np.empty((world.n_users, k), dtype=np.int64)
-    for start in range(0, world.n_users, BLOCK_USERS):
-        rows = np.arange(start, min(start + BLOCK_USERS, world.n_users))
-        keys = np.log(world.relevance_block(theta[rows], n_available))
-        keys += rng.gumbel(size=keys.shape)
+def organic_slates(relevance: RoundRelevance, k: int, exclude: sp.csr_matrix | None,
+                   rng: np.random.Generator) -> np.ndarray:
+    """``k`` distinct items per user drawn ∝ ``rel(u,i)`` without replacement, in draw order
+    (:func:`rerank.simulations.world.successive_sample`), excluded cells left out."""
+    out = np.empty((relevance.world.n_users, k), dtype=np.int64)
+    for rows, rel in relevance.blocks():
         if exclude is not None:
+            rel = rel.copy()
             seen = exclude[rows].tocoo()
-            keys[seen.row, seen.col] = -np.inf
-        top = np.argpartition(-keys, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1, kind="stable")
-        out[rows] = np.take_along_axis(top, order, axis=1)
+            rel[seen.row, seen.col] = 0.0
+        out[rows] = successive_sample(rel, k, rng)
     return out
 
 

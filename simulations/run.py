@@ -53,7 +53,13 @@ from rerank.simulations.policies import (
     policy_targets,
 )
 from rerank.simulations.rng import stream
-from rerank.simulations.world import World, make_world, sample_organic, true_share
+from rerank.simulations.world import (
+    RoundRelevance,
+    World,
+    make_world,
+    sample_organic,
+    true_share,
+)
 
 KEY_COLUMNS = ("seed", "round", "policy", "group")
 
@@ -68,20 +74,18 @@ class PolicyRun:
     consumption: dict
 
 
-def top_unconsumable(world: World, theta: np.ndarray, consumed: sp.csr_matrix | None,
-                     n_available: int, top: int) -> np.ndarray:
-    """Per user: share of the ``top`` most relevant available items (under ``theta``) that
-    the user can no longer consume (``consumed``; ``None`` = re-consumption on: all zero)."""
-    out = np.zeros(world.n_users)
+def top_unconsumable(relevance: RoundRelevance, consumed: sp.csr_matrix | None,
+                     top: int) -> np.ndarray:
+    """Per user: share of the ``top`` most relevant available items that the user can no
+    longer consume (``consumed``; ``None`` = re-consumption on: all zero)."""
+    out = np.zeros(relevance.world.n_users)
     if consumed is None or consumed.nnz == 0:
         return out
-    top = min(top, n_available)
-    for start in range(0, world.n_users, 1024):
-        block = slice(start, min(start + 1024, world.n_users))
-        rel = world.relevance_block(theta[block], n_available)
+    top = min(top, relevance.n_items)
+    for rows, rel in relevance.blocks():
         best = np.argpartition(-rel, top - 1, axis=1)[:, :top]
-        hits = np.take_along_axis(consumed[block].toarray(), best, axis=1)
-        out[block] = hits.sum(axis=1) / top
+        hits = np.take_along_axis(consumed[rows].toarray(), best, axis=1)
+        out[rows] = hits.sum(axis=1) / top
     return out
 
 
@@ -105,7 +109,7 @@ def consumption_report(log: InteractionLog, world: World, theta: np.ndarray,
         np.where(world.minority_mask, supply[None, :], 0.0).sum(axis=1),
         out=np.zeros(world.n_users), where=world.minority_mask.any(axis=1),
     )
-    ever = top_unconsumable(world, theta, consumed, n_available, top)
+    ever = top_unconsumable(RoundRelevance(world, theta, n_available), consumed, top)
     gone = np.zeros(world.n_users) if reconsume else ever
     out = {}
     for name, mask in group_masks(world.group).items():
@@ -119,19 +123,13 @@ def consumption_report(log: InteractionLog, world: World, theta: np.ndarray,
     return out
 
 
-class Truth:
-    """The organic true share ``π_u`` over the items each user can still consume."""
-
-    def __init__(self, world: World, reconsume: bool):
-        self.world = world
-        self.reconsume = reconsume
-
-    def share(self, theta: np.ndarray, n_available: int,
-              consumed: sp.csr_matrix | None) -> np.ndarray:
-        mass = self.world.organic_mass(theta, 0, n_available)
-        if not self.reconsume and consumed is not None and consumed.nnz:
-            mass = np.maximum(mass - self.world.consumed_mass(theta, consumed), 0.0)
-        return true_share(mass)
+def organic_share(relevance: RoundRelevance, consumed: sp.csr_matrix | None) -> np.ndarray:
+    """``π_u ∝ Σ_{i consumable} rel(u,i) p(·|i)``: every available item, less the consumed
+    ones when re-consumption is off (``consumed`` given)."""
+    mass = relevance.organic_mass()
+    if consumed is not None and consumed.nnz:
+        mass = np.maximum(mass - relevance.world.consumed_mass(relevance.theta, consumed), 0.0)
+    return true_share(mass)
 
 
 def _fit_round(spec: PolicySpec, config: SimConfig, t: int) -> bool:
@@ -140,7 +138,19 @@ def _fit_round(spec: PolicySpec, config: SimConfig, t: int) -> bool:
 
 def run_policy(world: World, policy: str, organic: tuple[np.ndarray, np.ndarray],
                pairs: dict, on_round: Callable[[], None] | None = None) -> PolicyRun:
-    """Simulate ``n_rounds`` rounds of one policy on ``world`` (one seed)."""
+    """Simulate ``n_rounds`` rounds of one policy on ``world`` (one seed).
+
+    BLAS runs single-threaded inside the loop: its products are small (users × G or × the
+    factors), and its idle threads would compete with implicit's and the kernel's.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, "blas"):
+        return _run_policy(world, policy, organic, pairs, on_round)
+
+
+def _run_policy(world: World, policy: str, organic: tuple[np.ndarray, np.ndarray],
+                pairs: dict, on_round: Callable[[], None] | None) -> PolicyRun:
     cfg = world.config
     spec = check_policy(policy)
     k = cfg.slate_size
@@ -151,7 +161,6 @@ def run_policy(world: World, policy: str, organic: tuple[np.ndarray, np.ndarray]
     if spec.model is not None:
         model = make_model(world, cfg, "oracle" if spec.model == "oracle" else None)
     anchored = anchored_targets(log, world.n_users, world.item_csr)
-    truth = Truth(world, cfg.reconsume)
     theta = world.theta0.copy()
     users = np.arange(world.n_users)
     metric_rows, detail_rows = [], []
@@ -159,16 +168,16 @@ def run_policy(world: World, policy: str, organic: tuple[np.ndarray, np.ndarray]
     for t in range(cfg.n_rounds):
         n_avail = world.n_available(t)
         consumed = None if cfg.reconsume else log.consumed(world.n_users, n_avail)
-        pi = truth.share(theta, n_avail, consumed)
+        relevance = RoundRelevance(world, theta, n_avail)
+        pi = organic_share(relevance, consumed)
         if pi0 is None:
             pi0 = pi
         estimate = policy_targets(spec, log, world.n_users, world.item_csr, cfg, anchored)
         if model is None:
-            slates = organic_slates(world, theta, n_avail, k, consumed,
-                                    stream(cfg.seed, "organic-slates", t))
+            slates = organic_slates(relevance, k, consumed, stream(cfg.seed, "organic-slates", t))
         else:
             if isinstance(model, OracleModel):
-                model.theta = theta
+                model.relevance = relevance
             if _fit_round(spec, cfg, t):
                 model.fit(log, n_avail, t)
             cand = model.candidates(consumed, n_avail, cfg.n_candidates)
@@ -182,7 +191,7 @@ def run_policy(world: World, policy: str, organic: tuple[np.ndarray, np.ndarray]
             theta=theta, theta0=world.theta0, minority_mask=world.minority_mask,
             dominant=world.dominant, group=world.group, categories=world.item_csr, exam=exam,
             n_available=n_avail, pairs=pairs, collapse_threshold=cfg.collapse_threshold,
-            top_consumed=top_unconsumable(world, theta, consumed, n_avail, cfg.top_relevant),
+            top_consumed=top_unconsumable(relevance, consumed, cfg.top_relevant),
         ))
         for group in GROUPS:
             key = {"seed": cfg.seed, "round": t, "policy": policy, "group": group}
@@ -227,33 +236,84 @@ def seed_list(first: int, n_seeds: int) -> tuple[int, ...]:
     return tuple(range(first, first + n_seeds))
 
 
-def simulate(config: SimConfig, policies: Sequence[str] = ("organic", "topk", "calibrated"),
-             seeds: Sequence[int] | None = None,
-             on_round: Callable[[], None] | None = None) -> SimulationResult:
-    """Run every policy on the same world, for each seed (default: ``config.seed`` only)."""
-    policies = tuple(dict.fromkeys(policies))
-    if not policies:
-        raise ValueError("give at least one policy")
-    for policy in policies:
-        check_policy(policy)
-    seeds = (config.seed,) if seeds is None else tuple(dict.fromkeys(int(s) for s in seeds))
-    metric_rows, detail_rows, consumption, worlds = [], [], {}, {}
-    for seed in seeds:
+@dataclass
+class Seeded:
+    """A seed's world, organic history and homogenisation pairs (shared by its policies)."""
+
+    world: World
+    organic: tuple[np.ndarray, np.ndarray]
+    pairs: dict
+
+    @classmethod
+    def make(cls, config: SimConfig, seed: int) -> Seeded:
         cfg = config.with_(seed=seed)
         world = make_world(cfg)
         organic = sample_organic(world, world.theta0, cfg.organic_per_user, world.n_available(0))
         rng = stream(seed, "pairs")
         pairs = {name: sample_pairs(mask, cfg.homogenization_pairs, rng)
                  for name, mask in group_masks(world.group).items()}
-        for policy in policies:
-            run = run_policy(world, policy, organic, pairs, on_round)
-            metric_rows.extend(run.metrics)
-            detail_rows.extend(run.details)
-            consumption.setdefault(seed, {})[policy] = run.consumption
-        worlds[seed] = world
-    metrics = _frame(metric_rows, METRIC_COLUMNS, policies)
-    details = _frame(detail_rows, DETAIL_COLUMNS, policies)
-    return SimulationResult(config, policies, seeds, metrics, details, consumption, worlds)
+        return cls(world, organic, pairs)
+
+
+def run_task(config: SimConfig, seed: int, policy: str) -> tuple[PolicyRun, World]:
+    """One (seed, policy) pair from scratch: what a worker process runs."""
+    seeded = Seeded.make(config, seed)
+    return run_policy(seeded.world, policy, seeded.organic, seeded.pairs), seeded.world
+
+
+def default_jobs(n_tasks: int) -> int:
+    """``min(CPUs, tasks)``: the worker processes ``jobs=0`` (auto) starts."""
+    import os
+
+    return max(1, min(os.cpu_count() or 1, n_tasks))
+
+
+def simulate(config: SimConfig, policies: Sequence[str] = ("organic", "topk", "calibrated"),
+             seeds: Sequence[int] | None = None, on_round: Callable[[], None] | None = None,
+             jobs: int = 1, on_task: Callable[[], None] | None = None) -> SimulationResult:
+    """Run every policy on the same world, for each seed (default: ``config.seed`` only).
+
+    The (seed, policy) runs are independent: ``jobs > 1`` runs them in that many worker
+    processes (``spawn``), ``jobs = 0`` in :func:`default_jobs` processes; each uses
+    ``config.n_threads`` threads (default 1) for the kernel and ALS. The result is the same
+    row for row whatever ``jobs`` and the thread count. ``on_round`` is
+    called after every round (one job only), ``on_task`` after every finished (seed, policy).
+    """
+    policies = tuple(dict.fromkeys(policies))
+    if not policies:
+        raise ValueError("give at least one policy")
+    for policy in policies:
+        check_policy(policy)
+    seeds = (config.seed,) if seeds is None else tuple(dict.fromkeys(int(s) for s in seeds))
+    tasks = [(seed, policy) for seed in seeds for policy in policies]
+    jobs = default_jobs(len(tasks)) if jobs == 0 else min(jobs, len(tasks))
+    runs, worlds = {}, {}
+    if jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = {task: pool.submit(run_task, config, *task) for task in tasks}
+            for task, future in futures.items():
+                runs[task], worlds[task[0]] = future.result()
+                if on_task is not None:
+                    on_task()
+    else:
+        for seed in seeds:
+            seeded = Seeded.make(config, seed)
+            worlds[seed] = seeded.world
+            for policy in policies:
+                runs[seed, policy] = run_policy(seeded.world, policy, seeded.organic,
+                                                seeded.pairs, on_round)
+                if on_task is not None:
+                    on_task()
+    ordered = [runs[task] for task in tasks]
+    metrics = _frame([r for run in ordered for r in run.metrics], METRIC_COLUMNS, policies)
+    details = _frame([r for run in ordered for r in run.details], DETAIL_COLUMNS, policies)
+    consumption = {seed: {p: runs[seed, p].consumption for p in policies} for seed in seeds}
+    return SimulationResult(config, policies, seeds, metrics, details, consumption,
+                            {seed: worlds[seed] for seed in seeds})
 
 
 def _frame(rows: list[dict], columns, policies) -> pd.DataFrame:
