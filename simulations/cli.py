@@ -106,7 +106,13 @@ def show_progress(quiet: bool, stream=None) -> bool:
 
 
 def run(args) -> int:
-    from rerank.simulations.output import levels_table, summary, verdict_table, write_outputs
+    from rerank.simulations.output import (
+        comparison_table,
+        levels_table,
+        summary,
+        verdict_table,
+        write_outputs,
+    )
     from rerank.simulations.plots import plot_metrics
     from rerank.simulations.run import default_jobs, seed_list, simulate
     from tqdm import tqdm
@@ -140,6 +146,10 @@ def run(args) -> int:
         print(levels_table(result))
         print()
         print(verdict_table(info))
+        versus = comparison_table(info)
+        if versus:
+            print()
+            print(versus)
         if args.out:
             print(f"\nwrote {args.out}/metrics.csv, details.csv, summary.json"
                   + ("" if args.no_plots else " and plots"))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 from rerank.simulations.run import SimulationResult
-from rerank.simulations.verdict import BASELINE, verdicts
+from rerank.simulations.verdict import BASELINE, compare, verdicts
 
 FLOAT_FORMAT = "%.6f"
 PACKAGES = ("calibrated-rerank", "numpy", "scipy", "pandas", "numba", "implicit")
@@ -55,6 +55,7 @@ def summary(result: SimulationResult) -> dict:
         "versions": versions(),
         "verdicts": headline,
         "verdicts_by_metric": by_metric,
+        "versus_topk": {m: compare(result.metrics, cfg, m) for m in by_metric},
         "verdict_note": note,
         "consumption": {str(seed): per for seed, per in result.consumption.items()},
         "world": {
@@ -106,6 +107,27 @@ def levels_table(result: SimulationResult, metrics=("ref_miscalibration", "ref_m
             a, b = ends.loc[(policy, group, 0)], ends.loc[(policy, group, last)]
             cells = [f"{_num(a[m], '.2f'):>6} -> {_num(b[m], '.2f'):>5}" for m in metrics]
             lines.append(f"{policy:<20} {group:<10} " + " ".join(f"{c:>15}" for c in cells))
+    return "\n".join(lines)
+
+
+def comparison_table(info: dict) -> str:
+    """Paired difference of each policy's loop effect from top-k's (verdict metric)."""
+    first = next(iter(next(iter(info["verdicts"].values())).values()), None) if info.get("verdicts") else None
+    if first is None:
+        return ""
+    table = info.get("versus_topk", {}).get(first["metric"], {})
+    if not table:
+        return ""
+    header = f"{'policy':<20} {'group':<10} {'top-k minus policy [95% CI]':>30}  clearly smaller"
+    lines = [f"loop effect on {first['metric']} compared with top-k (paired over seeds; > 0 = "
+             "the policy's loop effect is smaller in the harmful direction)", header,
+             "-" * len(header)]
+    for policy, groups in table.items():
+        for group, c in groups.items():
+            lo, hi = c["ci"]
+            cell = f"{_num(c['difference'], '+.3f')} [{_num(lo, '+.3f')}, {_num(hi, '+.3f')}]"
+            lines.append(f"{policy:<20} {group:<10} {cell:>30}  "
+                         f"{'yes' if c['clearly_smaller'] else 'no'}")
     return "\n".join(lines)
 
 

@@ -30,6 +30,10 @@ round-0 value). Then:
   ``depletion_threshold``.
 
 ``organic`` is the baseline: its loop effect is 0 by definition and it gets no verdict.
+
+**Comparisons** (:func:`compare`): a policy ``b``'s loop effect is *clearly smaller* than
+``a``'s when the 95% CI of the paired difference ``σ (L_s(a) − L_s(b))`` over the seeds (same
+seeds, same worlds) lies above 0.
 """
 
 from __future__ import annotations
@@ -147,6 +151,40 @@ def judge(metrics: pd.DataFrame, config: SimConfig, metric: str) -> dict:
             "window": window,
             "depletion_dominated": bool(consumed.mean() >= config.depletion_threshold),
         }
+    return out
+
+
+def _per_seed_effects(series: pd.DataFrame, policy: str, group: str, window: int) -> pd.Series:
+    rows = series[(series["policy"] == policy) & (series["group"] == group)]
+    return rows.sort_values("round").groupby("seed", sort=True).apply(
+        lambda r: float(np.mean(r["effect"].to_numpy()[-window:])), include_groups=False)
+
+
+def compare(metrics: pd.DataFrame, config: SimConfig, metric: str, reference: str = "topk") -> dict:
+    """``{policy: {group: {"difference", "ci", "clearly_smaller"}}}``: the paired difference
+    over seeds between ``reference``'s loop effect and each other policy's, worse-signed
+    (``> 0``: the policy's loop effect is smaller in the harmful direction)."""
+    sign = VERDICT_METRICS[metric]
+    series = loop_effect_series(metrics, metric)
+    if series.empty or reference not in set(series["policy"]):
+        return {}
+    n_rounds = int(metrics["round"].max()) + 1
+    window = max(2, min(config.verdict_window, n_rounds))
+    out: dict = {}
+    for policy in pd.unique(series["policy"]):
+        if policy == reference:
+            continue
+        for group in pd.unique(series["group"]):
+            a = _per_seed_effects(series, reference, group, window)
+            b = _per_seed_effects(series, str(policy), group, window)
+            diff = sign * (a - b.reindex(a.index))
+            if diff.isna().all():
+                continue
+            mean, lo, hi = mean_ci(diff.to_numpy())
+            out.setdefault(str(policy), {})[str(group)] = {
+                "difference": mean, "ci": [lo, hi], "clearly_smaller": bool(lo > 0),
+                "reference": reference, "metric": metric,
+            }
     return out
 
 
