@@ -59,17 +59,27 @@ def band(frame: pd.DataFrame, value: str, by=("policy", "group", "round")) -> pd
     return out
 
 
-def _draw(ax, table: pd.DataFrame, policies, group: str) -> None:
+def _colors(policies) -> dict:
+    """One colour per policy, by its place in the run, the same in every figure."""
+    return {policy: f"C{index % 10}" for index, policy in enumerate(policies)}
+
+
+def _draw(ax, table: pd.DataFrame, policies, group: str, colors: dict) -> None:
     rows = table[table["group"] == group]
-    for index, policy in enumerate(policies):
+    drawn = False
+    for policy in policies:
         series = rows[rows["policy"] == policy].sort_values("round")
-        if series["mean"].isna().all():
+        if series.empty or series["mean"].isna().all():
             continue
-        color = f"C{index % 10}"
+        drawn = True
+        color = colors[policy]
         style = "--" if policy == BASELINE else "-"
         ax.plot(series["round"], series["mean"], style, color=color, label=policy, linewidth=1.4)
         ax.fill_between(series["round"], series["lo"], series["hi"], color=color, alpha=0.18,
                         linewidth=0)
+    if not drawn:
+        ax.text(0.5, 0.5, f"not defined for the {GROUP_TITLES[group]}", ha="center",
+                va="center", transform=ax.transAxes, fontsize=8, color="grey")
 
 
 def _setup():
@@ -94,6 +104,7 @@ def plot_metrics(metrics: pd.DataFrame, out_dir, title: str = "",
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     policies = list(pd.unique(metrics["policy"]))
+    colors = _colors(policies)
     n_seeds = metrics["seed"].nunique()
     note = f"mean over {n_seeds} seed(s), band = 95% CI" if n_seeds > 1 else "one seed"
     paths = []
@@ -101,7 +112,7 @@ def plot_metrics(metrics: pd.DataFrame, out_dir, title: str = "",
         table = band(metrics, metric)
         fig, axes = plt.subplots(1, len(GROUPS), figsize=(12, 3.6), sharey=True)
         for ax, group in zip(axes, GROUPS, strict=True):
-            _draw(ax, table, policies, group)
+            _draw(ax, table, policies, group, colors)
             if metric in REFERENCE_LINES:
                 ax.axhline(REFERENCE_LINES[metric], color="grey", linestyle=":", linewidth=1)
             ax.set_title(GROUP_TITLES[group])
@@ -121,13 +132,14 @@ def plot_metrics(metrics: pd.DataFrame, out_dir, title: str = "",
 
 def plot_overview(metrics, path: Path, title: str, note: str, plt) -> Path:
     policies = list(pd.unique(metrics["policy"]))
+    colors = _colors(policies)
     fig, axes = plt.subplots(len(OVERVIEW), len(GROUPS), figsize=(13, 2.7 * len(OVERVIEW)),
                              sharex=True)
     for i, metric in enumerate(OVERVIEW):
         table = band(metrics, metric)
         for j, group in enumerate(GROUPS):
             ax = axes[i, j]
-            _draw(ax, table, policies, group)
+            _draw(ax, table, policies, group, colors)
             if metric in REFERENCE_LINES:
                 ax.axhline(REFERENCE_LINES[metric], color="grey", linestyle=":", linewidth=1)
             if i == 0:
@@ -147,10 +159,12 @@ def plot_overview(metrics, path: Path, title: str, note: str, plt) -> Path:
 def plot_loop_effect(metrics, path: Path, title: str, note: str, plt, metric: str) -> Path:
     series = loop_effect_series(metrics, metric)
     table = band(series, "effect")
-    policies = [p for p in pd.unique(metrics["policy"]) if p != BASELINE]
+    everyone = list(pd.unique(metrics["policy"]))
+    colors = _colors(everyone)
+    policies = [p for p in everyone if p != BASELINE]
     fig, axes = plt.subplots(1, len(GROUPS), figsize=(13, 3.8), sharey=True)
     for ax, group in zip(axes, GROUPS, strict=True):
-        _draw(ax, table, policies, group)
+        _draw(ax, table, policies, group, colors)
         ax.axhline(0.0, color="grey", linestyle=":", linewidth=1)
         ax.set_title(GROUP_TITLES[group])
         ax.set_xlabel("round")
