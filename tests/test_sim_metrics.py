@@ -1,4 +1,4 @@
-"""Hand cases and reference checks for the simulator's per-round metrics and equilibria."""
+"""Hand cases and reference checks for the simulator's per-round metrics."""
 
 import itertools
 
