@@ -1,7 +1,11 @@
 """``rerank evaluate``: the real-data λ sweep on MovieLens (see :mod:`rerank.adapters.evaluate`).
 
 Registered through the ``rerank.commands`` entry-point group, so the core CLI never imports
-the adapters. Writes ``evaluation.csv``, ``evaluation.md`` and ``tradeoff.png`` to ``--out``.
+the adapters. Writes to ``--out``: ``evaluation.csv`` (one row per user group and λ, column
+``user_group``), ``evaluation.md`` (one table per group, then the bootstrap contrasts),
+``contrasts.csv``, ``users.csv`` (per test user: ``KL(p_u ‖ p̄)``, group, training and held-out
+positives, activity bin), ``tradeoff.png`` (all users) and ``groups.png`` (minority attainment
+against precision per group).
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rerank.adapters.evaluate import DEFAULT_LAMBDAS, MODELS, SPLITS
+from rerank.adapters.evaluate import DEFAULT_BOOTSTRAP, DEFAULT_LAMBDAS, MODELS, SPLITS
 
 
 def _lambdas(text: str) -> list[float]:
@@ -31,8 +35,10 @@ def register(subparsers) -> None:
             "over a λ sweep and print accuracy and calibration metrics (Steck 2018, §5)."
         ),
     )
-    parser.add_argument("--variant", default="latest-small",
-                        choices=["latest-small", "100k", "1m", "20m", "25m", "32m"])
+    parser.add_argument("--variant", default=None,
+                        choices=["latest-small", "100k", "1m", "20m", "25m", "32m"],
+                        help="MovieLens variant (default: detected from --data's files, u.data = 100k; "
+                             "latest-small without --data)")
     parser.add_argument("--data", default=None,
                         help="MovieLens folder or zip (default: $RERANK_MOVIELENS_DIR, then the cache)")
     parser.add_argument("--no-download", action="store_true", help="never download from GroupLens")
@@ -52,17 +58,30 @@ def register(subparsers) -> None:
                         help="training iterations / epochs (default: als 15, bpr 100, lightfm 30)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="ALS threads (0: all cores)")
+    parser.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP,
+                        help="bootstrap draws over users for the niche/mainstream contrasts (0: none; "
+                             "default %(default)s)")
     parser.add_argument("--out", default="out/evaluate", help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from rerank.adapters.evaluate import evaluate, format_table, plot_tradeoff
+    from rerank.adapters.evaluate import (
+        evaluate,
+        format_contrasts,
+        format_groups,
+        plot_groups,
+        plot_tradeoff,
+    )
 
-    from rerank.datasets import movielens
+    from rerank.datasets import detect_variant, movielens
+    from rerank.errors import InputError
 
-    ratings, item_categories = movielens(args.variant, args.data, download=not args.no_download)
+    if args.bootstrap < 0:
+        raise InputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    variant = args.variant or (detect_variant(args.data) if args.data is not None else "latest-small")
+    ratings, item_categories = movielens(variant, args.data, download=not args.no_download)
     result = evaluate(
         ratings,
         item_categories,
@@ -78,18 +97,32 @@ def run(args) -> int:
         iterations=args.iterations,
         seed=args.seed,
         threads=args.threads,
+        n_boot=args.bootstrap,
         progress=not args.quiet,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result.table.to_csv(out / "evaluation.csv")
-    markdown = format_table(result.table)
+    result.groups.reset_index().to_csv(out / "evaluation.csv", index=False)
+    result.users.to_csv(out / "users.csv")
+    markdown = format_groups(result)
+    if result.contrasts is not None:
+        result.contrasts.to_csv(out / "contrasts.csv", index=False)
+        markdown += (
+            f"\n\n**who gains**: gap = niche mean − mainstream mean; activity-matched = mainstream "
+            f"reweighted to the niche users' quartiles of training positives; change = since the first λ, "
+            f"same users. 95% percentile bootstrap over users ({args.bootstrap} draws, seed {args.seed})\n\n"
+            + format_contrasts(result.contrasts)
+        )
     (out / "evaluation.md").write_text(markdown + "\n")
     plot_tradeoff(result, out / "tradeoff.png")
+    plot_groups(result, out / "groups.png")
+    first = result.per_user.xs(result.table.index[0], level="lambda")
+    without_minority = int(first["minority_attainment"].isna().sum())
     print(
-        f"MovieLens {args.variant}: model {args.model}, {args.split} split, {result.n_users} test users, "
-        f"{result.n_items} items, {result.n_train} train / {result.n_test} test positives, "
-        f"n={args.candidates} candidates, k={args.k}, scores normalised: {args.normalize}"
+        f"MovieLens {variant}: model {args.model}, {args.split} split, seed {args.seed}, {result.n_users} test "
+        f"users ({without_minority} without a minority interest), {result.n_items} items, {result.n_train} "
+        f"train / {result.n_test} test positives, n={args.candidates} candidates, k={args.k}, scores "
+        f"normalised: {args.normalize}"
     )
     print(markdown)
     acc = result.acceptance()
@@ -99,5 +132,8 @@ def run(args) -> int:
     )
     timing = ", ".join(f"{name} {sec:.1f}s" for name, sec in result.seconds.items())
     print(f"time: {timing}")
-    print(f"wrote {out / 'evaluation.csv'}, {out / 'evaluation.md'}, {out / 'tradeoff.png'}")
+    written = ["evaluation.csv", "users.csv", "evaluation.md"]
+    written += ["contrasts.csv"] if result.contrasts is not None else []
+    written += ["tradeoff.png", "groups.png"]
+    print("wrote " + ", ".join(str(out / name) for name in written))
     return 0

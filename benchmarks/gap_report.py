@@ -1,4 +1,4 @@
-"""How far is the greedy from the optimum? (issue 3, DESIGN §4.4) on MovieLens latest-small.
+"""How far is the greedy from the optimum? (issue 3, docs/design.md §4.4) on MovieLens latest-small.
 
     .venv/bin/python -m benchmarks.gap_report                       # 200 sampled test users
     .venv/bin/python -m benchmarks.gap_report --users 0 --out gap.md  # every test user
@@ -11,7 +11,7 @@ uniform rank weights.
 
 For each (n, λ) and each user it computes the objective ``F = (1-λ) Σ s - λ C_KL(p, q)`` of
 Steck's greedy (``safeguard=False``), of the safeguarded greedy (the default) and of the
-certified exact solver (:mod:`rerank.exact`; its incumbent is the safeguarded list), and
+certified exact solver (:mod:`rerank.engine.exact`; its incumbent is the safeguarded list), and
 reports the optimality gap ``F* - F`` (absolute, and relative to ``|F*|``) as mean, p99 and
 max over users, the share of users where the greedy is already optimal (gap ≤ 1e-9), the
 exact solver's time per user (mean, p99, max) and how many users were certified within the

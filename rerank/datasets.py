@@ -15,10 +15,14 @@ Where the files come from, first match wins:
    against the archive's MD5 before it is extracted (pinned for the fixed releases; for
    ``latest-small``, which GroupLens may update, the ``.md5`` file published next to it).
 
+Without a variant, a ``path`` names it by its files (:func:`detect_variant`): ``u.data`` is
+100k, ``ratings.dat`` is 1m, ``ratings.csv`` is the csv variant whose GroupLens folder name
+the path carries (``ml-25m``), else latest-small; with no path either, latest-small.
+
 Returned frames: ``ratings`` ``user_id, item_id, rating, timestamp`` (int64, int64, float64,
 int64 seconds) and ``item_categories`` ``item_id, category`` — one row per (movie, genre),
 genres split on ``|``; ``(no genres listed)`` (and 100k's ``unknown`` flag) give no row, so such
-a movie has no category (DESIGN §3). The core imports no recommender library.
+a movie has no category (docs/design.md §3). The core imports no recommender library.
 """
 
 from __future__ import annotations
@@ -113,6 +117,55 @@ def _in_folder(folder: Path, spec: Variant) -> Path | None:
     if (folder / f"{spec.folder}.zip").is_file():
         return folder / f"{spec.folder}.zip"
     return None
+
+
+def _variant_of_files(names, folder_name: str) -> str | None:
+    """The variant whose marker file is among ``names`` (base names of one folder's files)."""
+    if "u.data" in names:
+        return "100k"
+    if "ratings.dat" in names:
+        return "1m"
+    if "ratings.csv" in names:
+        by_name = [v for v, spec in VARIANTS.items() if spec.layout == "csv" and spec.folder == folder_name]
+        return by_name[0] if by_name else "latest-small"
+    return None
+
+
+def detect_variant(path) -> str:
+    """The MovieLens variant held at ``path`` (a folder, a folder holding ``ml-*/`` folders or
+    ``ml-*.zip`` archives, or a GroupLens zip), from its files.
+
+    ``u.data`` -> ``"100k"``, ``ratings.dat`` -> ``"1m"``, ``ratings.csv`` -> the csv variant
+    named by the folder (``ml-20m``, ``ml-25m``, ``ml-32m``, ``ml-latest-small``), else
+    ``"latest-small"`` (the csv variants share one reader: the name only labels the run). A
+    folder holding several variants is an error that asks for the variant.
+    """
+    path = Path(path)
+    if path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            members = [m for m in zf.namelist() if not m.endswith("/")]
+        names = {m.rsplit("/", 1)[-1] for m in members}
+        folders = {m.split("/", 1)[0] for m in members if "/" in m}
+        folder = folders.pop() if len(folders) == 1 else path.stem
+        found = _variant_of_files(names, folder)
+    elif path.is_dir():
+        found = _variant_of_files({f.name for f in path.iterdir() if f.is_file()}, path.name)
+        if found is None:
+            inside = [v for v, spec in VARIANTS.items() if _in_folder(path, spec) is not None]
+            if len(inside) > 1:
+                raise InputError(
+                    f"{path} holds several MovieLens variants ({', '.join(inside)}); choose one with "
+                    f"--variant / variant="
+                )
+            found = inside[0] if inside else None
+    else:
+        raise FileNotFoundError(f"{path} does not exist")
+    if found is None:
+        raise FileNotFoundError(
+            f"{path} holds no MovieLens files (expected u.data, ratings.dat or ratings.csv, or an "
+            f"ml-<variant>/ folder or ml-<variant>.zip)"
+        )
+    return found
 
 
 def locate(
@@ -320,7 +373,7 @@ def read_movielens(source, variant: str) -> MovieLens:
 
 
 def movielens(
-    variant: str = "latest-small",
+    variant: str | None = None,
     path=None,
     *,
     cache_dir=None,
@@ -331,7 +384,11 @@ def movielens(
 
     ``path``: local files (folder or zip); else ``$RERANK_MOVIELENS_DIR``; else the cache,
     downloading from ``base_url`` (GroupLens) with checksum verification when ``download``.
+    ``variant=None``: detected from ``path``'s files (:func:`detect_variant`), latest-small
+    without a path.
     """
+    if variant is None:
+        variant = detect_variant(path) if path is not None else "latest-small"
     return read_movielens(
         locate(variant, path, cache_dir=cache_dir, download=download, base_url=base_url), variant
     )

@@ -20,8 +20,8 @@ import scipy.sparse as sp
 
 from rerank.distributions import ItemCategories, item_categories_from_frame, list_distributions
 from rerank.distributions import rank_weights as make_rank_weights
-from rerank.divergences import divergence as divergence_rows
-from rerank.validation import require_columns
+from rerank.engine.divergences import divergence as divergence_rows
+from rerank.schemas import require_columns
 
 
 def _as_table(item_categories) -> ItemCategories:
@@ -58,9 +58,47 @@ def list_and_target(recs, targets, item_categories, rank_weights="uniform"):
 
 
 def miscalibration(recs, targets, item_categories, divergence="kl", alpha=0.01, rank_weights="uniform") -> pd.Series:
-    """``C(p(·|u), q(·|L_u))`` per user (KL, Hellinger or χ²; DESIGN §3)."""
+    """``C(p(·|u), q(·|L_u))`` per user (KL, Hellinger or χ²; docs/design.md §3)."""
     users, p, q = list_and_target(recs, targets, item_categories, rank_weights)
     return pd.Series(divergence_rows(p, q, divergence, alpha), index=users, name=f"miscalibration_{divergence}")
+
+
+def minority_mask(p: np.ndarray) -> np.ndarray:
+    """``M_u`` as a users × G boolean mask: ``p_g > 0`` and ``g`` is not the user's top category.
+
+    The top category is ``argmax_g p_g``; ties go to the first in category order (the column
+    order of ``p``: the item-categories table's, sorted names for a frame). A user whose target
+    is empty or has one category gets an empty ``M_u``.
+    """
+    mask = np.asarray(p) > 0
+    if len(mask):
+        mask[np.arange(len(mask)), np.argmax(p, axis=1)] = False
+    return mask
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator`` where the denominator is positive, NaN elsewhere."""
+    return np.divide(numerator, denominator, out=np.full(len(denominator), np.nan), where=denominator > 0)
+
+
+def _category_coverage(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    wanted = p > 0
+    return _ratio((wanted & (q > 0)).sum(axis=1).astype(np.float64), wanted.sum(axis=1).astype(np.float64))
+
+
+def _minority_share(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    minority = minority_mask(p)
+    return _ratio(np.where(minority, q, 0.0).sum(axis=1), np.where(minority, p, 0.0).sum(axis=1))
+
+
+def _minority_attainment(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    minority = minority_mask(p)
+    return _ratio(np.where(minority, np.minimum(q, p), 0.0).sum(axis=1), np.where(minority, p, 0.0).sum(axis=1))
+
+
+def _minority_missing(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    minority = minority_mask(p)
+    return _ratio((minority & (q == 0)).sum(axis=1).astype(np.float64), minority.sum(axis=1).astype(np.float64))
 
 
 def category_coverage(recs, targets, item_categories) -> pd.Series:
@@ -69,28 +107,44 @@ def category_coverage(recs, targets, item_categories) -> pd.Series:
     NaN for a user whose target is empty.
     """
     users, p, q = list_and_target(recs, targets, item_categories)
-    wanted = p > 0
-    n_wanted = wanted.sum(axis=1)
-    covered = (wanted & (q > 0)).sum(axis=1)
-    values = np.divide(covered, n_wanted, out=np.full(len(users), np.nan), where=n_wanted > 0)
-    return pd.Series(values, index=users, name="category_coverage")
+    return pd.Series(_category_coverage(p, q), index=users, name="category_coverage")
 
 
 def minority_share(recs, targets, item_categories, rank_weights="uniform") -> pd.Series:
     """Mass the list gives the user's minority interests over the mass the target gives them.
 
-    Minority categories ``M_u = {g : p_g > 0, g ≠ argmax p}``;
-    ``share_u = Σ_{g∈M_u} q_g / Σ_{g∈M_u} p_g`` (1 = proportional, 0 = crowded out).
-    NaN for users with a single interest (no minority to serve).
+    ``share_u = Σ_{g∈M_u} q_g / Σ_{g∈M_u} p_g`` with ``M_u`` of :func:`minority_mask`
+    (1 = proportional, 0 = crowded out). NaN for users with no minority interest.
+
+    A ratio of sums: an item with several categories puts mass on several minority categories
+    at once, and over-serving one minority category makes up for leaving another out. On a
+    multi-genre catalogue (MovieLens) it sits near 1 whatever the list; use
+    :func:`minority_attainment` and :func:`minority_missing` to see the minor interests.
     """
     users, p, q = list_and_target(recs, targets, item_categories, rank_weights)
-    minority = p > 0
-    if len(users):
-        minority[np.arange(len(users)), p.argmax(axis=1)] = False
-    p_minor = np.where(minority, p, 0.0).sum(axis=1)
-    q_minor = np.where(minority, q, 0.0).sum(axis=1)
-    values = np.divide(q_minor, p_minor, out=np.full(len(users), np.nan), where=p_minor > 0)
-    return pd.Series(values, index=users, name="minority_share")
+    return pd.Series(_minority_share(p, q), index=users, name="minority_share")
+
+
+def minority_attainment(recs, targets, item_categories, rank_weights="uniform") -> pd.Series:
+    """Share of the minority-interest target the list attains, category by category.
+
+    ``attainment_u = Σ_{g∈M_u} min(q_g, p_g) / Σ_{g∈M_u} p_g`` with ``M_u`` of
+    :func:`minority_mask` and ``q`` under ``rank_weights`` (as :func:`miscalibration`). It lies
+    in [0, 1]; 1 means every minority interest got at least its share. Over-serving one category
+    cannot make up for leaving another out. NaN for users with no minority interest.
+    """
+    users, p, q = list_and_target(recs, targets, item_categories, rank_weights)
+    return pd.Series(_minority_attainment(p, q), index=users, name="minority_attainment")
+
+
+def minority_missing(recs, targets, item_categories, rank_weights="uniform") -> pd.Series:
+    """Share of the user's minority interests the list leaves out entirely.
+
+    ``missing_u = |{g ∈ M_u : q_g = 0}| / |M_u|`` (``M_u`` of :func:`minority_mask`). NaN for
+    users with no minority interest.
+    """
+    users, p, q = list_and_target(recs, targets, item_categories, rank_weights)
+    return pd.Series(_minority_missing(p, q), index=users, name="minority_missing")
 
 
 def precision_recall_ndcg(recs: pd.DataFrame, held_out: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -188,23 +242,48 @@ def exposure_gini(recs: pd.DataFrame, catalogue=None, rank_weights="uniform") ->
     return gini(exposure.to_numpy())
 
 
-def summarize(recs, targets, item_categories, held_out=None, k: int | None = None, n_items: int | None = None) -> dict:
-    """Averages over users of every metric (NaN per-user values skipped and counted)."""
-    table = _as_table(item_categories)
-    out: dict[str, float] = {}
-    for name in ("kl", "hellinger", "chi2"):
-        out[f"miscalibration_{name}"] = float(miscalibration(recs, targets, table, name).mean())
-    share = minority_share(recs, targets, table)
-    out["minority_share"] = float(share.mean())
-    out["users_without_minority"] = int(share.isna().sum())
-    out["category_coverage"] = float(category_coverage(recs, targets, table).mean())
-    out["intra_list_diversity"] = float(intra_list_diversity(recs, table).mean())
+def user_metrics(
+    recs, targets, item_categories, held_out=None, k: int | None = None, rank_weights="uniform", alpha: float = 0.01
+) -> pd.DataFrame:
+    """Every per-user metric in one frame (index ``user_id``, the users of ``recs``), from one
+    computation of ``p`` and ``q``.
+
+    Columns: ``miscalibration_kl``, ``miscalibration_hellinger``, ``miscalibration_chi2`` (α =
+    ``alpha``), ``minority_attainment``, ``minority_missing``, ``minority_share``,
+    ``category_coverage``; with ``held_out`` and ``k`` also ``precision``, ``recall``, ``ndcg``.
+    Undefined values are NaN as in the single-metric functions.
+    """
+    users, p, q = list_and_target(recs, targets, item_categories, rank_weights)
+    frame = pd.DataFrame(
+        {f"miscalibration_{name}": divergence_rows(p, q, name, alpha) for name in ("kl", "hellinger", "chi2")},
+        index=users,
+    )
+    frame["minority_attainment"] = _minority_attainment(p, q)
+    frame["minority_missing"] = _minority_missing(p, q)
+    frame["minority_share"] = _minority_share(p, q)
+    frame["category_coverage"] = _category_coverage(p, q)
     if held_out is not None:
         if k is None:
             raise ValueError("k is needed with held_out")
-        acc = precision_recall_ndcg(recs, held_out, k)
-        out.update({name: float(acc[name].mean()) for name in acc.columns})
-        out["users_without_held_out"] = int(acc["precision"].isna().sum())
+        frame = frame.join(precision_recall_ndcg(recs, held_out, k))
+    return frame
+
+
+def summarize(recs, targets, item_categories, held_out=None, k: int | None = None, n_items: int | None = None) -> dict:
+    """Averages over users of every metric (NaN per-user values skipped and counted)."""
+    table = _as_table(item_categories)
+    per_user = user_metrics(recs, targets, table, held_out, k)
+    out: dict[str, float] = {}
+    for name in ("kl", "hellinger", "chi2"):
+        out[f"miscalibration_{name}"] = float(per_user[f"miscalibration_{name}"].mean())
+    for name in ("minority_attainment", "minority_missing", "minority_share"):
+        out[name] = float(per_user[name].mean())
+    out["users_without_minority"] = int(per_user["minority_attainment"].isna().sum())
+    out["category_coverage"] = float(per_user["category_coverage"].mean())
+    out["intra_list_diversity"] = float(intra_list_diversity(recs, table).mean())
+    if held_out is not None:
+        out.update({name: float(per_user[name].mean()) for name in ("precision", "recall", "ndcg")})
+        out["users_without_held_out"] = int(per_user["precision"].isna().sum())
     if n_items is not None:
         out["catalogue_coverage"] = catalogue_coverage(recs, n_items)
     out["exposure_gini"] = exposure_gini(recs, catalogue=table.items if n_items is None else None)

@@ -1,4 +1,4 @@
-"""One configuration object for the feedback-loop simulator (DESIGN §7, issue 11).
+"""One configuration object for the feedback-loop simulator (docs/design.md §7, issue 11).
 
 Every size, share and rate of a run lives in :class:`SimConfig`. The defaults describe the
 world of docs/simulation.md ("The world's defaults"), each chosen from the literature and
@@ -11,7 +11,7 @@ The world (formulas in :mod:`rerank.simulations.world`, :mod:`~rerank.simulation
 
 * ``n_categories`` categories; the last ``n_niche_categories`` are *niche*: each has
   ``niche_supply`` times the item supply of a mainstream category and its items a quality
-  shifted by ``niche_quality_shift`` (DESIGN §7.1 "niche supply").
+  shifted by ``niche_quality_shift`` (docs/design.md §7.1 "niche supply").
 * Two user groups: a ``niche_share`` of users (the **niche group**) has a niche dominant
   interest, the others (the **mainstream group**) a mainstream one. Each user puts
   ``dominant_weight`` of taste on the dominant interest and splits the rest over

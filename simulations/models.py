@@ -210,11 +210,8 @@ class ALSModel(LoopModel):
         n_known = min(n_available, self.n_trained_items)
         seen = exclude[:, :n_known] if exclude is not None else None
         adapter = FactorAdapter(self.model.user_factors, self.model.item_factors[:n_known], seen)
-        frame = adapter.candidates(None, n=n, exclude_seen=exclude is not None)
-        return _to_csr(
-            frame["user_id"].to_numpy(np.int64), frame["item_id"].to_numpy(np.int64),
-            frame["score"].to_numpy(np.float64), self.world.n_users,
-        )
+        lists = adapter.candidate_lists(None, n=n, exclude_seen=exclude is not None)
+        return Candidates(lists.indptr, lists.items, lists.scores)
 
 
 class PopularityModel(LoopModel):

@@ -19,7 +19,8 @@ the last ``f = fresh_slots`` show fresh arrivals (below). Policies (:data:`POLIC
 * ``calibrated-anchored``: the same with the target from the pre-loop (organic) history only.
 * ``calibrated-blend``: target ``b · anchored + (1-b) · logged`` (``blend_weight = b``).
 * ``calibrated-debiased``: target from the IPS-weighted logged history.
-* ``quota``: ``calibrated`` plus hard quotas (``rerank_arrays(min_share=True)``, DESIGN §4.3).
+* ``quota``: ``calibrated`` plus hard quotas (``RerankOptions(min_share=True)``,
+  docs/design.md §4.3).
 * ``epsilon``: top-k, then each model slot with probability ε is replaced by a uniformly drawn
   available item not on the slate (and not consumed when re-consumption is off).
 
@@ -29,11 +30,13 @@ the last ``f = fresh_slots`` show fresh arrivals (below). Policies (:data:`POLIC
 is off): arrivals reach users even before the model has learned them (Chaney et al. 2018
 interleave new items into recommendations; T-RECS' ``random_items_per_iter``). The slot is
 fixed, not random, so that the calibrated policies' exposure weights stay exact.
+
+Each recommender policy's reranking is one :class:`rerank.RerankOptions`
+(:func:`policy_options`), passed to the kernel.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +46,7 @@ from rerank.simulations.log import InteractionLog
 from rerank.simulations.models import Candidates
 from rerank.simulations.world import RoundRelevance, successive_sample
 
-from rerank import rerank_arrays
+from rerank import RerankOptions, rerank_arrays
 from rerank.distributions import population_distribution, target_distributions
 from rerank.errors import InputError
 
@@ -84,20 +87,19 @@ POLICY_SPECS = {
 POLICIES = tuple(POLICY_SPECS)
 
 
-def quota_available() -> bool:
-    """Whether the core kernel accepts ``min_share`` (hard per-category quotas)."""
-    return "min_share" in inspect.signature(rerank_arrays).parameters
-
-
 def check_policy(name: str) -> PolicySpec:
     if name not in POLICY_SPECS:
         raise InputError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
-    if name == "quota" and not quota_available():
-        raise InputError(
-            "policy 'quota' needs rerank_arrays(min_share=...) (hard quotas, DESIGN §4.3), "
-            "which this version of the core does not provide"
-        )
     return POLICY_SPECS[name]
+
+
+def policy_options(spec: PolicySpec, config: SimConfig, exam: np.ndarray) -> RerankOptions:
+    """The reranking of a recommender policy: the model slots, λ = ``config.lam`` when
+    calibrated (else 0: top-k), scores min-max normalised, rank weights = the examination
+    curve of those slots, hard quotas for ``quota``."""
+    k = config.model_slots
+    return RerankOptions(k=k, lam=config.lam if spec.calibrated else 0.0, rank_weights=exam[:k],
+                         normalize="minmax", min_share=spec.min_share)
 
 
 def _targets_from(users, items, weights, n_users, categories) -> np.ndarray:
@@ -137,7 +139,8 @@ def policy_targets(spec: PolicySpec, log: InteractionLog, n_users: int,
     return logged
 
 
-def _rerank(cand: Candidates, categories, targets, k, lam, rank_weights, n_threads, **extra):
+def _rerank(cand: Candidates, categories, targets, options: RerankOptions, n_threads) -> np.ndarray:
+    k = options.k
     lengths = cand.lengths()
     if lengths.min(initial=k) < k:
         user = int(np.argmax(lengths < k))
@@ -145,11 +148,9 @@ def _rerank(cand: Candidates, categories, targets, k, lam, rank_weights, n_threa
             f"user {user} has only {lengths[user]} candidates for {k} slots: the catalogue is "
             "too small for this run (raise n_items or new_items_per_round)"
         )
-    out_indptr, items = rerank_arrays(
-        cand.indptr, cand.items, cand.scores, categories, targets, k, lam,
-        rank_weights=rank_weights, normalize="minmax", n_threads=n_threads, **extra,
-    )
-    return items.reshape(-1, k)
+    result = rerank_arrays(cand.indptr, cand.items, cand.scores, categories, targets,
+                           options=options, n_threads=n_threads)
+    return result.items.reshape(-1, k)
 
 
 def fill_uniform(slates: np.ndarray, users: np.ndarray, slots: np.ndarray, lo: int, hi: int,
@@ -223,10 +224,8 @@ def make_slates(spec: PolicySpec, cand: Candidates | None, categories: sp.csr_ma
                 exclude: sp.csr_matrix | None, n_available: int,
                 rng: np.random.Generator) -> np.ndarray:
     """Slates (users × k item rows, slot order) for one round of a recommender policy."""
-    k = config.model_slots
-    lam = config.lam if spec.calibrated else 0.0
-    extra = {"min_share": True} if spec.min_share else {}
-    slates = _rerank(cand, categories, targets, k, lam, exam[:k], config.n_threads, **extra)
+    slates = _rerank(cand, categories, targets, policy_options(spec, config, exam),
+                     config.n_threads)
     if spec.explore:
         slates = explore(slates, config.epsilon, exclude, n_available, rng)
     return add_fresh(slates, config.fresh_slots, config.fresh_pool, exclude, n_available, rng)

@@ -1,4 +1,4 @@
-"""The feedback loop (DESIGN §7, issue 11): one independent run per policy and seed.
+"""The feedback loop (docs/design.md §7, issue 11): one independent run per policy and seed.
 
 Before the loop every user has an organic history (``organic_per_user`` items drawn
 ∝ ``rel``, :func:`rerank.simulations.world.sample_organic`); the round-0 truth ``π⁰`` and
@@ -91,7 +91,7 @@ def top_unconsumable(relevance: RoundRelevance, consumed: sp.csr_matrix | None,
 
 def consumption_report(log: InteractionLog, world: World, theta: np.ndarray,
                        n_available: int, top: int, reconsume: bool) -> dict:
-    """How much of the catalogue users used (DESIGN §7.1, depletion), per group, means over
+    """How much of the catalogue users used (docs/design.md §7.1, depletion), per group, means over
     users: ``dominant_consumed`` (distinct consumed mass of the dominant category / its
     supply), ``minority_consumed`` (the same over the minority interests),
     ``top50_ever_consumed`` (share of the ``top`` most relevant available items consumed at

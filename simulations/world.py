@@ -15,7 +15,7 @@
   rows ``0 .. n_available(t)-1`` and the newest are the last rows.
 * **True relevance** ``rel(u,i) = σ(b + β · θ_u·p(·|i) + q_i)``, ``b = rel_bias``,
   ``β = rel_pref``.
-* **Organic true share** (DESIGN §7.1): what the user would consume with no ranking and no
+* **Organic true share** (docs/design.md §7.1): what the user would consume with no ranking and no
   position bias, over the items the user can still consume at round t (every available
   item when re-consumption is on; the available items the user has not consumed when off):
   ``π_u ∝ Σ_{i consumable} rel(u,i) · p(·|i)``.
