@@ -132,7 +132,7 @@ def with_report(out: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
                          ignore_index=True)
     for column in combined.columns:
         dtype = combined[column].dtype
-        if pd.api.types.is_string_dtype(dtype) and dtype != object:
+        if pd.api.types.is_string_dtype(dtype) and dtype != np.dtype(object):
             combined[column] = combined[column].astype(object)
         elif dtype.kind in "iu":
             combined[column] = combined[column].astype("Int64")
