@@ -19,13 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
-from rerank._numba import kernel_lock, num_threads
+from rerank._numba import num_threads
 from rerank.engine.exact import ExactResult, normalized_scores, solve_exact
 from rerank.engine.feasibility import max_quota_met, quota_matrix
-from rerank.engine.kernel import METHOD_QUOTA, rerank_kernel
+from rerank.engine.kernel import METHOD_PM2, METHOD_QUOTA, rerank_kernel
 from rerank.engine.layout import (
     CandidateLists,
     CategoryCSR,
@@ -185,7 +186,7 @@ def solve(problem: Problem, options: RerankOptions, n_threads: int | None = None
     lists, matrix, targets, target_rows, lam = problem
     n_users = lists.n_users
     k = options.k
-    quota = QuotaPlan(np.zeros((1, 1), dtype=np.int64), np.zeros(max(n_users, 1), dtype=np.int64))
+    quota = None  # the kernel compiles the quota greedy only when given a plan (rerank.engine.kernel)
     shortfall = None
     if codes.method == METHOD_QUOTA:  # quotas use the k asked for, before the clamp below
         quotas = quota_matrix(targets, k, codes.rho, float(options.min_share_threshold))
@@ -209,8 +210,10 @@ def solve(problem: Problem, options: RerankOptions, n_threads: int | None = None
     )
     cats = CategoryCSR.of(matrix)
     if n_users:
-        with num_threads(n_threads), kernel_lock():
-            rerank_kernel(lists, cats, targets, target_rows, lam, weights, params, quota, out)
+        with num_threads(n_threads):  # checks n_threads; the kernel's threads are its own (no prange)
+            pm2 = float(options.pm2_theta) if codes.method == METHOD_PM2 else None
+            rerank_kernel(lists, cats, targets, target_rows, lam, weights, params, quota, pm2, out,
+                          numba.get_num_threads())
     positions, objective, used_topk = out.positions, out.objective, out.used_topk
     exact = None
     if codes.exact and n_users:

@@ -1,9 +1,9 @@
 """The one compiled kernel behind every entry point (docs/design.md §3, §4, §6).
 
 :func:`rerank_kernel` reranks every user row of the candidate lists. Users are independent: the
-outer loop is a ``prange`` over blocks of ``USERS_PER_BLOCK`` users, each block allocating its
-work buffers once (:func:`rerank.engine.greedy.new_buffers`), so the output does not depend on
-the thread count. Per user it
+users are split into blocks of ``USERS_PER_BLOCK`` users, run on several threads without the
+GIL, each block allocating its work buffers once (:func:`rerank.engine.greedy.new_buffers`), so
+the output does not depend on the thread count. Per user it
 
 1. normalises the scores (:func:`rerank.engine.scoring.normalize_scores`);
 2. builds the list with one of the list builders — Steck's greedy
@@ -16,15 +16,24 @@ the thread count. Per user it
 
 Ties (objective equal up to ``TIE_RTOL`` relative) go to the higher score, then to the earlier
 input position (:mod:`rerank.engine.ties`).
+
+**Compiled only what a call uses.** The list builder is chosen by the *types* of two kernel
+arguments, not by a runtime code: ``quota`` is a :class:`~rerank.engine.layout.QuotaPlan` in
+quota mode and ``None`` otherwise, ``pm2`` the PM-2 θ (a float) with ``method="pm2"`` and
+``None`` otherwise. Numba prunes the branches ``if quota is not None`` / ``if pm2 is not None``
+before typing when the argument is ``None`` (its dead-branch pruning on ``None`` arguments), so
+the default call (greedy) never types or compiles the quota greedy, its feasibility search or
+PM-2: each is compiled — and cached — the first time a call asks for it, as a separate
+specialisation of the same kernel.
 """
 
 from __future__ import annotations
 
-from numba import prange
+import itertools
+from concurrent.futures import ThreadPoolExecutor
 
 from rerank._numba import compiled
 from rerank.engine.greedy import SharePairs, greedy_one_user, grow_slots, new_buffers, share_pairs
-from rerank.engine.layout import CandidateLists, CategoryCSR, KernelOutput, KernelParams, QuotaPlan
 from rerank.engine.pm2 import pm2_one_user
 from rerank.engine.quota import met_units, quota_one_user
 from rerank.engine.scoring import list_objective, normalize_scores, sort_by_score, top_k_positions
@@ -37,7 +46,7 @@ METHOD_GREEDY = 0
 METHOD_QUOTA = 1
 METHOD_PM2 = 2
 
-USERS_PER_BLOCK = 64
+USERS_PER_BLOCK = 1024  # users per call of rerank_block
 
 
 @compiled()
@@ -50,10 +59,11 @@ def widest_item(n, items, cats):
 
 
 @compiled()
-def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, qrow, target, objective, buf):
+def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, quota, row, user, objective, buf):
     """Score plain top-k (by the input scores ``raw``) and keep it in ``buf.chosen`` when its
-    objective beats ``objective`` (quota mode: only if it meets ``target`` quota units too).
-    Returns the objective of the list kept and whether it is top-k."""
+    objective beats ``objective`` (quota mode, ``quota`` not ``None``: only if it meets the
+    user's ``quota.met[user]`` units of the quotas ``quota.quotas[row]`` too). Returns the
+    objective of the list kept and whether it is top-k."""
     top = buf.top
     top_k_positions(raw, n, kk, top)
     top_objective = list_objective(
@@ -61,7 +71,7 @@ def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, qrow, tar
     )
     tol = TIE_RTOL * (1.0 + max(abs(objective), abs(top_objective)))
     if top_objective > objective + tol and (
-        params.method != METHOD_QUOTA or met_units(top, kk, items, cats, qrow) >= target
+        quota is None or met_units(top, kk, items, cats, quota.quotas[row]) >= quota.met[user]
     ):
         for r in range(kk):
             buf.chosen[r] = top[r]
@@ -69,9 +79,11 @@ def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, qrow, tar
     return objective, False
 
 
-@compiled()
-def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, params, quota, out, pairs):
-    """Rerank users ``first..last-1`` (one block: the work buffers are allocated once)."""
+@compiled(nogil=True)
+def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, params, quota, pm2, out, pairs):
+    """Rerank users ``first..last-1`` (one block: the work buffers are allocated once), without
+    the GIL: :func:`rerank_kernel` runs several blocks at once.
+    ``quota`` / ``pm2``: ``None`` unless that list builder is asked for (module docstring)."""
     indptr, cand_items, scores = lists.indptr, lists.items, lists.scores
     n_cat = targets.shape[1]
     k = params.k
@@ -89,19 +101,19 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, pa
         s = buf.s
         normalize_scores(raw, s, n, params.normalize)
         p = targets[target_rows[u]]
-        qrow = quota.quotas[target_rows[u]] if params.method == METHOD_QUOTA else quota.quotas[0]
         lam_u = lam[u]
         width = 0
         if lam_u != 0.0:
             width = widest_item(n, items, cats)
             if n * width > buf.ent_slot.shape[0]:  # rare: items with many categories; grow
                 buf = grow_slots(buf, pairs, 2 * n * width)
-        if params.method == METHOD_QUOTA:
+        if quota is not None:
             quota_one_user(
-                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, qrow, quota.met[u], buf,
+                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w,
+                quota.quotas[target_rows[u]], quota.met[u], buf,
             )
-        elif params.method == METHOD_PM2:
-            pm2_one_user(n, kk, s, items, cats, p, lam_u, params.pm2_theta, rank_w, buf.taken, buf.chosen)
+        elif pm2 is not None:
+            pm2_one_user(n, kk, s, items, cats, p, lam_u, pm2, rank_w, buf.taken, buf.chosen)
         elif lam_u == 0.0:  # plain top-k by the input scores (normalising may merge near-ties)
             top_k_positions(raw, n, kk, buf.chosen)
         else:
@@ -112,9 +124,9 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, pa
             buf.chosen, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, buf.mass,
         )
         used_topk = False
-        if params.safeguard and lam_u != 0.0 and params.method != METHOD_PM2:
+        if params.safeguard and lam_u != 0.0 and pm2 is None:
             objective, used_topk = safeguard_user(
-                n, kk, raw, s, items, cats, p, lam_u, params, rank_w, qrow, quota.met[u], objective, buf,
+                n, kk, raw, s, items, cats, p, lam_u, params, rank_w, quota, target_rows[u], u, objective, buf,
             )
         out.objective[u] = objective
         out.used_topk[u] = used_topk
@@ -126,37 +138,45 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, pa
             out.positions[start + r] = lo + chosen[r]
 
 
-@compiled(parallel=True)
-def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota, out):
-    """Rerank every user row of ``lists`` (a :class:`~rerank.engine.layout.CandidateLists`),
-    in parallel over blocks of ``USERS_PER_BLOCK`` users.
+def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota, pm2, out, n_threads: int = 1):
+    """Rerank every user row of ``lists`` (a :class:`~rerank.engine.layout.CandidateLists`)
+    on ``n_threads`` threads, in blocks of ``USERS_PER_BLOCK`` users.
 
     Inputs (dtypes fixed at the boundary): ``cats`` the :class:`~rerank.engine.layout.CategoryCSR`,
     ``targets`` float64 (T × G), ``target_rows`` int64 (U) the row of ``targets`` for each user,
     ``lam`` float64 (U), ``rank_w`` float64 (≥ k), ``params`` the
     :class:`~rerank.engine.layout.KernelParams`, ``quota`` the
-    :class:`~rerank.engine.layout.QuotaPlan` (quota mode only), ``out`` the
+    :class:`~rerank.engine.layout.QuotaPlan` in quota mode, else ``None``, ``pm2`` the PM-2 θ
+    (float) with ``method="pm2"``, else ``None`` (module docstring), ``out`` the
     :class:`~rerank.engine.layout.KernelOutput` to fill.
+
+    Threads: the blocks are handed out in order to ``n_threads`` threads (this one and
+    ``n_threads - 1`` others), each running :func:`rerank_block` without the GIL. A user's list
+    does not depend on the block or thread that computes it (the work buffers hold nothing from
+    one user to the next), so the output does not depend on the thread count. Plain threads
+    rather than a numba ``prange``: the compiled code is the serial function, which compiles in
+    a fraction of a parallel one's time (docs/performance.md, first-call latency) and is safe to
+    call from any number of Python threads at once.
     """
     n_users = lists.indptr.shape[0] - 1
     n_blocks = (n_users + USERS_PER_BLOCK - 1) // USERS_PER_BLOCK
-    pair_of_entry, pair_cat, pair_share = share_pairs(cats, targets.shape[1])
-    # Numba's parfors lose the writes into the arrays of a named tuple that enters a prange
-    # (numba issue 5872): the loop takes plain arrays and scalars and rebuilds the tuples inside.
-    indptr, items, scores = lists.indptr, lists.items, lists.scores
-    cat_indptr, cat_indices, cat_data = cats.indptr, cats.indices, cats.data
-    quotas, quota_met = quota.quotas, quota.met
-    out_indptr, out_positions, out_objective, out_used_topk = out.indptr, out.positions, out.objective, out.used_topk
-    k, alpha, divergence, normalize = params.k, params.alpha, params.divergence, params.normalize
-    safeguard, order_by_score, method, pm2_theta, max_n = (
-        params.safeguard, params.order_by_score, params.method, params.pm2_theta, params.max_n
-    )
-    for block in prange(n_blocks):
-        first = block * USERS_PER_BLOCK
-        rerank_block(
-            first, min(first + USERS_PER_BLOCK, n_users), CandidateLists(indptr, items, scores),
-            CategoryCSR(cat_indptr, cat_indices, cat_data), targets, target_rows, lam, rank_w,
-            KernelParams(k, alpha, divergence, normalize, safeguard, order_by_score, method, pm2_theta, max_n),
-            QuotaPlan(quotas, quota_met), KernelOutput(out_indptr, out_positions, out_objective, out_used_topk),
-            SharePairs(pair_of_entry, pair_cat, pair_share),
-        )
+    pairs = SharePairs(*share_pairs(cats, targets.shape[1]))
+    args = (lists, cats, targets, target_rows, lam, rank_w, params, quota, pm2, out, pairs)
+    n_threads = max(1, min(int(n_threads), n_blocks))
+    if n_threads == 1:
+        rerank_block(0, n_users, *args)
+        return
+    next_block = itertools.count()  # next() on it is atomic under the GIL
+
+    def work() -> None:
+        for block in iter(next_block.__next__, None):
+            first = block * USERS_PER_BLOCK
+            if first >= n_users:
+                return
+            rerank_block(first, min(first + USERS_PER_BLOCK, n_users), *args)
+
+    with ThreadPoolExecutor(max_workers=n_threads - 1) as pool:
+        helpers = [pool.submit(work) for _ in range(n_threads - 1)]
+        work()
+        for helper in helpers:
+            helper.result()  # re-raises a helper's error
