@@ -14,8 +14,8 @@ fix. Any other exception (a plain ``ValueError``, ``KeyError``, ...) is a bug: i
 traceback (exit code 1) so it is not disguised as bad input. Ctrl-C exits with code 130.
 
 Commands: :mod:`~rerank.cli.apply`, :mod:`~rerank.cli.demo`, :mod:`~rerank.cli.bench`,
-:mod:`~rerank.cli.gap`; their reranking flags and :func:`~rerank.cli.options.options_from_args`
-live in :mod:`~rerank.cli.options`.
+:mod:`~rerank.cli.gap`, :mod:`~rerank.cli.warmup`; their reranking flags and
+:func:`~rerank.cli.options.options_from_args` live in :mod:`~rerank.cli.options`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from importlib.metadata import entry_points
 
 from rerank.errors import InputError
 
-CORE_COMMANDS = ("rerank.cli.demo", "rerank.cli.apply", "rerank.cli.bench", "rerank.cli.gap")
+CORE_COMMANDS = ("rerank.cli.demo", "rerank.cli.apply", "rerank.cli.bench", "rerank.cli.gap", "rerank.cli.warmup")
 
 
 def _command_registrars():
