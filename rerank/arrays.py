@@ -18,6 +18,7 @@ from rerank.distributions import rank_weights as make_rank_weights
 from rerank.exact import GAP_TOL, check_solver, run_exact
 from rerank.feasibility import check_min_share, max_quota_met, quota_matrix
 from rerank.kernel import METHOD_GREEDY, METHOD_PM2, METHOD_QUOTA, rerank_kernel
+from rerank.refine import DEFAULT_MAX_SWAPS, check_refine
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class RerankResult:
     (0 when enumerated or forced; see :mod:`rerank.exact`). ``quota_shortfall``
     (``min_share`` only): per user, how many quota units ``Σ_g max(0, r_g - c_g)`` the list
     misses because no k-subset of the candidates meets them all (see :mod:`rerank.quota`).
+    ``swaps`` / ``swap_cap_hit`` (``refine="swap"`` only): per user, the improving swaps made
+    and whether ``max_swaps`` stopped the search while an improving swap remained
+    (:mod:`rerank.refine`); ``used_topk`` then means the output is plain top-k.
     """
 
     indptr: np.ndarray
@@ -41,6 +45,8 @@ class RerankResult:
     used_topk: np.ndarray
     gap: np.ndarray | None = None
     quota_shortfall: np.ndarray | None = None
+    swaps: np.ndarray | None = None
+    swap_cap_hit: np.ndarray | None = None
 
 
 def _as_category_csr(categories) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -122,6 +128,8 @@ def rerank_arrays(
     min_share=False,
     min_share_threshold: float = 0.0,
     pm2_theta: float = 0.5,
+    refine: str | None = None,
+    max_swaps: int | None = DEFAULT_MAX_SWAPS,
 ):
     """Calibrated reranking of CSR candidates (DESIGN §3).
 
@@ -146,6 +154,11 @@ def rerank_arrays(
     carrying it whenever some subset of the candidates meets all the quotas, otherwise as many
     quota units as any subset can meet; the units missed are ``RerankResult.quota_shortfall``.
     ``method="pm2"`` builds the lists with PM-2 (:mod:`rerank.pm2`, aspect weight ``pm2_theta``).
+
+    ``refine="swap"`` (:mod:`rerank.refine`; greedy and quota mode, not PM-2) starts from the
+    better of the list and top-k and applies best-improvement single swaps (one listed item out,
+    one candidate in at its position) until none improves the objective or ``max_swaps`` were
+    made (``None``: no cap); swaps per user and cap hits are in ``RerankResult``.
 
     Returns ``(out_indptr, out_items)``, or a :class:`RerankResult` with ``return_result``.
     """
@@ -179,6 +192,7 @@ def rerank_arrays(
     lam_arr = validation.check_lam_array(lam, n_users)
     validation.check_rank_weights(rank_weights, k)
     method_code, rho = _list_builder(method, min_share, min_share_threshold, pm2_theta, solver)
+    refine_code, swap_cap = check_refine(refine, max_swaps, method_code == METHOD_PM2)
     quotas = np.zeros((1, 1), dtype=np.int64)
     quota_target = np.zeros(max(n_users, 1), dtype=np.int64)
     shortfall = None
@@ -201,6 +215,8 @@ def rerank_arrays(
     out_pos = np.empty(out_indptr[-1], dtype=np.int64)
     objective = np.zeros(n_users, dtype=np.float64)
     used_topk = np.zeros(n_users, dtype=np.bool_)
+    swaps = np.zeros(n_users, dtype=np.int64)
+    cap_hit = np.zeros(n_users, dtype=np.bool_)
     max_n = int(lengths.max(initial=0))
     if n_users:
         with num_threads(n_threads), kernel_lock():
@@ -208,7 +224,7 @@ def rerank_arrays(
                 indptr, item_idx, scores, cat_indptr, cat_indices, cat_data, targets,
                 target_rows, lam_arr, k, alpha, div_code, weights, norm_code, bool(safeguard),
                 order_by_score, max(max_n, 1), out_indptr, out_pos, objective, used_topk,
-                method_code, quotas, quota_target, float(pm2_theta),
+                method_code, quotas, quota_target, float(pm2_theta), refine_code, swap_cap, swaps, cap_hit,
             )
     gap = None
     if exact and n_users:
@@ -221,5 +237,6 @@ def rerank_arrays(
         used_topk = np.zeros(n_users, dtype=np.bool_)
     items = item_idx[out_pos]
     if return_result:
-        return RerankResult(out_indptr, out_pos, items, objective, used_topk, gap, shortfall)
+        refined = (swaps, cap_hit) if refine_code else (None, None)
+        return RerankResult(out_indptr, out_pos, items, objective, used_topk, gap, shortfall, *refined)
     return out_indptr, items

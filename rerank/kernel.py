@@ -37,6 +37,7 @@ from rerank._numba import compiled
 from rerank.divergences import DIVERGENCE_CODES, divergence_finish, divergence_term
 from rerank.pm2 import pm2_one_user
 from rerank.quota import met_units, quota_one_user
+from rerank.refine import REFINE_NONE, refine_buffers, refine_one_user
 from rerank.ties import TIE_RTOL, is_better
 
 __all__ = ["DIVERGENCE_CODES", "NORMALIZE_CODES", "rerank_kernel"]
@@ -221,7 +222,8 @@ def greedy_one_user(
     mass, base, taken, chosen, width, pair_of_entry, n_shared, stamp, user, ent_count, ent_slot,
     slot_cat, slot_share, slot_val, used, touched,
 ):
-    """Steck's greedy for one user; writes local positions into ``chosen[:kk]``.
+    """Steck's greedy for one user; writes local positions into ``chosen[:kk]``, returns the
+    number of slots gathered (:func:`gather_user`; 0 for λ = 0, which gathers none).
 
     Work buffers: ``mass``, ``base``, ``touched`` (G); ``taken`` and ``ent_count`` (≥ n);
     ``ent_slot`` (≥ n·width, ``width`` ≥ the most categories of a candidate); ``slot_*``,
@@ -247,7 +249,7 @@ def greedy_one_user(
                     best = j
             taken[best] = True
             chosen[t] = best
-        return
+        return 0
     n_used = gather_user(
         n, width, items, cat_indptr, cat_indices, cat_data, pair_of_entry, n_shared, stamp, user,
         ent_count, ent_slot, slot_cat, slot_share, used,
@@ -297,6 +299,7 @@ def greedy_one_user(
             if was_empty and mass[g] != 0.0:  # mass only grows: each category enters once
                 touched[n_touched] = g
                 n_touched += 1
+    return n_used
 
 
 @compiled()
@@ -316,6 +319,7 @@ def rerank_kernel(
     indptr, cand_items, scores, cat_indptr, cat_indices, cat_data, targets, target_rows, lam,
     k, alpha, divergence, rank_w, normalize, safeguard, order_by_score, max_n,
     out_indptr, out_pos, out_objective, out_used_topk, method, quotas, quota_target, pm2_theta,
+    refine, max_swaps, out_swaps, out_cap_hit,
 ):
     """Rerank every user row of the candidate CSR.
 
@@ -330,6 +334,12 @@ def rerank_kernel(
     int64 (T × G, by target row) and ``quota_target`` int64 (U) the quota units each list
     must meet, :mod:`rerank.quota`; the safeguard keeps top-k only if it meets them too) or
     ``METHOD_PM2`` (:mod:`rerank.pm2` with ``pm2_theta``; no safeguard).
+
+    ``refine`` (:mod:`rerank.refine`; not with PM-2): start from the better of the list and
+    top-k (the safeguard's comparison, whatever ``safeguard``), then improving single swaps,
+    at most ``max_swaps`` (< 0: no cap); per user the swaps made (``out_swaps``) and whether
+    the cap stopped the search (``out_cap_hit``). ``out_used_topk`` then says the output is
+    plain top-k (started from it, no swap made).
     """
     n_users = indptr.shape[0] - 1
     n_cat = targets.shape[1]
@@ -354,12 +364,15 @@ def rerank_kernel(
         stamp = np.full(n_shared + 1, -1, dtype=np.int64)
         slot_cat[1 : n_shared + 1] = pair_cat
         slot_share[1 : n_shared + 1] = pair_share
+        refine_work = refine_buffers(n_cat, n_shared + 1 + capacity)
         first = block * USERS_PER_BLOCK
         last = min(first + USERS_PER_BLOCK, n_users)
         for u in range(first, last):
             lo = indptr[u]
             n = indptr[u + 1] - lo
             kk = min(k, n)
+            out_swaps[u] = 0
+            out_cap_hit[u] = False
             if kk == 0:
                 out_objective[u] = 0.0
                 out_used_topk[u] = False
@@ -369,7 +382,11 @@ def rerank_kernel(
             p = targets[target_rows[u]]
             lam_u = lam[u]
             width = 0
-            if lam_u != 0.0:
+            # λ = 0 lists are plain top-k, already optimal; quota lists may still gain score
+            do_refine = refine != REFINE_NONE and kk < n and method != METHOD_PM2 and (
+                lam_u != 0.0 or method == METHOD_QUOTA
+            )
+            if lam_u != 0.0 or do_refine:
                 for j in range(n):
                     width = max(width, cat_indptr[items[j] + 1] - cat_indptr[items[j]])
                 if n * width > capacity:  # rare: items with many categories; grow
@@ -381,6 +398,8 @@ def rerank_kernel(
                     used = np.empty(n_shared + 1 + capacity, dtype=np.int64)
                     slot_cat[1 : n_shared + 1] = pair_cat
                     slot_share[1 : n_shared + 1] = pair_share
+                    refine_work = refine_buffers(n_cat, n_shared + 1 + capacity)
+            n_used = -1
             if method == METHOD_QUOTA:
                 quota_one_user(
                     n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha, divergence,
@@ -394,7 +413,7 @@ def rerank_kernel(
             elif lam_u == 0.0:  # plain top-k by the input scores (normalising may merge near-ties)
                 top_k_positions(scores[lo : lo + n], n, kk, chosen)
             else:
-                greedy_one_user(
+                n_used = greedy_one_user(
                     n, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha,
                     divergence, rank_w, mass, base, taken, chosen, width, pair_of_entry, n_shared,
                     stamp, u, ent_count, ent_slot, slot_cat, slot_share, slot_val, used, touched,
@@ -404,7 +423,7 @@ def rerank_kernel(
                 divergence, rank_w, mass,
             )
             used_topk = False
-            if safeguard and lam_u != 0.0 and method != METHOD_PM2:
+            if (safeguard or refine != REFINE_NONE) and lam_u != 0.0 and method != METHOD_PM2:
                 top_k_positions(scores[lo : lo + n], n, kk, top)
                 top_objective = list_objective(
                     top, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha,
@@ -420,6 +439,26 @@ def rerank_kernel(
                         chosen[r] = top[r]
                     objective = top_objective
                     used_topk = True
+            if do_refine:
+                if n_used < 0:
+                    n_used = gather_user(
+                        n, width, items, cat_indptr, cat_indices, cat_data, pair_of_entry, n_shared, stamp, u,
+                        ent_count, ent_slot, slot_cat, slot_share, used,
+                    )
+                use_quota = method == METHOD_QUOTA
+                swaps, cap_hit = refine_one_user(
+                    n, kk, s, p, lam_u, alpha, divergence, rank_w, chosen, taken, max_swaps,
+                    quotas[target_rows[u]] if use_quota else quotas[0], quota_target[u], use_quota, ent_count,
+                    ent_slot, width, slot_cat, slot_share, used, n_used, mass, base, refine_work,
+                )
+                out_swaps[u] = swaps
+                out_cap_hit[u] = cap_hit
+                if swaps:
+                    objective = list_objective(
+                        chosen, kk, s, items, cat_indptr, cat_indices, cat_data, p, lam_u, alpha, divergence,
+                        rank_w, mass,
+                    )
+                    used_topk = False
             out_objective[u] = objective
             out_used_topk[u] = used_topk
             if order_by_score:

@@ -31,6 +31,7 @@ from rerank.distributions import (
 from rerank.distributions import rank_weights as make_rank_weights
 from rerank.exact import MAX_ENUMERATE, check_solver
 from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values
+from rerank.refine import DEFAULT_MAX_SWAPS, check_refine
 
 
 class RowAccounting:
@@ -72,6 +73,9 @@ class RerankReport(RowAccounting):
     that user's candidates meets every quota (0 for everyone whose quotas are feasible; see
     :mod:`rerank.quota`); ``None`` without ``min_share``. ``solver="exact"``: ``exact_gap`` is a
     Series ``user_id -> certified relative optimality gap`` (:mod:`rerank.exact`).
+    ``refine="swap"``: ``swaps`` is a Series ``user_id -> swaps made`` and ``swap_cap_hit`` a
+    Series ``user_id -> bool``, True where ``max_swaps`` stopped the search while an improving
+    swap remained (:mod:`rerank.refine`); both ``None`` without refinement.
     """
 
     n_users: int
@@ -86,6 +90,8 @@ class RerankReport(RowAccounting):
     n_expected_output_rows: int | None = None
     quota_shortfall: pd.Series | None = None
     exact_gap: pd.Series | None = None
+    swaps: pd.Series | None = None
+    swap_cap_hit: pd.Series | None = None
 
     def summary(self) -> str:
         return summary_line(
@@ -167,6 +173,12 @@ class CalibratedReranker:
     solver : ``"greedy"`` or ``"exact"`` (certified optimum for uniform rank weights,
         :mod:`rerank.exact`; at most ``time_limit`` seconds per user; gaps in
         ``report_.exact_gap``).
+    refine : ``None`` (the list as built) or ``"swap"``: start from the better of the list and
+        top-k, then apply improving single swaps (one listed item out, one candidate in at its
+        position) until none improves the objective (:mod:`rerank.refine`; not with
+        ``method="pm2"``). ``safeguard=False, refine=None`` is exactly Steck's greedy.
+    max_swaps : cap on the swaps per user (default 10; ``None``: none); the swaps made and the
+        users whose search the cap stopped are in ``report_.swaps`` / ``report_.swap_cap_hit``.
     """
 
     def __init__(
@@ -188,6 +200,8 @@ class CalibratedReranker:
         pm2_theta: float = 0.5,
         solver: str = "greedy",
         time_limit: float = 10.0,
+        refine: str | None = None,
+        max_swaps: int | None = DEFAULT_MAX_SWAPS,
     ):
         self.k = validation.check_k(k)
         if not isinstance(lam, str | Mapping | pd.Series):
@@ -213,6 +227,7 @@ class CalibratedReranker:
         self.half_life = validation.check_positive("half_life", half_life)
         self.n_threads = validation.check_n_threads(n_threads)
         _list_builder(method, min_share, min_share_threshold, pm2_theta, solver)
+        check_refine(refine, max_swaps, method == "pm2")
         # the first k weights of an array; "uniform"/"dcg" need only 2 to tell (k may be huge)
         first_weights = validation.check_rank_weights(rank_weights, self.k)
         if first_weights is None:
@@ -224,6 +239,8 @@ class CalibratedReranker:
         self.pm2_theta = pm2_theta
         self.solver = solver
         self.time_limit = time_limit
+        self.refine = refine
+        self.max_swaps = max_swaps
 
     # ------------------------------------------------------------------ fit
     def fit(self, history: pd.DataFrame, item_categories: pd.DataFrame) -> CalibratedReranker:
@@ -354,6 +371,8 @@ class CalibratedReranker:
             pm2_theta=self.pm2_theta,
             solver=self.solver,
             time_limit=self.time_limit,
+            refine=self.refine,
+            max_swaps=self.max_swaps,
         )
         out = output_frame(csr, result.indptr, result.positions)
         lengths = np.diff(csr.indptr)
@@ -370,6 +389,8 @@ class CalibratedReranker:
             n_expected_output_rows=int(np.minimum(lengths, self.k).sum()),
             quota_shortfall=_per_user(csr.users, result.quota_shortfall, "quota_shortfall"),
             exact_gap=_per_user(csr.users, result.gap, "exact_gap"),
+            swaps=_per_user(csr.users, result.swaps, "swaps"),
+            swap_cap_hit=_per_user(csr.users, result.swap_cap_hit, "swap_cap_hit"),
         )
         return out
 

@@ -38,9 +38,11 @@ def can_complete(chosen, n, k, item_cats, r, target):
 
 
 def quota_greedy(scores, item_cats, p, k, lam, r, alpha=0.01, divergence="kl", rank_weights="uniform",
-                 normalize=None, safeguard=True):
+                 normalize=None, safeguard=True, refine=None, max_swaps=None):
     """Steck's greedy restricted, at each step, to candidates after which the best reachable
-    quota units can still be met; safeguard: top-k only if it meets them too."""
+    quota units can still be met; safeguard: top-k only if it meets them too. ``refine="swap"``:
+    start from the better of the two, then swaps that keep the best reachable units
+    (:func:`reference.refine_swaps`), at every λ."""
     s = ref.normalized(scores, normalize)
     n = len(s)
     kk = min(k, n)
@@ -58,12 +60,17 @@ def quota_greedy(scores, item_cats, p, k, lam, r, alpha=0.01, divergence="kl", r
             if best is None or ref._better(cand, best):
                 best = cand
         chosen.append(best[2])
-    if safeguard and lam != 0 and kk:
+    if (safeguard or refine) and lam != 0 and kk:
         top = ref.top_k(scores, kk)  # top-k always means by the input scores (as the kernel)
         g_obj = ref.objective(chosen, s, item_cats, p, lam, alpha, divergence, weights)
         t_obj = ref.objective(top, s, item_cats, p, lam, alpha, divergence, weights)
         if t_obj > g_obj + ref.TIE_RTOL * (1 + max(abs(g_obj), abs(t_obj))) and met(top, item_cats, r) >= target:
             chosen = top
+    if refine:
+        chosen = ref.refine_swaps(
+            chosen, s, item_cats, p, lam, alpha, divergence, weights, max_swaps,
+            admissible=lambda new: met(new, item_cats, r) >= target,
+        )[0]
     return chosen, target
 
 

@@ -92,9 +92,50 @@ def _better(a, b):
     return a[2] < b[2]
 
 
+def improves(new, current):
+    """``new`` beats ``current`` by more than the library's tie tolerance."""
+    return new > current + TIE_RTOL * (1 + max(abs(new), abs(current)))
+
+
+def refine_swaps(chosen, s, item_cats, p, lam, alpha, divergence, weights, max_swaps=None, admissible=None):
+    """Best-improvement single swaps (issue 13), every objective recomputed from scratch.
+
+    A swap puts a candidate c outside the list at position r. Each pass scores every swap;
+    among those that improve the list's objective by more than the tie tolerance, the best by
+    (objective within the tolerance, higher score of c, earlier c, earlier r) is applied, until
+    none improves or ``max_swaps`` swaps were made. ``admissible(list)`` filters swaps (quota
+    mode). Returns ``(list, swaps, cap_hit)``; ``cap_hit``: the cap stopped an improving swap.
+    """
+    chosen = list(chosen)
+    swaps = 0
+    while chosen:
+        current = objective(chosen, s, item_cats, p, lam, alpha, divergence, weights)
+        best = None
+        for r in range(len(chosen)):
+            for c in range(len(s)):
+                if c in chosen:
+                    continue
+                new = chosen[:r] + [c] + chosen[r + 1 :]
+                if admissible is not None and not admissible(new):
+                    continue
+                obj = objective(new, s, item_cats, p, lam, alpha, divergence, weights)
+                if improves(obj, current) and (best is None or _better((obj, s[c], c), best[0])):
+                    best = ((obj, s[c], c), r)
+        if best is None:
+            return chosen, swaps, False
+        if max_swaps is not None and swaps == max_swaps:
+            return chosen, swaps, True
+        chosen[best[1]] = best[0][2]
+        swaps += 1
+    return chosen, 0, False  # an empty list
+
+
 def greedy(scores, item_cats, p, k, lam, alpha=0.01, divergence="kl", rank_weights="uniform",
-           normalize=None, safeguard=True, order="greedy"):
+           normalize=None, safeguard=True, order="greedy", refine=None, max_swaps=None):
     """Steck's greedy (DESIGN §3) with the safeguard of §4.2; returns local positions.
+
+    ``refine="swap"``: start from the better of the greedy and top-k (whatever ``safeguard``),
+    then :func:`refine_swaps` (not for λ = 0, where top-k is already optimal).
 
     The comparison at a step uses the objective of the whole extended list (the constant
     (1-λ)Σ_{L} s is subtracted so the tie tolerance is applied to the same quantity as the
@@ -116,12 +157,14 @@ def greedy(scores, item_cats, p, k, lam, alpha=0.01, divergence="kl", rank_weigh
             if best is None or _better(cand, best):
                 best = cand
         chosen.append(best[2])
-    if safeguard and lam != 0 and kk:
+    if (safeguard or refine) and lam != 0 and kk:
         top = top_k(scores, kk)
         g_obj = objective(chosen, s, item_cats, p, lam, alpha, divergence, weights)
         t_obj = objective(top, s, item_cats, p, lam, alpha, divergence, weights)
         if t_obj > g_obj + TIE_RTOL * (1 + max(abs(g_obj), abs(t_obj))):
             chosen = top
+    if refine and lam != 0:
+        chosen = refine_swaps(chosen, s, item_cats, p, lam, alpha, divergence, weights, max_swaps)[0]
     if order == "score":
         chosen = sorted(chosen, key=lambda j: (-scores[j], j))
     return chosen
