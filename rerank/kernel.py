@@ -364,7 +364,7 @@ def rerank_kernel(
         stamp = np.full(n_shared + 1, -1, dtype=np.int64)
         slot_cat[1 : n_shared + 1] = pair_cat
         slot_share[1 : n_shared + 1] = pair_share
-        refine_work = refine_buffers(n_cat, n_shared + 1 + capacity)
+        refine_work = refine_buffers(n_cat, n_shared + 1 + capacity, max_n, capacity)
         first = block * USERS_PER_BLOCK
         last = min(first + USERS_PER_BLOCK, n_users)
         for u in range(first, last):
@@ -398,7 +398,7 @@ def rerank_kernel(
                     used = np.empty(n_shared + 1 + capacity, dtype=np.int64)
                     slot_cat[1 : n_shared + 1] = pair_cat
                     slot_share[1 : n_shared + 1] = pair_share
-                    refine_work = refine_buffers(n_cat, n_shared + 1 + capacity)
+                    refine_work = refine_buffers(n_cat, n_shared + 1 + capacity, max_n, capacity)
             n_used = -1
             if method == METHOD_QUOTA:
                 quota_one_user(
