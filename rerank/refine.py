@@ -203,10 +203,11 @@ def _removed_value(slot, p, alpha, divergence, w, total_w, slot_cat, slot_share,
 
 @compiled()
 def _best_swap_scan(n, kk, s, p, lam, alpha, divergence, rank_w, total_w, chosen, taken, score_sum, shared_all,
-                    current, met, quota_row, quota_target, use_quota, ent_count, ent_slot, width, slot_cat,
+                    current, first, met, quota_row, quota_target, use_quota, ent_count, ent_slot, width, slot_cat,
                     slot_share, used, n_used, mass, base, work):
-    """The best improving swap ``(r, c)`` by the module's rule, or ``(-1, -1)``, every
-    ``(r, c)`` scored (any divergence and rank weights, quota mode)."""
+    """The swap to make by the module's rule, or ``(-1, -1)``: positions from ``first`` on
+    (cyclically), the best improving swap at the first position that has one; every ``(r, c)``
+    scored (any divergence and rank weights, quota mode)."""
     (fixed, eff, rem_mass, rem_base, rem_carry, mark, count, keys, seen, cand_start, cands, slot_start, slots, top,
      blocked) = work  # locals: a field read in a loop would cost a reference count each time
     for g in range(p.shape[0]):
@@ -216,7 +217,8 @@ def _best_swap_scan(n, kk, s, p, lam, alpha, divergence, rank_w, total_w, chosen
     best_c = -1
     best_obj = 0.0
     table_w = -1.0  # rank weights are > 0: the first position fills the table
-    for r in range(kk):
+    for step in range(kk):
+        r = (first + step) % kk
         o = chosen[r]
         w = rank_w[r]
         if w != table_w:
@@ -265,6 +267,8 @@ def _best_swap_scan(n, kk, s, p, lam, alpha, divergence, rank_w, total_w, chosen
                 best_r = r
                 best_c = c
                 best_obj = obj
+        if best_c >= 0:
+            break
     return best_r, best_c
 
 
@@ -274,6 +278,7 @@ def _refine_scan(n, kk, s, p, lam, alpha, divergence, rank_w, total_w, chosen, t
                  work):
     """The swap loop with :func:`_best_swap_scan`; returns ``(swaps, cap_hit)``."""
     swaps = 0
+    first = 0
     while True:
         score_sum, shared, met = _list_state(
             kk, chosen, s, p, alpha, divergence, rank_w, total_w, ent_count, ent_slot, width, slot_cat, slot_share,
@@ -281,8 +286,8 @@ def _refine_scan(n, kk, s, p, lam, alpha, divergence, rank_w, total_w, chosen, t
         )
         current = _objective(score_sum, shared, lam, divergence)
         r, c = _best_swap_scan(
-            n, kk, s, p, lam, alpha, divergence, rank_w, total_w, chosen, taken, score_sum, shared, current, met,
-            quota_row, quota_target, use_quota, ent_count, ent_slot, width, slot_cat, slot_share, used, n_used,
+            n, kk, s, p, lam, alpha, divergence, rank_w, total_w, chosen, taken, score_sum, shared, current, first,
+            met, quota_row, quota_target, use_quota, ent_count, ent_slot, width, slot_cat, slot_share, used, n_used,
             mass, base, work,
         )
         if c < 0:
@@ -293,6 +298,7 @@ def _refine_scan(n, kk, s, p, lam, alpha, divergence, rank_w, total_w, chosen, t
         taken[c] = True
         chosen[r] = c
         swaps += 1
+        first = (r + 1) % kk
 
 
 @compiled(inline="always")
@@ -357,7 +363,7 @@ def _ranks_before(key, score, other_key, other_score):
 
 @compiled()
 def _best_swap_fast(n, kk, s, lam, alpha, divergence, p, w, total_w, chosen, taken, score_sum, shared_all, current,
-                    ent_count, ent_slot, width, slot_cat, slot_share, mass, base, work):
+                    first, ent_count, ent_slot, width, slot_cat, slot_share, mass, base, work):
     """:func:`_best_swap_scan` without scoring every ``(r, c)``; uniform rank weights, a
     divergence with ``finish = id`` (KL, χ²), no quotas; ``work.fixed`` and ``work.keys`` current.
 
@@ -393,7 +399,8 @@ def _best_swap_fast(n, kk, s, lam, alpha, divergence, p, w, total_w, chosen, tak
     best_r = -1
     best_c = -1
     best_obj = 0.0
-    for r in range(kk):
+    for step in range(kk):
+        r = (first + step) % kk
         o = chosen[r]
         shared = _remove_out(r, o, w, p, alpha, divergence, total_w, shared_all, ent_count, ent_slot, width,
                              slot_cat, slot_share, mass, base, count, rem_mass, rem_base, rem_carry, mark)
@@ -431,7 +438,7 @@ def _best_swap_fast(n, kk, s, lam, alpha, divergence, p, w, total_w, chosen, tak
             for i in range(slot_start[g], slot_start[g + 1]):
                 eff[slots[i]] = fixed[slots[i]]
         offset = _objective(rest, shared, lam, divergence)  # A_r
-        first = 0.0
+        lead = 0.0  # the first kept key not sharing a category with o
         found = False
         exhausted = True
         for i in range(n_top):
@@ -440,9 +447,9 @@ def _best_swap_fast(n, kk, s, lam, alpha, divergence, p, w, total_w, chosen, tak
                 continue
             obj = offset + keys[c]
             if not found:
-                first = obj
+                lead = obj
                 found = True
-            elif obj < first - TIE_RTOL * (1.0 + max(abs(obj), abs(first))):
+            elif obj < lead - TIE_RTOL * (1.0 + max(abs(obj), abs(lead))):
                 exhausted = False
                 break
             if _improves(obj, current) and (best_c < 0 or is_better(obj, s[c], c, best_obj, s[best_c], best_c)):
@@ -458,6 +465,8 @@ def _best_swap_fast(n, kk, s, lam, alpha, divergence, p, w, total_w, chosen, tak
                     best_r = r
                     best_c = c
                     best_obj = obj
+        if best_c >= 0:  # the first position with an improving swap
+            break
     return best_r, best_c
 
 
@@ -486,10 +495,11 @@ def _refine_fast(n, kk, s, p, lam, alpha, divergence, rank_w, total_w, chosen, t
         keys[c] = _key(c, s, lam, divergence, ent_slot, width, fixed)
         blocked[c] = -np.inf if taken[c] else 0.0
     swaps = 0
+    first = 0
     while True:
         current = _objective(score_sum, shared, lam, divergence)
         r, c = _best_swap_fast(n, kk, s, lam, alpha, divergence, p, w, total_w, chosen, taken, score_sum, shared,
-                               current, ent_count, ent_slot, width, slot_cat, slot_share, mass, base, work)
+                               current, first, ent_count, ent_slot, width, slot_cat, slot_share, mass, base, work)
         if c < 0:
             return swaps, False
         if swaps == max_swaps:
@@ -501,6 +511,7 @@ def _refine_fast(n, kk, s, p, lam, alpha, divergence, rank_w, total_w, chosen, t
         blocked[c] = -np.inf
         chosen[r] = c
         swaps += 1
+        first = (r + 1) % kk
         score_sum = _masses(kk, chosen, s, rank_w, ent_count, ent_slot, width, slot_cat, slot_share, mass, count)
         for j in (o, c):  # the changed categories: their terms, the same as from scratch
             for e in range(ent_count[j]):

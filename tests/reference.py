@@ -98,20 +98,24 @@ def improves(new, current):
 
 
 def refine_swaps(chosen, s, item_cats, p, lam, alpha, divergence, weights, max_swaps=None, admissible=None):
-    """Best-improvement single swaps (issue 13), every objective recomputed from scratch.
+    """Improving single swaps (issue 13), every objective recomputed from scratch.
 
-    A swap puts a candidate c outside the list at position r. Each pass scores every swap;
-    among those that improve the list's objective by more than the tie tolerance, the best by
-    (objective within the tolerance, higher score of c, earlier c, earlier r) is applied, until
-    none improves or ``max_swaps`` swaps were made. ``admissible(list)`` filters swaps (quota
-    mode). Returns ``(list, swaps, cap_hit)``; ``cap_hit``: the cap stopped an improving swap.
+    A swap puts a candidate c outside the list at position r. Positions are visited in list
+    order, cyclically, starting after the last swap's position (at 0 first); at the first
+    position that has swaps improving the list's objective by more than the tie tolerance, the
+    best of them by (objective within the tolerance, higher score of c, earlier c) is made.
+    This repeats until a whole round of positions has no improving swap, or ``max_swaps`` swaps
+    were made. ``admissible(list)`` filters swaps (quota mode). Returns
+    ``(list, swaps, cap_hit)``; ``cap_hit``: the cap stopped an improving swap.
     """
     chosen = list(chosen)
     swaps = 0
+    first = 0
     while chosen:
         current = objective(chosen, s, item_cats, p, lam, alpha, divergence, weights)
         best = None
-        for r in range(len(chosen)):
+        for step in range(len(chosen)):
+            r = (first + step) % len(chosen)
             for c in range(len(s)):
                 if c in chosen:
                     continue
@@ -121,12 +125,15 @@ def refine_swaps(chosen, s, item_cats, p, lam, alpha, divergence, weights, max_s
                 obj = objective(new, s, item_cats, p, lam, alpha, divergence, weights)
                 if improves(obj, current) and (best is None or _better((obj, s[c], c), best[0])):
                     best = ((obj, s[c], c), r)
+            if best is not None:
+                break
         if best is None:
             return chosen, swaps, False
         if max_swaps is not None and swaps == max_swaps:
             return chosen, swaps, True
         chosen[best[1]] = best[0][2]
         swaps += 1
+        first = (best[1] + 1) % len(chosen)
     return chosen, 0, False  # an empty list
 
 
