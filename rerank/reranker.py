@@ -177,7 +177,7 @@ class CalibratedReranker:
         top-k, then apply improving single swaps (one listed item out, one candidate in at its
         position) until none improves the objective (:mod:`rerank.refine`; not with
         ``method="pm2"``). ``safeguard=False, refine=None`` is exactly Steck's greedy.
-    max_swaps : cap on the swaps per user (default 10; ``None``: none); the swaps made and the
+    max_swaps : cap on the swaps per user (default 30; ``None``: none); the swaps made and the
         users whose search the cap stopped are in ``report_.swaps`` / ``report_.swap_cap_hit``.
     """
 
