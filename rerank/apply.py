@@ -41,6 +41,7 @@ import pandas as pd
 
 from rerank import validation
 from rerank.errors import InputError, InputTypeError
+from rerank.refine import DEFAULT_MAX_SWAPS
 from rerank.reranker import CalibratedReranker
 from rerank.streaming import StreamReport, rerank_batches
 
@@ -455,6 +456,16 @@ def _rank_weights(text: str):
         raise InputError(f"--rank-weights must be 'uniform', 'dcg' or comma-separated numbers, got {text!r}") from None
 
 
+def _max_swaps(text: str):
+    """``--max-swaps``: a whole number >= 0, or ``none`` for no cap."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"--max-swaps must be a whole number >= 0 or 'none', got {text!r}") from None
+
+
 def _supports_min_share() -> bool:
     return "min_share" in inspect.signature(CalibratedReranker.__init__).parameters
 
@@ -479,6 +490,8 @@ def build_reranker(args) -> CalibratedReranker:
         order=args.order,
         half_life=args.half_life,
         n_threads=args.threads,
+        refine=None if args.refine == "none" else args.refine,
+        max_swaps=args.max_swaps,
         **options,
     )
 
@@ -616,6 +629,7 @@ def _report_json(report: StreamReport, args, paths, output) -> dict:
             "divergence": args.divergence, "normalize": args.normalize, "order": args.order,
             "rank_weights": args.rank_weights, "half_life": args.half_life,
             "safeguard": not args.no_safeguard, "on_invalid": args.on_invalid,
+            "refine": args.refine, "max_swaps": args.max_swaps,
             "min_share": getattr(args, "min_share", None),
             "min_share_threshold": getattr(args, "min_share_threshold", None),
         },
@@ -661,6 +675,11 @@ def register(subparsers) -> None:
     opts.add_argument("--rank-weights", default="uniform", help="uniform, dcg or comma-separated weights")
     opts.add_argument("--half-life", type=float, help="recency half-life on the history's timestamp")
     opts.add_argument("--no-safeguard", action="store_true", help="exactly Steck's greedy (no top-k safeguard)")
+    opts.add_argument("--refine", choices=["none", "swap"], default="none",
+                      help="swap: improve each list by single swaps until none improves the objective "
+                           "(starts from the better of the greedy and top-k); default none")
+    opts.add_argument("--max-swaps", type=_max_swaps, default=DEFAULT_MAX_SWAPS,
+                      help=f"with --refine swap: cap on the swaps per user (default {DEFAULT_MAX_SWAPS}; none: no cap)")
     if _supports_min_share():
         opts.add_argument("--min-share", type=float,
                           help="hard quotas (DESIGN §4.3): each category g gets at least floor(ρ·k·p_g) "

@@ -20,22 +20,35 @@ and ``S⁻ = Σ_g B⁻_g = S + Σ_{g∈cats(o)} (B⁻_g - B_g)``. Then
     F(r, c) = (1-λ) (Σ_{l∈L} s_l - s_o + s_c) - λ finish(D(r, c))
 
 For a slot whose category is not in ``cats(o)`` the bracket depends on ``r`` only through
-``w_r``: it is computed once per pass and per distinct rank weight (once per pass with uniform
-weights); only the slots of ``o``'s categories are recomputed per position. A pass costs
-``O(slots + k'·ḡ·shares)`` term evaluations plus ``k'·n·ḡ`` additions. ``M⁻_g`` is exactly 0
+``w_r``; only the slots of ``o``'s categories are recomputed per position. ``M⁻_g`` is exactly 0
 when ``o`` is the list's only item carrying ``g`` (so no rounding residue reaches a square root).
+Two paths choose the same swaps:
 
-**Search (decisions, docs/guarantees.md §6).** *Best improvement*: each pass scans every
-``(r, c)``. A swap is *improving* when
+* **fast** (uniform rank weights, KL or χ², no quotas): with one weight and ``finish = id``,
+  ``F(r, c) = A_r + key_c`` for every ``c`` without an entry in ``o``'s categories, where
+  ``A_r = (1-λ)(Σs - s_o) - λ S⁻`` and ``key_c = (1-λ) s_c - λ Σ_{slots(c)} fixed`` (the bracket
+  with ``M⁻ = M``). The keys are kept per candidate and only the best few are ranked; per
+  position only ``o``'s category neighbours (a category → candidates index) are scored in
+  full. After a swap only the two items' categories change, so only their slots' values and
+  their candidates' keys are recomputed (:func:`_refine_fast`). A position costs
+  ``O(ḡ·shares)`` term evaluations and ``O(n ḡ² / G)`` additions, not ``O(n ḡ)``.
+* **scan** (any divergence, any rank weights, quota mode): every ``(r, c)`` scored from the
+  same tables (:func:`_best_swap_scan`).
+
+**Search (decisions, docs/guarantees.md §6).** A swap is *improving* when
 
     F(r, c) > F(L) + TIE_RTOL · (1 + max(|F(r, c)|, |F(L)|))
 
-(the library's tie tolerance, :mod:`rerank.ties`); among the improving swaps the best by the
-tie rule is applied (objective within the tolerance, then higher score of ``c``, then earlier
-position of ``c``, then earlier ``r``). ``F`` grows by more than the tolerance at every swap, so
-no list comes back: the search cannot cycle. It stops at a **1-swap local optimum** (no
-improving swap) or when ``max_swaps`` swaps are made and an improving swap remains (*cap hit*).
-After each swap the list's masses and terms are recomputed from scratch (no drift).
+(the library's tie tolerance, :mod:`rerank.ties`). Positions are visited in list order,
+cyclically, starting after the position of the last swap (at position 1 first); at the first
+position that has improving swaps, the best of them by the tie rule (objective within the
+tolerance, then higher score of ``c``, then earlier input position of ``c``) is made
+(*first improvement over positions, best improvement within one*). ``F`` grows by more than
+the tolerance at every swap, so no list comes back: the search cannot cycle. It stops at a
+**1-swap local optimum** — a whole round of positions without an improving swap — or when
+``max_swaps`` swaps are made and an improving swap remains (*cap hit*). After each swap the
+list's masses are recomputed from scratch (no drift; a category the swap did not touch gets
+bit-identical values, which is what lets the fast path keep its tables).
 
 **Quota mode.** A swap is admissible only when the list keeps ``met(L') ≥ M*`` quota units
 (:mod:`rerank.quota`; ``met`` counts membership ``A[i, g] > 0``): with ``c⁻_g`` the list's
