@@ -21,7 +21,7 @@ $(VENV)/.stamp-base: pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.stamp-all: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install --quiet -e ".[dev,implicit,lightfm,spark]"
+	$(PIP) install --quiet -e ".[dev,implicit,lightfm,spark,cornac]"
 	touch $@ $(VENV)/.stamp-base
 
 # MovieLens latest-small for the real-data part of the demo (rerank evaluate); also found

@@ -1,4 +1,4 @@
-"""The adapter contract: a trained recommender in, a candidate frame out (DESIGN §5).
+"""The adapter contract: a trained recommender in, a candidate frame out (docs/design.md §5).
 
 Every adapter answers one call::
 
@@ -18,7 +18,6 @@ restricts the candidates to a subset of the catalogue.
 
 from __future__ import annotations
 
-import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -27,11 +26,15 @@ import pandas as pd
 import scipy.sparse as sp
 
 from rerank import CalibratedReranker
+from rerank.engine.layout import CandidateLists
+from rerank.engine.topn import BLOCK_CELLS, top_n_dense, top_n_stored
 from rerank.errors import InputError, InputTypeError
+from rerank.params import check_whole, show
 
-CANDIDATE_COLUMNS = ["user_id", "item_id", "score"]
-#: Default cap on the number of dense scores held at once (users × items in one block).
-BLOCK_CELLS = 4_000_000
+__all__ = [
+    "BLOCK_CELLS", "CandidateAdapter", "as_csr_matrix", "id_index", "lookup", "recommend_calibrated", "seen_cells",
+    "top_n_dense", "top_n_stored",
+]
 
 
 def as_csr_matrix(matrix, name: str = "user_items") -> sp.csr_matrix:
@@ -58,17 +61,15 @@ def id_index(ids, size: int, what: str) -> pd.Index:
     return index
 
 
-def show(value) -> str:
-    """``repr`` of an id for error messages (numpy scalars shown as plain Python values)."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
-
-
-def check_n(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise InputTypeError(f"n must be a whole number >= 1, got {n!r}")
-    if n < 1:
-        raise InputError(f"n must be >= 1, got {n}")
-    return int(n)
+def ids_from_mapping(mapping: dict) -> pd.Index:
+    """External ids ordered by internal index, from a ``{external: internal}`` dict whose
+    indices are ``0..n-1`` (LightFM's ``Dataset.mapping()``, Cornac's ``uid_map``)."""
+    ids = np.empty(len(mapping), dtype=object)
+    positions = np.fromiter(mapping.values(), dtype=np.int64, count=len(mapping))
+    if len(mapping) and not np.array_equal(np.sort(positions), np.arange(len(mapping))):
+        raise InputError("the id mapping's internal indices are not 0..n-1")
+    ids[positions] = list(mapping.keys())
+    return pd.Index(list(ids))
 
 
 def lookup(index: pd.Index, ids, what: str) -> np.ndarray:
@@ -79,76 +80,6 @@ def lookup(index: pd.Index, ids, what: str) -> np.ndarray:
     if bad.size:
         raise InputError(f"unknown {what} {show(ids[bad[0]])} ({bad.size} unknown {what}s)")
     return pos.astype(np.int64)
-
-
-def top_n_dense(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row, the ``n`` highest finite scores of a dense block; ``-inf`` marks an excluded
-    cell. Ties are broken by lower column, so the result is deterministic.
-
-    ``argpartition`` picks n cells per row; only rows where cells equal to the n-th value
-    straddle the cut (ties at the boundary) are redone by the exact tie rule.
-    Returns ``(row, col, score)`` in row order, each row sorted by score descending.
-    """
-    bad = ~(scores < np.inf)  # NaN or +inf
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise InputError(
-            f"the model produced a non-finite score {scores[r, c]} (block row {r}, item column {c})"
-        )
-    n_rows, n_cols = scores.shape
-    n = min(n, n_cols)
-    if n_rows == 0 or n == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty, np.empty(0, dtype=np.float64)
-    if n < n_cols:
-        cols = np.argpartition(-scores, n - 1, axis=1)[:, :n]
-        vals = np.take_along_axis(scores, cols, axis=1)
-        kth = vals.min(axis=1)
-        straddle = np.flatnonzero((scores >= kth[:, None]).sum(axis=1) > n)
-        if straddle.size:  # exact rule: everything above the n-th value, then ties by column
-            sub = scores[straddle]
-            above = sub > kth[straddle, None]
-            at = sub == kth[straddle, None]
-            room = n - above.sum(axis=1)
-            take = above | (at & (np.cumsum(at, axis=1) <= room[:, None]))
-            cols[straddle] = np.nonzero(take)[1].reshape(straddle.size, n)
-            vals[straddle] = np.take_along_axis(sub, cols[straddle], axis=1)
-    else:
-        cols = np.broadcast_to(np.arange(n_cols), scores.shape)
-        vals = scores
-    rows = np.repeat(np.arange(n_rows, dtype=np.int64), n)
-    cols = cols.ravel().astype(np.int64)
-    vals = vals.ravel().astype(np.float64)
-    keep = vals > -np.inf
-    rows, cols, vals = rows[keep], cols[keep], vals[keep]
-    order = np.lexsort((cols, -vals, rows))
-    return rows[order], cols[order], vals[order]
-
-
-def top_n_stored(
-    block: sp.spmatrix,
-    n: int,
-    *,
-    seen: sp.spmatrix | None = None,
-    cols: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-n of the *stored* entries of a users × all-items sparse score block (an entry that
-    is not stored is not a candidate), skipping the items stored in the same row of ``seen``
-    and, when given, items outside ``cols``. Ties by lower item index.
-
-    Returns ``(row, item, score)``, item indices into the full catalogue. Runs the compiled
-    per-row kernel of :mod:`rerank.adapters._topn` (parallel over rows).
-    """
-    from rerank.adapters._topn import csr_top_n
-
-    block = sp.csr_matrix(block)
-    if not np.all(np.isfinite(block.data)):
-        raise InputError("the model produced a non-finite score")
-    allowed = None
-    if cols is not None:
-        allowed = np.zeros(block.shape[1], dtype=bool)
-        allowed[cols] = True
-    return csr_top_n(block, n, seen=seen, allowed=allowed)
 
 
 def seen_cells(user_items: sp.csr_matrix, rows: np.ndarray, col_pos: np.ndarray | None):
@@ -187,7 +118,7 @@ class CandidateAdapter(ABC):
                 )
         self.user_items = user_items
         if batch_size is not None:
-            batch_size = check_n(batch_size)
+            batch_size = check_whole("batch_size", batch_size)
         self.batch_size = batch_size
 
     @property
@@ -202,6 +133,26 @@ class CandidateAdapter(ABC):
         if self.batch_size is not None:
             return self.batch_size
         return max(1, min(4096, BLOCK_CELLS // max(n_cols, 1)))
+
+    def _user_rows(self, users) -> np.ndarray:
+        if users is None:
+            return np.arange(self.n_users, dtype=np.int64)
+        return lookup(self.user_ids, pd.unique(pd.Index(users)), "user")
+
+    def candidate_lists(
+        self,
+        users=None,
+        n: int = 100,
+        exclude_seen: bool = True,
+        items: Sequence | None = None,
+    ) -> CandidateLists:
+        """Top-``n`` candidates per user as :class:`rerank.CandidateLists`, no pandas frame.
+
+        Row ``u`` of the lists is the ``u``-th distinct user of ``users`` (default: every user, in
+        internal order); ``lists.items`` are *internal* item indices (positions in ``item_ids``),
+        by descending score within a user. Arguments as in :meth:`candidates`.
+        """
+        return self._lists(users, n, exclude_seen, items)[1]
 
     def candidates(
         self,
@@ -218,13 +169,21 @@ class CandidateAdapter(ABC):
         fewer than ``n`` rows (small catalogue, everything seen); users are kept in the given
         order, rows within a user by descending score.
         """
-        n = check_n(n)
+        user_rows, lists = self._lists(users, n, exclude_seen, items)
+        return pd.DataFrame(
+            {
+                "user_id": self.user_ids.take(user_rows[lists.owners()]),
+                "item_id": self.item_ids.take(lists.items),
+                "score": lists.scores,
+            }
+        )
+
+    def _lists(self, users, n, exclude_seen, items) -> tuple[np.ndarray, CandidateLists]:
+        """The user rows and their top-n, block by block (about ``BLOCK_CELLS`` scores at once)."""
+        n = check_whole("n", n)
         if exclude_seen and self.user_items is None:
             raise InputError("exclude_seen=True needs user_items (the users × items training matrix)")
-        if users is None:
-            user_rows = np.arange(self.n_users, dtype=np.int64)
-        else:
-            user_rows = lookup(self.user_ids, pd.unique(pd.Index(users)), "user")
+        user_rows = self._user_rows(users)
         cols = None
         if items is not None:
             cols = np.unique(lookup(self.item_ids, pd.Index(items), "item"))
@@ -244,13 +203,7 @@ class CandidateAdapter(ABC):
         else:
             owner = item = np.empty(0, dtype=np.int64)
             score = np.empty(0, dtype=np.float64)
-        return pd.DataFrame(
-            {
-                "user_id": self.user_ids.take(user_rows[owner]),
-                "item_id": self.item_ids.take(item),
-                "score": score.astype(np.float64, copy=False),
-            }
-        )
+        return user_rows, CandidateLists.from_rows(owner, item, score, user_rows.size)
 
     # ------------------------------------------------------------------ hooks
     def _top_n_block(self, rows: np.ndarray, n: int, exclude_seen: bool, cols: np.ndarray | None):

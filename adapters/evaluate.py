@@ -29,7 +29,7 @@ Pipeline (every step vectorised; the reranking is the one kernel via ``Calibrate
 
 Scores are min-max normalised per user by default (``normalize="minmax"``): a model's score
 scale is arbitrary (ALS dot products, WARP logits), and λ only means the same thing across
-models and data sets when the scores live in [0, 1] (DESIGN §3, §7.1).
+models and data sets when the scores live in [0, 1] (docs/design.md §3, §7.1).
 """
 
 from __future__ import annotations
@@ -412,7 +412,7 @@ def evaluate(
     """Run the pipeline of the module docstring; returns the λ sweep per user group.
 
     ``refine``: the reranker's ``refine`` option (``"swap"``: local-search refinement of each
-    list, :mod:`rerank.refine`).
+    list, :mod:`rerank.engine.refine`).
 
     ``n_boot``: bootstrap draws for :func:`bootstrap_contrasts` (seeded with ``seed``; 0 skips).
     """

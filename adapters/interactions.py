@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from rerank.adapters.base import show
 
 from rerank.errors import InputError
-from rerank.validation import require_columns, require_no_null_ids, require_nonnegative_weights
+from rerank.params import show
+from rerank.schemas import require_columns, require_no_null_ids, require_nonnegative_weights
 
 
 @dataclass(frozen=True)

@@ -24,21 +24,10 @@ there are users/items is taken to need features.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
-from rerank.adapters.base import CandidateAdapter, as_csr_matrix
+from rerank.adapters.base import CandidateAdapter, as_csr_matrix, ids_from_mapping
 
 from rerank.errors import InputError
-
-
-def _ids_from_mapping(mapping: dict) -> pd.Index:
-    """External ids ordered by internal index, from a ``{external: internal}`` dict."""
-    ids = np.empty(len(mapping), dtype=object)
-    positions = np.fromiter(mapping.values(), dtype=np.int64, count=len(mapping))
-    if len(mapping) and not np.array_equal(np.sort(positions), np.arange(len(mapping))):
-        raise InputError("the Dataset mapping's internal indices are not 0..n-1")
-    ids[positions] = list(mapping.keys())
-    return pd.Index(list(ids))
 
 
 def _features(features, n_rows: int | None, n_features: int, what: str):
@@ -97,7 +86,7 @@ class LightFMAdapter(CandidateAdapter):
             if user_ids is not None or item_ids is not None:
                 raise InputError("give either dataset or user_ids/item_ids, not both")
             user_map, user_feature_map, item_map, item_feature_map = dataset.mapping()
-            user_ids, item_ids = _ids_from_mapping(user_map), _ids_from_mapping(item_map)
+            user_ids, item_ids = ids_from_mapping(user_map), ids_from_mapping(item_map)
             for what, fmap, n_model in (
                 ("user", user_feature_map, n_user_features),
                 ("item", item_feature_map, n_item_features),

@@ -1,1 +1,1 @@
-"""Reproducible performance comparisons (DESIGN §2): not part of the test run. ``make bench``."""
+"""Reproducible performance comparisons (docs/design.md §2): not part of the test run. ``make bench``."""

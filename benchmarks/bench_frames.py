@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from rerank import CalibratedReranker
-from rerank.arrays import rerank_arrays
 from rerank.bench import machine, make_workload
+from rerank.engine.arrays import rerank_arrays
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

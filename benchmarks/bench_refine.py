@@ -30,7 +30,7 @@ import numba
 import numpy as np
 
 from rerank.bench import kernel_lists, machine, make_workload, python_one_user
-from rerank.refine import DEFAULT_MAX_SWAPS
+from rerank.engine.refine import DEFAULT_MAX_SWAPS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODES = {"off": {}, "on": {"refine": "swap"}}
@@ -75,9 +75,8 @@ def run(n_users: int, repeats: int, check_users: int) -> dict:
     for t in threads:
         out[f"ratio_{t}t_wall"] = out[f"off_{t}t_users_s"] / out[f"on_{t}t_users_s"]
         out[f"ratio_{t}t_cpu"] = out[f"on_{t}t_cpu_us_per_user"] / out[f"off_{t}t_cpu_us_per_user"]
-    result = rerank_arrays(wl.indptr, wl.items, wl.scores, wl.categories, wl.targets, k, 0.5, refine="swap",
-                           return_result=True)
-    plain = rerank_arrays(wl.indptr, wl.items, wl.scores, wl.categories, wl.targets, k, 0.5, return_result=True)
+    result = rerank_arrays(wl.indptr, wl.items, wl.scores, wl.categories, wl.targets, k, 0.5, refine="swap")
+    plain = rerank_arrays(wl.indptr, wl.items, wl.scores, wl.categories, wl.targets, k, 0.5)
     out["swaps_mean"] = float(result.swaps.mean())
     out["swaps_histogram"] = np.bincount(result.swaps).tolist()
     out["cap_hits"] = int(result.swap_cap_hit.sum())

@@ -3,6 +3,9 @@
 
     .venv/bin/python -m benchmarks.bench_spark                       # 1M users x 100 candidates
     .venv/bin/python -m benchmarks.bench_spark --users 50000 --quick  # a smoke run
+    .venv/bin/python -m benchmarks.bench_spark --pipeline --users 1000000  # ALS -> ... -> parquet
+
+``--pipeline`` runs the end-to-end pipeline of issue 19 instead (``benchmarks/spark_pipeline.py``).
 
 Data (generated with numpy, written to parquet once, read by both sides): ``--users`` users,
 each with ``--candidates`` distinct candidate items out of ``--items`` (item ``(o_u + 7919 j)
@@ -31,13 +34,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmarks import spark_pipeline
 from rerank import CalibratedReranker
 
 STRIDE = 7919  # prime: (o + STRIDE*j) mod n_items is distinct for j < n_items when gcd = 1
 
 
-def generate(workdir: Path, n_users: int, n_cand: int, n_items: int, n_hist: int, n_cat: int, seed: int) -> None:
-    """Write candidates, history and item_categories parquet files (chunks of 100k users)."""
+def generate(workdir: Path, n_users: int, n_cand: int, n_items: int, n_hist: int, n_cat: int, seed: int,
+             with_candidates: bool = True) -> None:
+    """Write candidates (unless ``with_candidates`` is False), history and item_categories
+    parquet files (chunks of 100k users)."""
     if np.gcd(STRIDE, n_items) != 1 or n_cand > n_items:
         raise ValueError("n_items must be coprime with 7919 and >= candidates")
     rng = np.random.default_rng(seed)
@@ -65,10 +71,13 @@ def generate(workdir: Path, n_users: int, n_cand: int, n_items: int, n_hist: int
         if cand_writer is None:
             cand_writer = pq.ParquetWriter(workdir / "candidates.parquet", cand.schema)
             hist_writer = pq.ParquetWriter(workdir / "history.parquet", hist.schema)
-        cand_writer.write_table(cand, row_group_size=1_000_000)
+        if with_candidates:
+            cand_writer.write_table(cand, row_group_size=1_000_000)
         hist_writer.write_table(hist, row_group_size=1_000_000)
     cand_writer.close()
     hist_writer.close()
+    if not with_candidates:
+        (workdir / "candidates.parquet").unlink()
 
 
 def load_average() -> str:
@@ -148,7 +157,12 @@ def main(argv=None) -> int:
     parser.add_argument("--bucket-sweep", type=lambda v: [int(x) for x in v.split(",")], default=[],
                         help="also time these n_buckets (noop sink) and the shuffle alone, e.g. 8,64,512")
     parser.add_argument("--quick", action="store_true", help="skip fit_spark and the by='user' comparison")
+    spark_pipeline.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.pipeline:
+        results = spark_pipeline.run(args, spark_session, load_average)
+        checks = ("reranked_equals_in_process", "chained_equals_in_process")
+        return 0 if all(results[c] for c in checks) and not results["candidates_mismatched_users"] else 1
 
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "load_start": load_average()}
     data = args.workdir / f"u{args.users}_c{args.candidates}_i{args.items}_s{args.seed}"

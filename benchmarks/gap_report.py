@@ -70,15 +70,18 @@ def run(args) -> pd.DataFrame:
 
 def run_synthetic(args) -> pd.DataFrame:
     from rerank.bench import make_workload
+    from rerank.engine.layout import CandidateLists
+    from rerank.engine.options import RerankOptions
     from rerank.gap import gap_rows
 
+    options = RerankOptions(k=args.k, normalize=None, divergence="kl", time_limit=args.time_limit)
     tables = []
     for n in args.grid_n:
         for G in args.grid_g:
             wl = make_workload(args.users or 100, n, G, seed=args.seed)
             table = gap_rows(
-                wl.indptr, wl.items, wl.scores, wl.categories, wl.targets, np.arange(wl.n_users), k=args.k,
-                lams=args.lam, normalize=None, divergence="kl", time_limit=args.time_limit,
+                CandidateLists(wl.indptr, wl.items, wl.scores), wl.categories, wl.targets, np.arange(wl.n_users),
+                options, lams=args.lam,
                 progress=lambda lam, s, n=n, G=G: print(f"n={n} G={G} λ={lam}: {s:.1f}s in the exact solver",
                                                         file=sys.stderr),
             )

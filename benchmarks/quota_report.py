@@ -1,4 +1,4 @@
-"""What does the hard quota guarantee cost? (issue 3, DESIGN §4.3) on MovieLens latest-small.
+"""What does the hard quota guarantee cost? (issue 3, docs/design.md §4.3) on MovieLens latest-small.
 
     .venv/bin/python -m benchmarks.quota_report
 
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
 
     from rerank import CalibratedReranker, metrics
     from rerank.datasets import movielens
-    from rerank.feasibility import max_quota_met, quota_matrix
+    from rerank.engine.feasibility import max_quota_met, quota_matrix
     from rerank.frames import candidates_to_csr
 
     ratings, item_categories = movielens("latest-small", args.data, download=False)

@@ -4,10 +4,10 @@
   *thread-safe* layer (OpenMP or TBB) so the kernel can be called from several Python threads
   at once. If none is available numba falls back to ``workqueue``, which is not thread-safe;
   :func:`kernel_lock` then serialises calls instead of crashing.
-* On-disk cache: ``cache=True`` is used when numba finds a writable cache location (next to
-  the source, or ``NUMBA_CACHE_DIR``, or the user cache directory). When none is writable
-  (a read-only install with no home directory) the function is compiled in memory instead;
-  it never fails.
+* On-disk cache keyed on every source a function can inline (:mod:`rerank._cache`), in numba's
+  usual place (``NUMBA_CACHE_DIR``, else ``__pycache__`` beside the source, else the user cache
+  directory). When none is writable (a read-only install with no home directory) the function
+  is compiled in memory instead, with one warning; it never fails.
 * No ``fastmath``: it would let LLVM assume there are no NaN/inf values.
 """
 
@@ -20,31 +20,44 @@ import warnings
 
 import numba
 
+from rerank._cache import enable_keyed_cache
+
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "threadsafe"
 
 _WORKQUEUE_LOCK = threading.Lock()
 
 
-def compiled(**options):
-    """``numba.njit`` with ``cache=True`` when a cache location is usable, else without.
+_NO_CACHE_WARNED = False
 
-    ``fastmath`` is refused on purpose (it breaks NaN/inf checks).
+
+def compiled(**options):
+    """``numba.njit`` with an on-disk cache keyed on every source the function can inline.
+
+    The key (:mod:`rerank._cache`) hashes the function's file and every package module it
+    imports, transitively, so an edit, a ``git pull`` or an upgrade of any of them recompiles
+    instead of running stale machine code. When no cache place is writable (a read-only
+    install without a writable home or ``NUMBA_CACHE_DIR``) the function is compiled in memory,
+    with one warning per process. ``fastmath`` is refused on purpose (it breaks NaN/inf checks).
     """
     if options.get("fastmath"):
         raise ValueError("fastmath is not allowed in rerank kernels")
+    if options.pop("cache", True) is not True:
+        raise ValueError("rerank kernels always use the keyed cache (rerank._cache)")
 
     def decorate(func):
-        try:
-            return numba.njit(cache=True, **options)(func)
-        except RuntimeError as exc:  # "cannot cache function ...: no locator available"
+        global _NO_CACHE_WARNED
+        dispatcher = numba.njit(**options)(func)
+        if not enable_keyed_cache(dispatcher) and not _NO_CACHE_WARNED:
+            _NO_CACHE_WARNED = True
             warnings.warn(
-                f"numba cannot cache {func.__name__} ({exc}); compiling in memory instead. "
-                "Set NUMBA_CACHE_DIR to a writable folder to keep compiled code across runs.",
+                "numba has no writable cache folder here: compiling in memory, so every new "
+                "process pays the compile. Set NUMBA_CACHE_DIR to a writable folder to keep "
+                "compiled code across runs.",
                 RuntimeWarning,
                 stacklevel=2,
             )
-            return numba.njit(cache=False, **options)(func)
+        return dispatcher
 
     return decorate
 

@@ -22,7 +22,7 @@ the path carries (``ml-25m``), else latest-small; with no path either, latest-sm
 Returned frames: ``ratings`` ``user_id, item_id, rating, timestamp`` (int64, int64, float64,
 int64 seconds) and ``item_categories`` ``item_id, category`` — one row per (movie, genre),
 genres split on ``|``; ``(no genres listed)`` (and 100k's ``unknown`` flag) give no row, so such
-a movie has no category (DESIGN §3). The core imports no recommender library.
+a movie has no category (docs/design.md §3). The core imports no recommender library.
 """
 
 from __future__ import annotations

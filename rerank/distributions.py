@@ -1,4 +1,4 @@
-"""Category distributions of DESIGN §3: item categories, user targets, list distributions.
+"""Category distributions (docs/design.md §3): item categories, user targets, list distributions.
 
 * Item categories ``A`` (items × G, CSR): row ``i`` is ``p(g|i)``; without weights an item's
   categories share its mass equally; each nonempty row sums to 1; an item without a category
@@ -19,13 +19,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from rerank.validation import (
-    check_positive,
-    check_rank_weights,
-    history_times,
-    validate_history,
-    validate_item_categories,
-)
+from rerank.engine.options import check_rank_weights, rank_weight_array
+from rerank.schemas import history_times, validate_history, validate_item_categories
 
 
 @dataclass(frozen=True)
@@ -41,14 +36,16 @@ class ItemCategories:
         return self.items.get_indexer(item_ids)
 
 
-def item_categories_from_frame(frame: pd.DataFrame, *, items=None) -> ItemCategories:
-    """Build the row-normalised CSR ``A`` from a long frame ``item_id, category[, weight]``.
+def item_categories_from_frame(frame, *, items=None) -> ItemCategories:
+    """Build the row-normalised CSR ``A`` from a long frame ``item_id, category[, weight]``
+    (or the :class:`rerank.schemas.CheckedItemCategories` it was validated into).
 
     ``p(g|i) = w_ig / Σ_g' w_ig'`` (``w = 1`` without a ``weight`` column). Repeated
     (item, category) rows add up. ``items``, if given, are placed first in the item index
     (items without categories get empty rows).
     """
-    weights = validate_item_categories(frame).weights
+    checked = validate_item_categories(frame)  # a checked frame passes through unchecked
+    frame, weights = checked.frame, checked.weights
     item_index = pd.Index(pd.unique(frame["item_id"]))
     if items is not None:
         item_index = pd.Index(pd.unique(pd.Index(items).append(item_index)))
@@ -73,14 +70,16 @@ def normalize_rows(matrix: sp.spmatrix) -> sp.csr_matrix:
     return matrix
 
 
-def history_weights(history: pd.DataFrame, half_life: float | None = None) -> np.ndarray:
-    """``w_ui``: the ``weight`` column (1 if absent) times the recency factor.
+def history_weights(history, half_life: float | None = None) -> np.ndarray:
+    """``w_ui``: the ``weight`` column (1 if absent) times the recency factor, for a history
+    frame or the :class:`rerank.schemas.CheckedHistory` it was validated into.
 
     Recency: ``0.5 ** ((t_max(u) - t_ui) / half_life)`` where ``t_max(u)`` is the user's latest
-    timestamp; the per-user reference cancels in the normalisation of ``p(g|u)``.
+    timestamp; the per-user reference cancels in the normalisation of ``p(g|u)``
+    (``half_life`` is checked by the caller: ``CalibratedReranker.build_options``).
     """
-    weights = validate_history(history).weights
-    half_life = check_positive("half_life", half_life)
+    checked = validate_history(history)  # a checked frame passes through unchecked
+    history, weights = checked.frame, checked.weights
     if half_life is not None:
         t = history_times(history)
         latest = pd.Series(t).groupby(history["user_id"].to_numpy()).transform("max").to_numpy()
@@ -126,12 +125,7 @@ def population_distribution(targets: np.ndarray, has_mass: np.ndarray) -> np.nda
 def rank_weights(spec, k: int) -> np.ndarray:
     """Rank weights ``w_1..w_k``: ``"uniform"`` (all 1), ``"dcg"`` (``1/log2(r+1)``), or an
     array of at least ``k`` positive finite values (the first ``k`` are used)."""
-    arr = check_rank_weights(spec, k)
-    if arr is not None:
-        return arr
-    if spec == "uniform":
-        return np.ones(k, dtype=np.float64)
-    return 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
+    return rank_weight_array(check_rank_weights(spec, k), k)
 
 
 def list_distributions(

@@ -1,4 +1,4 @@
-"""Long pandas frames <-> CSR arrays (DESIGN §5), vectorised: no per-user Python loop.
+"""Long pandas frames <-> CSR arrays (docs/design.md §5), vectorised: no per-user Python loop.
 
 Candidates ``user_id, item_id, score`` become a CSR whose user rows follow the order in which
 users first appear, and whose rows keep the input order within a user (the tie rule's
@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from rerank import validation
+from rerank import schemas
+from rerank.engine.layout import CandidateLists
+from rerank.errors import InputError
 from rerank.grouping import user_groups
-
-CANDIDATE_COLUMNS = ["user_id", "item_id", "score"]
-OUTPUT_COLUMNS = ["user_id", "item_id", "score", "rank"]
+from rerank.params import show
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,10 @@ class CandidateCSR:
     the input order: grouped users, nothing skipped); ``item_ids`` and
     ``scores`` in CSR order; ``skipped`` the users left out (``user_id, reason, n_rows``) and
     ``n_rows_without_user`` the rows dropped for a null ``user_id`` (``on_invalid="skip"``);
-    ``user_kind`` / ``item_kind`` the id kinds (:func:`rerank.validation.id_kind`).
+    ``user_kind`` / ``item_kind`` the id kinds (:func:`rerank.schemas.id_kind`).
+
+    :meth:`lists` gives the engine's currency, :class:`rerank.engine.CandidateLists`, on the same
+    ``indptr`` and ``scores`` (no copy), once the item ids are mapped to category rows.
     """
 
     users: pd.Index
@@ -36,10 +39,14 @@ class CandidateCSR:
     rows: np.ndarray | None
     item_ids: pd.Index
     scores: np.ndarray
-    skipped: pd.DataFrame = field(default_factory=validation.empty_skipped)
+    skipped: pd.DataFrame = field(default_factory=schemas.empty_skipped)
     n_rows_without_user: int = 0
-    user_kind: str = validation.ID_EMPTY
-    item_kind: str = validation.ID_EMPTY
+    user_kind: str = schemas.ID_EMPTY
+    item_kind: str = schemas.ID_EMPTY
+
+    def lists(self, item_rows: np.ndarray) -> CandidateLists:
+        """The candidates as :class:`CandidateLists` over ``item_rows`` (one row per entry)."""
+        return CandidateLists(self.indptr, item_rows, self.scores)
 
     @property
     def user_of_entry(self) -> np.ndarray:
@@ -49,13 +56,13 @@ class CandidateCSR:
 def candidates_to_csr(
     candidates: pd.DataFrame, *, check_duplicates: bool = True, on_invalid: str = "raise"
 ) -> CandidateCSR:
-    """Validate a candidate frame (:func:`rerank.validation.validate_candidates`) and group it
+    """Validate a candidate frame (:func:`rerank.schemas.validate_candidates`) and group it
     by user (stable within each user).
 
     With ``on_invalid="skip"`` the users holding invalid rows are left out of the CSR and
     listed in ``skipped``; rows without a ``user_id`` are counted in ``n_rows_without_user``.
     """
-    checked = validation.validate_candidates(
+    checked = schemas.validate_candidates(
         candidates, on_invalid=on_invalid, check_duplicates=check_duplicates
     )
     kept = np.flatnonzero(checked.keep) if not checked.keep.all() else None
@@ -85,16 +92,16 @@ def candidates_to_csr(
 
 def per_user_values(candidates: pd.DataFrame, column: str, csr: CandidateCSR) -> np.ndarray:
     """One value per user from a column that must be constant within each user."""
-    validation.require_columns(candidates, [column], "candidates")
-    values = validation.require_numeric(candidates[column], "candidates")
+    schemas.require_columns(candidates, [column], "candidates")
+    values = schemas.require_numeric(candidates[column], "candidates")
     values = values if csr.rows is None else values[csr.rows]
     first = values[csr.indptr[:-1]]
     repeated = np.repeat(first, np.diff(csr.indptr))
     differs = (values != repeated) & ~(np.isnan(values) & np.isnan(repeated))
     if differs.any():
         user = csr.users[csr.user_of_entry[np.flatnonzero(differs)[0]]]
-        raise validation.InputError(
-            f"candidates column '{column}' must be constant per user; user {validation.show(user)} has several values"
+        raise InputError(
+            f"candidates column '{column}' must be constant per user; user {show(user)} has several values"
         )
     return first
 

@@ -20,8 +20,8 @@ import scipy.sparse as sp
 
 from rerank.distributions import ItemCategories, item_categories_from_frame, list_distributions
 from rerank.distributions import rank_weights as make_rank_weights
-from rerank.divergences import divergence as divergence_rows
-from rerank.validation import require_columns
+from rerank.engine.divergences import divergence as divergence_rows
+from rerank.schemas import require_columns
 
 
 def _as_table(item_categories) -> ItemCategories:
@@ -58,7 +58,7 @@ def list_and_target(recs, targets, item_categories, rank_weights="uniform"):
 
 
 def miscalibration(recs, targets, item_categories, divergence="kl", alpha=0.01, rank_weights="uniform") -> pd.Series:
-    """``C(p(·|u), q(·|L_u))`` per user (KL, Hellinger or χ²; DESIGN §3)."""
+    """``C(p(·|u), q(·|L_u))`` per user (KL, Hellinger or χ²; docs/design.md §3)."""
     users, p, q = list_and_target(recs, targets, item_categories, rank_weights)
     return pd.Series(divergence_rows(p, q, divergence, alpha), index=users, name=f"miscalibration_{divergence}")
 

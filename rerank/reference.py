@@ -1,6 +1,6 @@
 """Two slow reference implementations of Steck's greedy, for ``rerank bench`` and ``benchmarks/``.
 
-They share nothing with :mod:`rerank.kernel` (no import of it, no shared helper) and are what
+They share nothing with :mod:`rerank.engine.kernel` (no import of it, no shared helper) and are what
 the compiled kernel is measured and checked against:
 
 * :func:`python_greedy` — the way public notebooks write the greedy: plain Python, the list
@@ -10,7 +10,7 @@ the compiled kernel is measured and checked against:
   steps and each step scores all candidates at once on a dense ``n × G`` block,
   ``Q = (M + w_t A_cand) / W_t``. O(k · n · G) per user, vectorised.
 
-Both implement DESIGN §3 exactly as the kernel does: the objective compared at step ``t`` is
+Both implement docs/design.md §3 exactly as the kernel does: the objective compared at step ``t`` is
 ``(1-λ) s_j - λ C(p, q(L ∪ {j}))``; ties (equal within ``TIE_RTOL`` relative) go to the higher
 score, then to the earlier input position; with ``safeguard`` the plain top-k list is returned
 when its objective ``(1-λ) Σ s - λ C`` is higher by more than the tolerance. Scores are used as
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-TIE_RTOL = 1e-12  # the tolerance DESIGN §3 / rerank.kernel documents
+TIE_RTOL = 1e-12  # the tolerance of docs/design.md §3 (rerank.engine.ties)
 
 __all__ = ["TIE_RTOL", "numpy_greedy", "python_greedy"]
 
@@ -59,7 +59,7 @@ def _py_list_distribution(chosen: list[int], item_cats: Sequence[dict], weights:
 
 
 def _py_better(a: tuple, b: tuple) -> bool:
-    """``a``, ``b`` = (objective, score, position): the tie rule of DESIGN §3."""
+    """``a``, ``b`` = (objective, score, position): the tie rule of docs/design.md §3."""
     tol = TIE_RTOL * (1.0 + max(abs(a[0]), abs(b[0])))
     if a[0] > b[0] + tol:
         return True

@@ -1,7 +1,7 @@
 """Calibrated reranking and target fitting on Spark (issue 7).
 
 ``rerank_spark(reranker, candidates)`` returns the rows ``reranker.rerank`` returns for the
-same candidates (DESIGN §5 columns ``user_id, item_id, score, rank``), computed on the
+same candidates (docs/design.md §5 columns ``user_id, item_id, score, rank``), computed on the
 cluster:
 
 * the fitted reranker (targets ``p(g|u)``, the users index, the item × category matrix and the
@@ -33,15 +33,16 @@ pyspark is imported inside the functions: ``import rerank`` never needs it.
 from __future__ import annotations
 
 import copy
-import numbers
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from rerank import validation
+from rerank import schemas
 from rerank.distributions import item_categories_from_frame, target_distributions
+from rerank.errors import InputError, InputTypeError
+from rerank.params import check_choice, check_whole
 
 POSITION_COLUMN = "__rerank_position"
 BUCKET_COLUMN = "__rerank_bucket"
@@ -53,14 +54,14 @@ def _fields(frame, what: str) -> dict:
     from pyspark.sql import DataFrame
 
     if not isinstance(frame, DataFrame):
-        raise validation.InputTypeError(f"{what} must be a pyspark.sql.DataFrame, got {type(frame).__name__}")
+        raise InputTypeError(f"{what} must be a pyspark.sql.DataFrame, got {type(frame).__name__}")
     return {field.name: field for field in frame.schema.fields}
 
 
 def _require_columns(fields: dict, columns, what: str) -> None:
     missing = [c for c in columns if c not in fields]
     if missing:
-        raise validation.InputError(f"{what} is missing column(s) {missing}; it has {list(fields)}")
+        raise InputError(f"{what} is missing column(s) {missing}; it has {list(fields)}")
 
 
 def _require_numeric(fields: dict, column: str, what: str) -> None:
@@ -68,13 +69,13 @@ def _require_numeric(fields: dict, column: str, what: str) -> None:
 
     dtype = fields[column].dataType
     if isinstance(dtype, BooleanType) or not isinstance(dtype, NumericType | DecimalType):
-        raise validation.InputTypeError(f"{what} column '{column}' must be numeric, got {dtype.simpleString()}")
+        raise InputTypeError(f"{what} column '{column}' must be numeric, got {dtype.simpleString()}")
 
 
 def worker_reranker(reranker):
     """The copy of a fitted reranker that is broadcast: one kernel thread per Spark task,
     a λ mapping turned into a Series once, no report of an earlier call."""
-    reranker._check_fitted()
+    reranker.check_fitted()
     local = copy.copy(reranker)
     local.n_threads = 1
     if isinstance(local.lam, Mapping):
@@ -90,13 +91,13 @@ def rerank_group(reranker, frame: pd.DataFrame, position_col: str, on_invalid: s
 
 
 def id_kind_of(dtype) -> str | None:
-    """The id kind (``rerank.validation``) of a Spark column type, if it is an id type."""
+    """The id kind (``rerank.schemas``) of a Spark column type, if it is an id type."""
     from pyspark.sql.types import IntegralType, StringType
 
     if isinstance(dtype, StringType):
-        return validation.ID_STRING
+        return schemas.ID_STRING
     if isinstance(dtype, IntegralType):
-        return validation.ID_INTEGER
+        return schemas.ID_INTEGER
     return None
 
 
@@ -108,7 +109,7 @@ def _check_id_types(reranker, fields: dict) -> None:
     for column, fitted_from in (("user_id", "the history's user_id"), ("item_id", "the item_categories' item_id")):
         kind = id_kind_of(fields[column].dataType)
         if kind is not None and column in kinds:
-            validation.check_same_id_kind(kind, f"candidates column '{column}'", kinds[column], fitted_from)
+            schemas.check_same_id_kind(kind, f"candidates column '{column}'", kinds[column], fitted_from)
 
 
 def output_schema(candidates):
@@ -154,9 +155,9 @@ def rerank_spark(
     """
     from pyspark.sql import functions as F
 
-    reranker._check_fitted()
-    validation.check_choice("by", by, GROUPINGS)
-    validation.check_on_invalid(on_invalid)
+    reranker.check_fitted()
+    check_choice("by", by, GROUPINGS)
+    schemas.check_on_invalid(on_invalid)
     fields = _fields(candidates, "candidates")
     _require_columns(fields, ["user_id", "item_id", "score"], "candidates")
     _require_numeric(fields, "score", "candidates")
@@ -177,13 +178,11 @@ def rerank_spark(
     spark = candidates.sparkSession
     if n_buckets is None:
         n_buckets = 4 * int(spark.conf.get("spark.sql.shuffle.partitions"))
-    if isinstance(n_buckets, bool) or not isinstance(n_buckets, numbers.Integral) or n_buckets < 1:
-        raise validation.InputError(f"n_buckets must be a whole number >= 1, got {n_buckets!r}")
-    n_buckets = int(n_buckets)
+    n_buckets = check_whole("n_buckets", n_buckets)
     try:
         context = spark.sparkContext
     except Exception as exc:  # Spark Connect sessions have no SparkContext, hence no broadcast
-        raise validation.InputError(
+        raise InputError(
             "rerank_spark needs a classic SparkSession (it broadcasts the fitted state through the "
             f"SparkContext); this session has none: {exc}"
         ) from exc
@@ -220,10 +219,10 @@ def _history_checks(history, fields: dict, half_life) -> None:
         messages["weight"] = "history column 'weight' must be finite and >= 0"
     if half_life is not None:
         if "timestamp" not in fields:
-            raise validation.InputError("half_life needs a 'timestamp' column in history")
+            raise InputError("half_life needs a 'timestamp' column in history")
         dtype = fields["timestamp"].dataType
         if isinstance(dtype, DateType) or not isinstance(dtype, NumericType | TimestampType | TimestampNTZType):
-            raise validation.InputTypeError(
+            raise InputTypeError(
                 f"history column 'timestamp' must be numeric or a timestamp, got {dtype.simpleString()}"
             )
         t = _seconds(fields)
@@ -233,7 +232,7 @@ def _history_checks(history, fields: dict, half_life) -> None:
     for name, condition in checks.items():
         if counts[name]:
             example = history.filter(condition).select("user_id", "item_id").first()
-            raise validation.InputError(
+            raise InputError(
                 f"{messages[name]}: e.g. user {example['user_id']!r}, item {example['item_id']!r} "
                 f"({counts[name]} such rows)"
             )
@@ -305,6 +304,7 @@ def fit_spark(reranker, history, item_categories):
     category) masses ``Σ w_ui p(g|i)`` are collected (dense targets are users × categories on
     the driver, as after ``fit``). Returns ``reranker``, fitted.
     """
+    reranker.options_ = reranker.build_options()  # parameter errors before any Spark job
     h_fields = _fields(history, "history")
     c_fields = _fields(item_categories, "item_categories")
     _require_columns(h_fields, ["user_id", "item_id"], "history")
@@ -318,8 +318,8 @@ def fit_spark(reranker, history, item_categories):
                        ("history column 'item_id'", history_items),
                        ("item_categories column 'item_id'", kinds["item_id"])):
         if kind is None:
-            raise validation.InputTypeError(f"{what} must hold integer or string ids")
-    validation.check_same_id_kind(
+            raise InputTypeError(f"{what} must hold integer or string ids")
+    schemas.check_same_id_kind(
         history_items, "history column 'item_id'", kinds["item_id"], "item_categories column 'item_id'"
     )
     _history_checks(history, h_fields, reranker.half_life)

@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from rerank import validation
-from rerank.errors import InputError
-from rerank.reranker import CalibratedReranker, RerankReport, RowAccounting, summary_line
+from rerank.errors import InputError, InputTypeError
+from rerank.params import check_bool, show
+from rerank.report import RerankReport, RowAccounting, summary_line
+from rerank.reranker import CalibratedReranker
+from rerank.schemas import at_row, check_on_invalid, empty_skipped
 
 
 class SeenIds:
@@ -114,7 +116,7 @@ class StreamReport(RowAccounting):
     def skipped(self) -> pd.DataFrame:
         """Skipped users: ``user_id, reason, n_rows``."""
         if not self._skipped:
-            return validation.empty_skipped()
+            return empty_skipped()
         if len(self._skipped) > 1:
             self._skipped = [pd.concat(self._skipped, ignore_index=True)]
         return self._skipped[0]
@@ -170,14 +172,14 @@ class RerankStream:
         check_repeats: bool = True,
     ):
         if not isinstance(reranker, CalibratedReranker):
-            raise validation.InputTypeError(
+            raise InputTypeError(
                 f"reranker must be a fitted CalibratedReranker, got {type(reranker).__name__}"
             )
-        reranker._check_fitted()
+        reranker.check_fitted()
         self.reranker = reranker
         self.batches = batches
-        self.on_invalid = validation.check_on_invalid(on_invalid)
-        self.check_repeats = validation.check_bool("check_repeats", check_repeats)
+        self.on_invalid = check_on_invalid(on_invalid)
+        self.check_repeats = check_bool("check_repeats", check_repeats)
         self.report = StreamReport()
         self._seen = SeenIds() if self.check_repeats else None
 
@@ -191,9 +193,9 @@ class RerankStream:
         if at >= 0:
             user = distinct[at]
             row = batch.index[np.flatnonzero((users == user).to_numpy())[0]]
-            where = validation._at(batch.index, row)
+            where = at_row(batch.index, row)
             raise InputError(
-                f"candidates: user {validation.show(user)} at {where} already appeared in an earlier batch; "
+                f"candidates: user {show(user)} at {where} already appeared in an earlier batch; "
                 "each user's rows must be contiguous, in one batch (sort or group the candidates by user_id)"
             )
 

@@ -1,4 +1,4 @@
-"""One configuration object for the feedback-loop simulator (DESIGN §7).
+"""One configuration object for the feedback-loop simulator (docs/design.md §7).
 
 Every size, share and rate of a run lives in :class:`SimConfig`; the defaults are the
 "default run" of the issue (about 2,000 users, 1,500 items, 40 rounds, 10 slots) and were
@@ -9,14 +9,14 @@ The world the defaults describe (formulas in :mod:`rerank.simulations.world`):
 
 * ``n_categories`` categories; the last ``n_niche_categories`` are *niche*: each has
   ``niche_supply`` times the item supply of a mainstream category and its items a quality
-  shifted by ``niche_quality_shift`` (DESIGN §7.1 "niche supply").
+  shifted by ``niche_quality_shift`` (docs/design.md §7.1 "niche supply").
 * A ``minority_share`` of users (the *minority group*) has a niche dominant interest; the
   others (the *majority group*) a mainstream one. Each user puts ``dominant_weight`` of taste
   on the dominant interest and splits the rest over ``n_minority_interests`` other
   categories (Dirichlet(``minority_concentration``)).
 * True relevance ``rel(u,i) = σ(rel_bias + rel_pref · θ_u·p(·|i) + quality_i)``.
 * Click models: position-based ``(1/rank)^η`` or cascade, with a ``noise_share`` of
-  non-attitude behaviour (DESIGN §7).
+  non-attitude behaviour (docs/design.md §7).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Every column is the mean over the group's users unless it says otherwise.
 
 * ``minority_exposure_ratio``: ``Σ_{g∈M_u} q_u(g) / Σ_{g∈M_u} π_u(g)`` (1 = proportional).
 * ``minority_collapse_rate``: share of users whose ratio is below ``collapse_threshold``.
-* ``miscalibration_true``: ``KL(π_u ‖ q̃_u)``, α = 0.01 (:func:`rerank.divergences.divergence`).
+* ``miscalibration_true``: ``KL(π_u ‖ q̃_u)``, α = 0.01 (:func:`rerank.engine.divergences.divergence`).
 * ``true_utility``: ``Σ_r e_r rel(u, L_u,r)``: expected attitude clicks per slate.
 * ``ctr``: clicks / impressions of the group (noise clicks included).
 * ``coverage``: distinct items shown to the group / items available.
@@ -36,7 +36,7 @@ import scipy.sparse as sp
 from rerank.simulations.world import MAJORITY, MINORITY
 
 from rerank.distributions import list_distributions
-from rerank.divergences import divergence
+from rerank.engine.divergences import divergence
 from rerank.metrics import gini
 
 GROUPS = ("all", "majority", "minority")

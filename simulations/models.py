@@ -161,7 +161,8 @@ class FactorAdapter(CandidateAdapter):
 
 class ALSModel(LoopModel):
     """Implicit-feedback ALS (Hu, Koren & Volinsky 2008) via ``implicit``, candidates through
-    :class:`rerank.adapters.ImplicitAdapter`."""
+    :class:`FactorAdapter` (the same scores as :class:`rerank.adapters.ImplicitAdapter`, one
+    dense block product per block of users)."""
 
     name = "als"
 

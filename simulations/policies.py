@@ -4,20 +4,19 @@
 * ``calibrated``: Steck's calibrated reranking with trade-off ``λ``, target ``p̂(g|u)`` from
   the *logged* click history (Steck eq. 1, :func:`rerank.distributions.target_distributions`),
   scores min-max normalised per user, and rank weights equal to the examination curve
-  ``w_r = (1/r)^η`` so that the list calibrates *exposure*, not slot counts (DESIGN §7.1).
+  ``w_r = (1/r)^η`` so that the list calibrates *exposure*, not slot counts (docs/design.md §7).
 * ``calibrated-debiased``: the same with the target from the IPS-weighted history
   (each click weighted ``min(1/propensity, clip)``).
 * ``epsilon``: top-k, then each slot independently, with probability ε, is replaced by an
   available item drawn uniformly that is neither in the slate nor consumed.
-* ``quota``: the calibrated policy plus hard quotas (``rerank_arrays(min_share=True)``,
-  DESIGN §4.3): every category ``g`` of the (naive) history target gets at least
-  ``⌊k p̂_g⌋`` slots carrying it whenever the candidates allow; checked at run time, refused
-  with a clear error by a core without ``min_share``.
+* ``quota``: the calibrated policy plus hard quotas (``RerankOptions(min_share=True)``,
+  docs/design.md §4.3): every category ``g`` of the (naive) history target gets at least
+  ``⌊k p̂_g⌋`` slots carrying it whenever the candidates allow.
+
+Each policy is one :class:`rerank.RerankOptions` (:func:`policy_options`), passed to the kernel.
 """
 
 from __future__ import annotations
-
-import inspect
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,27 +24,26 @@ from rerank.simulations.config import SimConfig
 from rerank.simulations.log import InteractionLog
 from rerank.simulations.models import Candidates
 
-from rerank import rerank_arrays
+from rerank import RerankOptions, rerank_arrays
 from rerank.distributions import population_distribution, target_distributions
 from rerank.errors import InputError
 
 POLICIES = ("topk", "calibrated", "calibrated-debiased", "quota", "epsilon")
 
 
-def quota_available() -> bool:
-    """Whether the core kernel accepts ``min_share`` (hard per-category quotas)."""
-    return "min_share" in inspect.signature(rerank_arrays).parameters
-
-
 def check_policy(name: str) -> str:
     if name not in POLICIES:
         raise InputError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
-    if name == "quota" and not quota_available():
-        raise InputError(
-            "policy 'quota' needs rerank_arrays(min_share=...) (hard quotas, DESIGN §4.3), "
-            "which this version of the core does not provide"
-        )
     return name
+
+
+def policy_options(policy: str, config: SimConfig, exam: np.ndarray) -> RerankOptions:
+    """The reranking of a policy: top-k (λ = 0) for ``topk`` / ``epsilon``, else λ = ``config.lam``
+    (quotas for ``quota``), scores min-max normalised, rank weights = the examination curve."""
+    lam = 0.0 if policy in ("topk", "epsilon") else config.lam
+    return RerankOptions(
+        k=config.slate_size, lam=lam, rank_weights=exam, normalize="minmax", min_share=policy == "quota",
+    )
 
 
 def target_mode(policy: str) -> str:
@@ -63,7 +61,8 @@ def history_targets(log: InteractionLog, n_users: int, categories: sp.csr_matrix
     return targets
 
 
-def _rerank(cand: Candidates, categories, targets, k, lam, rank_weights, n_threads, **extra):
+def _rerank(cand: Candidates, categories, targets, options: RerankOptions, n_threads) -> np.ndarray:
+    k = options.k
     lengths = cand.lengths()
     if lengths.min(initial=k) < k:
         user = int(np.argmax(lengths < k))
@@ -71,11 +70,9 @@ def _rerank(cand: Candidates, categories, targets, k, lam, rank_weights, n_threa
             f"user {user} has only {lengths[user]} candidates for {k} slots: the catalogue is "
             "too small for this run (raise n_items or new_items_per_round)"
         )
-    out_indptr, items = rerank_arrays(
-        cand.indptr, cand.items, cand.scores, categories, targets, k, lam,
-        rank_weights=rank_weights, normalize="minmax", n_threads=n_threads, **extra,
-    )
-    return items.reshape(-1, k)
+    result = rerank_arrays(cand.indptr, cand.items, cand.scores, categories, targets, options=options,
+                           n_threads=n_threads)
+    return result.items.reshape(-1, k)
 
 
 def explore(slates: np.ndarray, epsilon: float, consumed: sp.csr_matrix, n_available: int,
@@ -107,16 +104,8 @@ def make_slates(policy: str, cand: Candidates, categories: sp.csr_matrix, target
                 exam: np.ndarray, config: SimConfig, consumed: sp.csr_matrix, n_available: int,
                 rng: np.random.Generator) -> np.ndarray:
     """Slates (users × k item rows, slot order) for one round under ``policy``."""
-    k = config.slate_size
-    if policy in ("topk", "epsilon"):
-        slates = _rerank(cand, categories, targets, k, 0.0, exam, config.n_threads)
-        if policy == "epsilon":
-            slates = explore(slates, config.epsilon, consumed, n_available, rng)
-        return slates
-    if policy in ("calibrated", "calibrated-debiased"):
-        return _rerank(cand, categories, targets, k, config.lam, exam, config.n_threads)
-    if policy == "quota":
-        check_policy("quota")
-        return _rerank(cand, categories, targets, k, config.lam, exam, config.n_threads,
-                       min_share=True)
-    raise ValueError(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
+    check_policy(policy)
+    slates = _rerank(cand, categories, targets, policy_options(policy, config, exam), config.n_threads)
+    if policy == "epsilon":
+        slates = explore(slates, config.epsilon, consumed, n_available, rng)
+    return slates

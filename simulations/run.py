@@ -1,4 +1,4 @@
-"""The feedback loop (DESIGN §7): one independent run per policy on the same world.
+"""The feedback loop (docs/design.md §7): one independent run per policy on the same world.
 
 Before the loop every user has an organic history (``organic_per_user`` items drawn
 ∝ ``rel``, :func:`rerank.simulations.world.sample_organic`). Then, each round ``t``:
@@ -68,7 +68,7 @@ def _drift(theta: np.ndarray, slates: np.ndarray, clicked: np.ndarray, world: Wo
 
 def consumption_report(log: InteractionLog, world: World, theta: np.ndarray,
                        n_available: int, top: int = 50) -> dict:
-    """How much of the catalogue users used up by the end (DESIGN §7.1, depletion).
+    """How much of the catalogue users used up by the end (docs/design.md §7.1, depletion).
 
     Per group, means over users of: ``dominant_consumed``, consumed mass of the user's
     dominant category / its supply (``Σ_i p(g|i)`` over available items);

@@ -11,10 +11,10 @@
   with probability ∝ supply (1 mainstream, ``niche_supply`` niche); ``p(g|i) = 1/m_i``.
   Quality ``q_i ~ N(0, quality_sd) + niche_quality_shift · (niche share of p(·|i))``.
   ``n_items`` are there at the start; ``new_items_per_round`` arrive before each later round
-  (Chaney et al. 2018), so the catalogue does not run dry (DESIGN §7.1).
+  (Chaney et al. 2018), so the catalogue does not run dry (docs/design.md §7.1).
 * **True relevance** ``rel(u,i) = σ(b + β · θ_u·p(·|i) + q_i)``, ``b = rel_bias``,
   ``β = rel_pref``.
-* **Organic true share** (DESIGN §7.1): what the user would consume with no ranking and no
+* **Organic true share** (docs/design.md §7.1): what the user would consume with no ranking and no
   position bias, over the items available at round t:
   ``π_u ∝ Σ_{i available} rel(u,i) · p(·|i)``.
 """

@@ -133,7 +133,7 @@ def clean_inputs(draw, n_items: int = 8, n_cat: int = 3):
 
 
 def assert_valid_output(out: pd.DataFrame, candidates: pd.DataFrame, k: int, skipped_users=()) -> None:
-    """Independent check of DESIGN §4.1 and §5 on a frame-API / CLI output.
+    """Independent check of docs/design.md §4.1 and §5 on a frame-API / CLI output.
 
     Every non-skipped input user appears with exactly ``min(k, n_u)`` distinct items from
     their own candidates, ranks 1..len, scores equal to the input scores and finite.

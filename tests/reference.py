@@ -1,7 +1,15 @@
-"""Slow, obviously-correct pure-Python references for the tests (no numpy in the logic).
+"""The tests' one reference: slow, obviously-correct pure Python (no numpy in the logic).
 
-Everything is written straight from DESIGN §3: the full objective of a list is recomputed from
-scratch for every candidate at every step, with plain loops and dicts.
+Everything is written straight from the definitions of docs/design.md §3-§4, never from the
+package's code (which it does not import):
+
+* the calibrated greedy, its safeguard and brute force — the full objective of a list is
+  recomputed from scratch for every candidate at every step, with plain loops and dicts;
+* quota mode and PM-2, by brute-force enumeration;
+* the adapters' top-n, one user and one item at a time.
+
+(``rerank/reference.py`` is a different thing on purpose: the slow greedies shipped with the
+package for ``rerank bench``; see docs/design.md §8.)
 """
 
 from __future__ import annotations
@@ -139,7 +147,7 @@ def refine_swaps(chosen, s, item_cats, p, lam, alpha, divergence, weights, max_s
 
 def greedy(scores, item_cats, p, k, lam, alpha=0.01, divergence="kl", rank_weights="uniform",
            normalize=None, safeguard=True, order="greedy", refine=None, max_swaps=None):
-    """Steck's greedy (DESIGN §3) with the safeguard of §4.2; returns local positions.
+    """Steck's greedy (docs/design.md §3) with the safeguard of §4.2; returns local positions.
 
     ``refine="swap"``: start from the better of the greedy and top-k (whatever ``safeguard``),
     then :func:`refine_swaps` (not for λ = 0, where top-k is already optimal).
@@ -185,3 +193,137 @@ def brute_force_best(scores, item_cats, p, k, lam, alpha=0.01, divergence="kl"):
     for subset in combinations(range(n), min(k, n)):
         best = max(best, objective(list(subset), scores, item_cats, p, lam, alpha, divergence, weights))
     return best
+
+
+# ----------------------------------------------------------------------------- quotas, PM-2
+# Quotas r_g = floor(ρ k p_g) on categories with p_g ≥ threshold; membership A[i, g] > 0;
+# met(L) = Σ_g min(r_g, c_g(L)) (docs/design.md §4.3).
+def quotas(p, k, rho=1.0, threshold=0.0):
+    return [math.floor(rho * k * pg + 1e-9) if (pg > 0 and pg >= threshold) else 0 for pg in p]
+
+
+def met(chosen, item_cats, r):
+    counts = [0] * len(r)
+    for j in chosen:
+        for g, a in item_cats[j].items():
+            if a > 0:
+                counts[g] += 1
+    return sum(min(rg, c) for rg, c in zip(r, counts, strict=True))
+
+
+def best_met(n, k, item_cats, r):
+    """max over all min(k, n)-subsets of met(L)."""
+    return max(met(list(sub), item_cats, r) for sub in combinations(range(n), min(k, n)))
+
+
+def can_complete(chosen, n, k, item_cats, r, target):
+    """Is there a completion of ``chosen`` to min(k, n) items meeting ``target`` units?"""
+    rest = [j for j in range(n) if j not in chosen]
+    size = min(k, n) - len(chosen)
+    return any(met(chosen + list(extra), item_cats, r) >= target for extra in combinations(rest, size))
+
+
+def quota_greedy(scores, item_cats, p, k, lam, r, alpha=0.01, divergence="kl", rank_weights="uniform",
+                 normalize=None, safeguard=True, refine=None, max_swaps=None):
+    """Steck's greedy restricted, at each step, to candidates after which the best reachable
+    quota units can still be met; safeguard: top-k only if it meets them too. ``refine="swap"``:
+    start from the better of the two, then swaps that keep the best reachable units
+    (:func:`refine_swaps`), at every λ."""
+    s = normalized(scores, normalize)
+    n = len(s)
+    kk = min(k, n)
+    weights = rank_weight_list(rank_weights, k)
+    target = best_met(n, k, item_cats, r)
+    chosen: list[int] = []
+    for _ in range(kk):
+        best = None
+        base = (1 - lam) * sum(s[j] for j in chosen)
+        for j in range(n):
+            if j in chosen or not can_complete(chosen + [j], n, k, item_cats, r, target):
+                continue
+            obj = objective(chosen + [j], s, item_cats, p, lam, alpha, divergence, weights) - base
+            cand = (obj, s[j], j)
+            if best is None or _better(cand, best):
+                best = cand
+        chosen.append(best[2])
+    if (safeguard or refine) and lam != 0 and kk:
+        top = top_k(scores, kk)  # top-k always means by the input scores (as the kernel)
+        g_obj = objective(chosen, s, item_cats, p, lam, alpha, divergence, weights)
+        t_obj = objective(top, s, item_cats, p, lam, alpha, divergence, weights)
+        if t_obj > g_obj + TIE_RTOL * (1 + max(abs(g_obj), abs(t_obj))) and met(top, item_cats, r) >= target:
+            chosen = top
+    if refine:
+        chosen = refine_swaps(
+            chosen, s, item_cats, p, lam, alpha, divergence, weights, max_swaps,
+            admissible=lambda new: met(new, item_cats, r) >= target,
+        )[0]
+    return chosen, target
+
+
+def pm2(scores, item_cats, p, k, lam, theta=0.5, rank_weights="uniform", normalize=None):
+    """PM-2 (Dang & Croft 2012) with a relevance term, straight from its definition."""
+    s = normalized(scores, normalize)
+    n = len(s)
+    weights = rank_weight_list(rank_weights, k)
+    seats = [0.0] * len(p)
+    chosen: list[int] = []
+    for t in range(min(k, n)):
+        quotient = [pg / (2 * sg + 1) for pg, sg in zip(p, seats, strict=True)]
+        positive = [g for g in range(len(p)) if p[g] > 0]
+        top = max(positive, key=lambda g: (quotient[g], -g)) if positive else -1
+        best = None
+        for j in range(n):
+            if j in chosen:
+                continue
+            share = sum((theta if g == top else 1 - theta) * quotient[g] * a for g, a in item_cats[j].items())
+            obj = (1 - lam) * s[j] + lam * share if lam != 0 else s[j]
+            cand = (obj, s[j], j)
+            if best is None or _better(cand, best):
+                best = cand
+        chosen.append(best[2])
+        for g, a in item_cats[best[2]].items():
+            seats[g] += weights[t] * a
+    return chosen
+
+
+# ----------------------------------------------------------------------------- adapters' top-n
+
+def top_n(score_of, users, n_items, n, seen=None, items=None):
+    """Per user, the n best (item, score) pairs by score, ties by lower item index.
+
+    ``score_of(u, i)`` returns a score or ``None`` (not a candidate); ``seen[u]`` is a set of
+    items to skip; ``items`` restricts the catalogue.
+    """
+    out = {}
+    catalogue = range(n_items) if items is None else sorted(set(items))
+    for u in users:
+        pairs = []
+        for i in catalogue:
+            if seen is not None and i in seen[u]:
+                continue
+            s = score_of(u, i)
+            if s is not None:
+                pairs.append((-float(s), i))
+        pairs.sort()
+        out[u] = [(i, -s) for s, i in pairs[:n]]
+    return out
+
+
+def seen_sets(matrix):
+    """Row -> set of stored column indices of a scipy sparse matrix."""
+    coo = matrix.tocoo()
+    out = {u: set() for u in range(matrix.shape[0])}
+    for r, c in zip(coo.row.tolist(), coo.col.tolist(), strict=True):
+        out[r].add(c)
+    return out
+
+
+def frame_lists(frame, user_order=None):
+    """Candidate frame -> {user: [(item, score), ...]} in frame order."""
+    out = {}
+    for u, i, s in zip(frame["user_id"], frame["item_id"], frame["score"], strict=True):
+        out.setdefault(u, []).append((i, float(s)))
+    if user_order is not None:
+        for u in user_order:
+            out.setdefault(u, [])
+    return out

@@ -1,9 +1,12 @@
-"""DESIGN §2: the core never imports adapters or simulations; folders install under rerank."""
+"""The house (docs/design.md §2), drawn from the code: who imports whom, no import circle, the
+core never imports adapters or simulations, the engine sits below the frame layer, every
+design citation points at a section of docs/design.md, and core files stay small."""
 
 from __future__ import annotations
 
 import ast
 import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,20 +14,136 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = {"rerank": "rerank", "adapters": "rerank.adapters", "simulations": "rerank.simulations"}
+MAX_CORE_LINES = 460  # "about 450": a file past this wants splitting
+
+
+def module_of(path: Path) -> str:
+    folder, *rest = path.relative_to(ROOT).with_suffix("").parts
+    parts = [FOLDERS[folder], *rest]
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_of(p) for folder in FOLDERS for p in (ROOT / folder).rglob("*.py")}
+
+
+def _runtime_imports(tree):
+    """The import nodes of a module that run: everything but ``if TYPE_CHECKING:`` blocks."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            todo.extend(node.orelse)
+            continue
+        if isinstance(node, ast.Import | ast.ImportFrom | ast.Call):
+            yield node
+        todo.extend(ast.iter_child_nodes(node))
 
 
 def imported_modules(folder: Path):
+    """Every import in a folder's files, module level or inside functions: ``(path, name)``;
+    ``from package import name`` yields ``package.name`` when that is a module, else ``package``."""
     for path in sorted(folder.rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
+        for node in _runtime_imports(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     yield path, alias.name
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                yield path, node.module
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    yield path, sub if sub in MODULES else node.module
             elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module":
                 if node.args and isinstance(node.args[0], ast.Constant):
                     yield path, str(node.args[0].value)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (only names that are modules of ours)."""
+    graph: dict[str, set[str]] = {m: set() for m in MODULES}
+    for folder in FOLDERS:
+        for path, name in imported_modules(ROOT / folder):
+            if name in MODULES and name != module_of(path):
+                graph[module_of(path)].add(name)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circle():
+    graph = import_graph()
+    assert graph["rerank.engine.arrays"] >= {"rerank.engine.exact", "rerank.engine.kernel"}  # the graph is real
+    assert cycles(graph) == []
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "allowed"),
+    [
+        ("rerank.engine", ("rerank.engine", "rerank._numba", "rerank.errors", "rerank.params")),
+        ("rerank.params", ("rerank.errors",)),
+        ("rerank.errors", ()),
+        ("rerank._numba", ("rerank._cache",)),
+        ("rerank._cache", ()),
+        ("rerank.schemas", ("rerank.errors", "rerank.params", "rerank.grouping", "rerank._numba")),
+        ("rerank.io", ("rerank.errors", "rerank.params", "rerank.schemas", "rerank.grouping", "rerank._numba")),
+    ],
+)
+def test_layers_import_only_downward(prefix, allowed):
+    """errors / _cache / _numba / params at the bottom, then the engine, then the frame layer, then cli."""
+    graph = import_graph()
+    bad = [
+        f"{module} imports {name}"
+        for module, names in graph.items()
+        if module == prefix or module.startswith(prefix + ".")
+        for name in names
+        if not name.startswith(allowed) and name != prefix and not name.startswith(prefix + ".")
+    ]
+    assert not bad, bad
+
+
+def test_only_the_cli_imports_the_cli():
+    graph = import_graph()
+    bad = [f"{m} imports {n}" for m, names in graph.items() if not m.startswith("rerank.cli")
+           for n in names if n.startswith("rerank.cli")]
+    assert not bad, bad
 
 
 @pytest.mark.parametrize(
@@ -58,3 +177,35 @@ def test_folders_are_not_installed_as_top_level_names(name, tmp_path):
         cwd=tmp_path, capture_output=True, text=True, check=True,
     )
     assert probe.stdout.strip() == "True"
+
+
+def tracked_text_files():
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for name in listed.split():
+        path = ROOT / name
+        if path.suffix in (".py", ".md", ".toml") and path.is_file():
+            yield path
+
+
+def test_every_design_citation_points_at_a_section_of_docs_design():
+    design = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    sections = set(re.findall(r"^#+ §([0-9.]+)", design, flags=re.M))
+    assert {"1", "2", "3", "4.2", "4.3", "4.4", "5", "6", "7"} <= sections
+    missing, unowned = [], []
+    for path in tracked_text_files():
+        text = path.read_text(encoding="utf-8")
+        unowned += [f"{path.relative_to(ROOT)}" for _ in re.findall("DESIGN" + r" §", text)]
+        for cited in re.findall(r"design\.md §([0-9]+(?:\.[0-9]+)?)", text):
+            if cited not in sections:
+                missing.append(f"{path.relative_to(ROOT)} cites §{cited}")
+        for more in re.findall(r"design\.md §[0-9.]+((?:, §[0-9.]+)+)", text):
+            missing += [f"{path.relative_to(ROOT)} cites §{c}" for c in re.findall(r"§([0-9.]+)", more)
+                        if c.rstrip(".") not in sections]
+    assert not unowned, f"citations of the old brief (cite docs/design.md §n): {unowned}"
+    assert not missing, missing
+
+
+def test_core_files_stay_small():
+    big = {str(p.relative_to(ROOT)): n for p in (ROOT / "rerank").rglob("*.py")
+           if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_CORE_LINES}
+    assert not big, big

@@ -104,7 +104,7 @@ def test_round_metrics_two_user_hand_case():
 
 
 def test_miscalibration_true_matches_the_design_hand_check():
-    # DESIGN §3: p = (0.7, 0.3), list all in the first category -> KL 1.1340
+    # docs/design.md §3: p = (0.7, 0.3), list all in the first category -> KL 1.1340
     metrics, _ = _two_user_round(
         slates=np.array([[0, 0], [0, 0]]),
         pi=np.array([[0.7, 0.3, 0.0], [0.7, 0.3, 0.0]]),

@@ -1,0 +1,182 @@
+"""``rerank apply``: files in, reranked file out (docs/design.md §5), streaming by user.
+
+    rerank apply --candidates cands.parquet --history history.csv \\
+                 --item-categories genres.csv --output reranked.parquet --k 10 --lam 0.5
+
+* Formats by suffix: ``.csv`` (optionally ``.gz``, ``.bz2``, ``.xz``, ``.zst``) or ``.parquet``
+  / ``.pq``. CSV ids are read as text (kept verbatim, e.g. leading zeros); if one file holds
+  integer ids and another text ids for the same column, the integers are compared as text.
+* History and item categories are read whole (they define the targets); candidates are read in
+  chunks of ``--batch-rows`` rows and reranked by whole users, so the candidate file can be
+  larger than memory. **Each user's candidate rows must be contiguous** (grouped by
+  ``user_id``, in any order of users): a user whose rows reappear after another user's is
+  reported as an error naming the user and the line.
+* The output is written to a temporary file next to ``--output`` and renamed only on success;
+  on any error no output (or ``--skipped`` / ``--report``) file is created.
+* User errors print one line naming the file, column, user, item or line, exit code 2.
+* Nothing lost: the last line says where every user and row went (reranked, skipped with a
+  reason under ``--on-invalid skip``, rows without a user id) and that the counts reconcile.
+
+Details, formats and fallbacks: ``docs/inputs.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rerank import io, schemas
+from rerank.cli.options import add_input_files, add_rerank_arguments, options_from_args
+from rerank.errors import InputError
+from rerank.params import check_whole, show
+from rerank.reranker import CalibratedReranker
+from rerank.streaming import StreamReport, rerank_batches
+
+DEFAULT_BATCH_ROWS = 200_000
+
+
+def run(args) -> int:
+    options = options_from_args(args)  # parameter errors first, before reading anything
+    reranker = CalibratedReranker.from_options(
+        options, lam=args.lam_column, half_life=args.half_life, n_threads=args.threads
+    )
+    reranker.build_options()
+    batch_rows = check_whole("--batch-rows", args.batch_rows)
+    paths = {
+        "candidates": io.input_path(args.candidates, "candidates"),
+        "history": io.input_path(args.history, "history"),
+        "item_categories": io.input_path(args.item_categories, "item_categories"),
+    }
+    inputs = list(paths.values())
+    output = io.output_path(args.output, "output", inputs)
+    skipped_path = io.output_path(args.skipped, "--skipped", inputs + [output]) if args.skipped else None
+    report_path = io.output_path(args.report, "--report", inputs + [output], any_format=True) if args.report else None
+    skip = args.on_invalid == "skip"
+
+    history = io.read_whole(paths["history"], "history", ["user_id", "item_id"])
+    categories = io.read_whole(paths["item_categories"], "item_categories", ["item_id", "category"])
+    source = io.CandidateSource(paths["candidates"], batch_rows, [args.lam_column], skip)
+    io.align_ids(history, categories, source, paths)
+    # validated once, file by file (errors name the file); fit takes the checked frames as they are
+    with io.reading(paths["history"], "history"):
+        if reranker.half_life is not None:
+            io.parse_timestamps(history)
+        history = schemas.validate_history(history)
+    with io.reading(paths["item_categories"], "item_categories"):
+        categories = schemas.validate_item_categories(categories)
+    try:
+        reranker.fit(history, categories)
+    except InputError as exc:
+        raise type(exc)(
+            f"history file '{paths['history']}' / item_categories file '{paths['item_categories']}': {exc}"
+        ) from None
+    del history, categories
+
+    from tqdm import tqdm
+
+    with io.AtomicFiles() as files:
+        sink = io.Sink(files.temp_for(output), output, "output")
+        stream = rerank_batches(reranker, source.batches(), on_invalid="skip" if skip else "raise")
+        # no bar with --quiet, nor when stderr is not a terminal (logs stay clean)
+        bar = tqdm(total=source.n_rows, unit=" rows", unit_scale=True, desc="rerank apply",
+                   disable=True if args.quiet else None, file=sys.stderr, leave=False)
+        try:
+            with bar:
+                for out in _prefixed(stream, paths["candidates"]):
+                    sink.write(out)
+                    bar.update(stream.report.n_candidates - bar.n)
+        finally:
+            sink.close()
+        report = stream.report
+        if not report.reconciles:  # a bug, not bad input: keep the traceback
+            raise RuntimeError(f"row counts do not reconcile: {report.as_dict()}")
+        if skipped_path is not None:
+            io.write_frame(report.skipped, files.temp_for(skipped_path), skipped_path, "--skipped")
+        if report_path is not None:
+            tmp = files.temp_for(report_path)
+            tmp.write_text(json.dumps(_report_json(report, args, paths, output), indent=2) + "\n")
+        files.commit()
+    print(f"rerank apply: wrote {output}: {report.summary()}{_skipped_hint(report, skipped_path)}", file=sys.stderr)
+    return 0
+
+
+def _prefixed(stream, path: Path):
+    """Iterate the stream, naming the candidate file in any input error."""
+    iterator = iter(stream)
+    while True:
+        try:
+            out = next(iterator)
+        except StopIteration:
+            return
+        except InputError as exc:
+            message = str(exc)
+            if not message.startswith("candidates file"):
+                message = f"candidates file '{path}': {message}"
+            raise type(exc)(message) from None
+        yield out
+
+
+def _skipped_hint(report: StreamReport, skipped_path) -> str:
+    skipped = report.skipped
+    if not len(skipped) or skipped_path is not None:
+        return ""
+    shown = ", ".join(
+        f"{show(u)} ({r})" for u, r in zip(skipped["user_id"][:3], skipped["reason"][:3], strict=True)
+    )
+    more = ", ..." if len(skipped) > 3 else ""
+    return f"; skipped users: {shown}{more} (list them all with --skipped FILE)"
+
+
+def _report_json(report: StreamReport, args, paths, output) -> dict:
+    return {
+        "output": str(output),
+        "inputs": {role: str(p) for role, p in paths.items()},
+        "parameters": {
+            "k": args.k, "lam": args.lam_column or args.lam, "alpha": args.alpha,
+            "divergence": args.divergence, "normalize": args.normalize, "order": args.order,
+            "rank_weights": args.rank_weights, "half_life": args.half_life,
+            "safeguard": not args.no_safeguard, "on_invalid": args.on_invalid,
+            "min_share": args.min_share, "min_share_threshold": args.min_share_threshold,
+            "method": args.method, "pm2_theta": args.pm2_theta, "solver": args.solver, "time_limit": args.time_limit,
+            "refine": args.refine, "max_swaps": args.max_swaps,
+        },
+        "counts": report.as_dict(),
+        "summary": report.summary(),
+    }
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Argument errors of ``rerank apply`` in one line (no usage block), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "apply",
+        help="rerank a candidate file (CSV/Parquet) into an output file",
+        description="Rerank a candidate file into an output file (CSV or Parquet by suffix), streaming by "
+        "user: each user's candidate rows must be contiguous. Bad input: one line naming the file, "
+        "column, line, user or item, exit code 2, no output file. See docs/inputs.md.",
+    )
+    parser.__class__ = _OneLineParser
+    files = add_input_files(parser, candidates_help="user_id, item_id, score; each user's rows contiguous")
+    files.add_argument("--output", required=True, help="user_id, item_id, score, rank (written atomically)")
+    files.add_argument("--skipped", help="write the skipped users (user_id, reason, n_rows) here")
+    files.add_argument("--report", help="write a JSON report (counts, reconciliation, parameters) here")
+    opts = parser.add_argument_group("reranking")
+    add_rerank_arguments(opts)
+    opts.add_argument("--half-life", type=float, help="recency half-life on the history's timestamp")
+    run_opts = parser.add_argument_group("running")
+    run_opts.add_argument("--on-invalid", choices=["error", "skip"], default="error",
+                          help="invalid candidate rows: fail (default) or skip their users and report them")
+    run_opts.add_argument("--batch-rows", type=int, default=DEFAULT_BATCH_ROWS,
+                          help=f"candidate rows read per chunk (default {DEFAULT_BATCH_ROWS})")
+    run_opts.add_argument("--threads", type=int, help="numba threads (default: all cores)")
+    run_opts.add_argument("--quiet", action="store_true",
+                          help="no progress bar (it is shown only when stderr is a terminal anyway)")
+    parser.set_defaults(func=run)
+

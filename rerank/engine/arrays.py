@@ -1,0 +1,260 @@
+"""The engine's boundary: candidate lists in, chosen items out (docs/design.md §5).
+
+Every entry point ends here: the frame API, ``rerank apply``, Spark, ``rerank gap``, the
+adapters' helpers and the simulator. Three functions, from the most to the least checking:
+
+* :func:`rerank_arrays` — raw arrays and keyword options (the convenience call);
+* :func:`rerank_lists` — :class:`CandidateLists` and a :class:`RerankOptions`;
+* :func:`solve` — a :class:`Problem` whose arrays are already checked (the frame API builds it
+  from a validated frame), so nothing is checked twice.
+
+Dtypes are normalised once at the boundary (int64 indices, float64 values) so the kernel is
+compiled once. ``solve`` runs the kernel (:mod:`rerank.engine.kernel`), the quota feasibility
+(:mod:`rerank.engine.feasibility`) and the exact solver (:mod:`rerank.engine.exact`), then
+orders the exact solver's sets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from rerank._numba import kernel_lock, num_threads
+from rerank.engine.exact import ExactResult, normalized_scores, solve_exact
+from rerank.engine.feasibility import max_quota_met, quota_matrix
+from rerank.engine.kernel import METHOD_QUOTA, rerank_kernel
+from rerank.engine.layout import (
+    CandidateLists,
+    CategoryCSR,
+    KernelOutput,
+    KernelParams,
+    QuotaPlan,
+    category_matrix,
+)
+from rerank.engine.options import RerankOptions
+from rerank.errors import InputError
+from rerank.params import check_finite, check_lam_array, float_array, int_array
+
+__all__ = ["Problem", "RerankResult", "rerank_arrays", "rerank_lists", "solve"]
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """Output for U users.
+
+    ``indptr`` (U+1) delimits each user's output; ``positions`` are indices into the input
+    candidate arrays, in output order; ``items`` the chosen item indices; ``objective`` the
+    objective ``(1-λ)Σs - λC`` of each output list (on the normalised scores); ``used_topk``
+    whether the safeguard replaced the greedy list by plain top-k.
+    ``gap`` (``solver="exact"`` only): each list's certified relative optimality gap
+    (0 when enumerated or forced; see :mod:`rerank.engine.exact`), with the route taken per user
+    (``exact_route``: 0 forced, 1 enumeration, 2 MILP) and the seconds spent (``exact_seconds``).
+    ``quota_shortfall`` (``min_share`` only): per user, how many quota units
+    ``Σ_g max(0, r_g - c_g)`` the list misses because no k-subset of the candidates meets them
+    all (see :mod:`rerank.engine.quota`).
+    ``swaps`` / ``swap_cap_hit`` (``refine="swap"`` only): per user, the improving swaps made
+    and whether ``max_swaps`` stopped the search while an improving swap remained
+    (:mod:`rerank.engine.refine`); ``used_topk`` then means the output is plain top-k.
+    """
+
+    indptr: np.ndarray
+    positions: np.ndarray
+    items: np.ndarray
+    objective: np.ndarray
+    used_topk: np.ndarray
+    gap: np.ndarray | None = None
+    quota_shortfall: np.ndarray | None = None
+    exact_route: np.ndarray | None = None
+    exact_seconds: np.ndarray | None = None
+    swaps: np.ndarray | None = None
+    swap_cap_hit: np.ndarray | None = None
+
+
+class Problem(NamedTuple):
+    """Checked engine inputs: the candidate ``lists``, the item × category matrix ``categories``
+    (canonical float64 CSR), ``targets`` float64 (T × G), and per user its ``target_rows`` (int64)
+    and ``lam`` (float64)."""
+
+    lists: CandidateLists
+    categories: sp.csr_matrix
+    targets: np.ndarray
+    target_rows: np.ndarray
+    lam: np.ndarray
+
+
+def check_problem(lists: CandidateLists, categories, targets, target_rows, lam, options: RerankOptions) -> Problem:
+    """The checks that relate the arrays to each other (finite scores, items within the category
+    matrix, one target row and one λ per user); returns the :class:`Problem` to :func:`solve`."""
+    matrix = category_matrix(categories)
+    n_items = matrix.shape[0]
+    check_finite("scores", lists.scores)
+    items = lists.items
+    if items.size and (items.min() < 0 or items.max() >= n_items):
+        bad = np.flatnonzero((items < 0) | (items >= n_items))[0]
+        raise InputError(f"item_idx[{bad}]={items[bad]} is outside the category matrix's {n_items} rows")
+    n_users = lists.n_users
+    targets = float_array("targets", targets, ndim=2)
+    if targets.shape[1] != matrix.shape[1]:
+        raise InputError(
+            f"targets must be 2-d with {matrix.shape[1]} columns (one per category), got shape {targets.shape}"
+        )
+    check_finite("targets", targets.ravel())
+    if targets.size and targets.min() < 0:
+        raise InputError("targets must be nonnegative")
+    if target_rows is None:
+        if targets.shape[0] != n_users:
+            raise InputError(f"targets has {targets.shape[0]} rows for {n_users} users")
+        target_rows = np.arange(n_users, dtype=np.int64)
+    else:
+        target_rows = int_array("target_rows", target_rows)
+        if target_rows.shape != (n_users,):
+            raise InputError(f"target_rows must have one entry per user ({n_users})")
+        if n_users and (target_rows.min() < 0 or target_rows.max() >= targets.shape[0]):
+            raise InputError("target_rows points outside targets")
+    if lam is None:
+        if options.lam is None:
+            raise InputError("options.lam is None (per-user λ): pass lam, one value per user")
+        lam = options.lam
+    return Problem(lists, matrix, targets, target_rows, check_lam_array(lam, n_users))
+
+
+def rerank_lists(
+    lists: CandidateLists,
+    categories,
+    targets,
+    options: RerankOptions,
+    *,
+    target_rows=None,
+    lam=None,
+    n_threads: int | None = None,
+) -> RerankResult:
+    """Calibrated reranking of candidate lists with ``options`` (docs/design.md §3, §4).
+
+    ``categories`` is the items × G matrix of ``p(g|i)`` (scipy sparse), ``targets`` the T × G
+    targets ``p(g|u)``; user ``u`` uses ``targets[target_rows[u]]`` (``targets[u]`` by default)
+    and ``lam[u]`` (``options.lam`` by default; a scalar or one value per user).
+    """
+    return solve(check_problem(lists, categories, targets, target_rows, lam, options), options, n_threads)
+
+
+def rerank_arrays(
+    indptr,
+    item_idx,
+    scores,
+    categories,
+    targets,
+    k: int | None = None,
+    lam=None,
+    alpha: float | None = None,
+    *,
+    options: RerankOptions | None = None,
+    target_rows=None,
+    n_threads: int | None = None,
+    **keywords,
+) -> RerankResult:
+    """Calibrated reranking of CSR candidates (docs/design.md §3).
+
+    For each user row ``u`` (candidates ``item_idx[indptr[u]:indptr[u+1]]`` with ``scores``)
+    returns the list of ``min(k, n_u)`` items maximising, greedily,
+    ``(1-λ_u) Σ_{i∈L} s_i - λ_u C(p_u, q(L))`` with ``p_u = targets[target_rows[u]]``
+    (``targets[u]`` by default) and ``categories`` the items × G matrix of ``p(g|i)``.
+
+    Options: either ``options=RerankOptions(...)``, or keywords — ``k`` (default 10), ``lam``
+    (0.5), ``alpha`` (0.01) and any other field of :class:`RerankOptions` (``divergence``,
+    ``rank_weights``, ``normalize``, ``safeguard``, ``order``, ``method``, ``pm2_theta``,
+    ``min_share``, ``min_share_threshold``, ``solver``, ``time_limit``, ``max_enumerate``,
+    ``refine``, ``max_swaps``).
+    ``lam`` may also hold one value per user (with ``options`` too, where it overrides
+    ``options.lam``).
+
+    Returns a :class:`RerankResult` (``result.indptr`` delimits each user's ``result.items``).
+    """
+    per_user = lam is not None and np.ndim(lam) > 0
+    if options is None:
+        given = {name: value for name, value in (("k", k), ("alpha", alpha)) if value is not None}
+        if lam is not None:
+            given["lam"] = None if per_user else lam
+        options = RerankOptions(**given, **keywords)
+        lam = lam if per_user else None
+    elif keywords or k is not None or alpha is not None:
+        raise TypeError("rerank_arrays takes options=RerankOptions(...) or keyword options, not both")
+    lists = CandidateLists(indptr, item_idx, scores)
+    return rerank_lists(lists, categories, targets, options, target_rows=target_rows, lam=lam, n_threads=n_threads)
+
+
+def solve(problem: Problem, options: RerankOptions, n_threads: int | None = None) -> RerankResult:
+    """Run the kernel (and the quota feasibility / exact solver when asked) on checked inputs."""
+    codes = options.validate()
+    lists, matrix, targets, target_rows, lam = problem
+    n_users = lists.n_users
+    k = options.k
+    quota = QuotaPlan(np.zeros((1, 1), dtype=np.int64), np.zeros(max(n_users, 1), dtype=np.int64))
+    shortfall = None
+    if codes.method == METHOD_QUOTA:  # quotas use the k asked for, before the clamp below
+        quotas = quota_matrix(targets, k, codes.rho, float(options.min_share_threshold))
+        feasibility = max_quota_met(lists.indptr, lists.items, matrix, quotas, target_rows, k)
+        quota, shortfall = QuotaPlan(quotas, feasibility.met), feasibility.shortfall
+    lengths = lists.lengths()
+    max_n = int(lengths.max(initial=0))
+    # k above every user's candidate count changes nothing but the buffers: size them by the
+    # longest list, so a huge k (e.g. 10**12) cannot exhaust memory.
+    k = min(k, max(max_n, 1))
+    weights = options.weights(k)
+    out_indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.minimum(lengths, k), out=out_indptr[1:])
+    out = KernelOutput(
+        out_indptr, np.empty(out_indptr[-1], dtype=np.int64), np.zeros(n_users, dtype=np.float64),
+        np.zeros(n_users, dtype=np.bool_), np.zeros(n_users, dtype=np.int64), np.zeros(n_users, dtype=np.bool_),
+    )
+    params = KernelParams(
+        k, options.alpha, codes.divergence, codes.normalize, options.safeguard, codes.order_by_score, codes.method,
+        float(options.pm2_theta), max(max_n, 1), codes.refine, codes.max_swaps,
+    )
+    cats = CategoryCSR.of(matrix)
+    if n_users:
+        with num_threads(n_threads), kernel_lock():
+            rerank_kernel(lists, cats, targets, target_rows, lam, weights, params, quota, out)
+    positions, objective, used_topk = out.positions, out.objective, out.used_topk
+    exact = None
+    if codes.exact and n_users:
+        exact = solve_exact(
+            lists, matrix, targets, target_rows, lam, k, options.alpha, codes.divergence, codes.normalize,
+            out_indptr, positions - np.repeat(lists.indptr[:-1], np.diff(out_indptr)),
+            time_limit=float(options.time_limit), max_enumerate=int(options.max_enumerate),
+        )
+        positions = order_sets(problem, exact, options, k, n_threads)
+        objective, used_topk = exact.objective, np.zeros(n_users, dtype=np.bool_)
+    return RerankResult(
+        out_indptr, positions, lists.items[positions], objective, used_topk,
+        gap=None if exact is None else exact.gap, quota_shortfall=shortfall,
+        exact_route=None if exact is None else exact.route, exact_seconds=None if exact is None else exact.seconds,
+        swaps=out.swaps if codes.refine else None, swap_cap_hit=out.cap_hit if codes.refine else None,
+    )
+
+
+def order_sets(problem: Problem, exact: ExactResult, options: RerankOptions, k: int, n_threads) -> np.ndarray:
+    """Global positions of the exact solver's sets, each listed in output order.
+
+    The optimum is an unordered set (uniform rank weights): listed by score with
+    ``order="score"``, otherwise in the order the greedy picks its members (the greedy run on
+    the set itself, scores already normalised, safeguard off).
+    """
+    lists = problem.lists
+    owners = np.repeat(np.arange(lists.n_users), np.diff(exact.indptr))
+    positions = exact.local + lists.indptr[owners]
+    if not positions.size:
+        return positions
+    codes = options.validate()
+    if codes.order_by_score:
+        return positions[np.lexsort((positions, -lists.scores[positions], owners))]
+    s_norm = np.empty_like(lists.scores)
+    normalized_scores(lists.indptr, lists.scores, codes.normalize, s_norm)
+    subset = Problem(
+        CandidateLists(exact.indptr, lists.items[positions], s_norm[positions]), problem.categories,
+        problem.targets, problem.target_rows, problem.lam,
+    )
+    greedy = options.replace(k=k, normalize=None, safeguard=False, solver="greedy", order="greedy", refine=None)
+    return positions[solve(subset, greedy, n_threads).positions]

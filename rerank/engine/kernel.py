@@ -1,0 +1,185 @@
+"""The one compiled kernel behind every entry point (docs/design.md §3, §4, §6).
+
+:func:`rerank_kernel` reranks every user row of the candidate lists. Users are independent: the
+outer loop is a ``prange`` over blocks of ``USERS_PER_BLOCK`` users, each block allocating its
+work buffers once (:func:`rerank.engine.greedy.new_buffers`), so the output does not depend on
+the thread count. Per user it
+
+1. normalises the scores (:func:`rerank.engine.scoring.normalize_scores`);
+2. builds the list with one of the list builders — Steck's greedy
+   (:mod:`rerank.engine.greedy`), the quota greedy (:mod:`rerank.engine.quota`), PM-2
+   (:mod:`rerank.engine.pm2`), or plain top-k by the input scores when ``λ = 0``;
+3. applies the safeguard (greedy and quota): the plain top-k list is scored too and returned
+   when its objective is strictly higher (ties within ``TIE_RTOL``; in quota mode only if it
+   meets the quota units too), docs/design.md §4.2;
+4. with ``refine="swap"`` (greedy and quota), starts from the better of the list and top-k
+   (the safeguard's comparison, whatever ``safeguard``) and makes improving single swaps
+   (:mod:`rerank.engine.refine`);
+5. re-sorts the list by score with ``order="score"`` and writes global positions.
+
+Ties (objective equal up to ``TIE_RTOL`` relative) go to the higher score, then to the earlier
+input position (:mod:`rerank.engine.ties`).
+"""
+
+from __future__ import annotations
+
+from numba import prange
+
+from rerank._numba import compiled
+from rerank.engine.greedy import SharePairs, greedy_one_user, grow_slots, new_buffers, share_pairs
+from rerank.engine.layout import CandidateLists, CategoryCSR, KernelOutput, KernelParams, QuotaPlan
+from rerank.engine.pm2 import pm2_one_user
+from rerank.engine.quota import met_units, quota_one_user
+from rerank.engine.refine import REFINE_NONE, refine_buffers, refine_user
+from rerank.engine.scoring import list_objective, normalize_scores, sort_by_score, top_k_positions
+from rerank.engine.ties import TIE_RTOL
+
+__all__ = ["METHOD_GREEDY", "METHOD_PM2", "METHOD_QUOTA", "rerank_kernel"]
+
+# per-user list builders; the safeguard applies to greedy and quota
+METHOD_GREEDY = 0
+METHOD_QUOTA = 1
+METHOD_PM2 = 2
+
+USERS_PER_BLOCK = 64
+
+
+@compiled()
+def widest_item(n, items, cats):
+    """The most categories a candidate of this user carries."""
+    width = 0
+    for j in range(n):
+        width = max(width, cats.indptr[items[j] + 1] - cats.indptr[items[j]])
+    return width
+
+
+@compiled()
+def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, qrow, target, objective, buf):
+    """Score plain top-k (by the input scores ``raw``) and keep it in ``buf.chosen`` when its
+    objective beats ``objective`` (quota mode: only if it meets ``target`` quota units too).
+    Returns the objective of the list kept and whether it is top-k."""
+    top = buf.top
+    top_k_positions(raw, n, kk, top)
+    top_objective = list_objective(
+        top, kk, s, items, cats, p, lam, params.alpha, params.divergence, rank_w, buf.mass,
+    )
+    tol = TIE_RTOL * (1.0 + max(abs(objective), abs(top_objective)))
+    if top_objective > objective + tol and (
+        params.method != METHOD_QUOTA or met_units(top, kk, items, cats, qrow) >= target
+    ):
+        for r in range(kk):
+            buf.chosen[r] = top[r]
+        return top_objective, True
+    return objective, False
+
+
+@compiled()
+def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, params, quota, out, pairs):
+    """Rerank users ``first..last-1`` (one block: the work buffers are allocated once)."""
+    indptr, cand_items, scores = lists.indptr, lists.items, lists.scores
+    n_cat = targets.shape[1]
+    k = params.k
+    buf = new_buffers(params.max_n, k, n_cat, pairs, 4 * params.max_n)
+    work = refine_buffers(n_cat, buf, params)
+    for u in range(first, last):
+        lo = indptr[u]
+        n = indptr[u + 1] - lo
+        kk = min(k, n)
+        out.swaps[u] = 0
+        out.cap_hit[u] = False
+        if kk == 0:
+            out.objective[u] = 0.0
+            out.used_topk[u] = False
+            continue
+        items = cand_items[lo : lo + n]
+        raw = scores[lo : lo + n]
+        s = buf.s
+        normalize_scores(raw, s, n, params.normalize)
+        p = targets[target_rows[u]]
+        qrow = quota.quotas[target_rows[u]] if params.method == METHOD_QUOTA else quota.quotas[0]
+        lam_u = lam[u]
+        width = 0
+        # refine: λ = 0 lists are plain top-k, already optimal; quota lists may still gain score
+        refine = params.refine != REFINE_NONE and kk < n and params.method != METHOD_PM2 and (
+            lam_u != 0.0 or params.method == METHOD_QUOTA
+        )
+        if lam_u != 0.0 or refine:
+            width = widest_item(n, items, cats)
+            if n * width > buf.ent_slot.shape[0]:  # rare: items with many categories; grow
+                buf = grow_slots(buf, pairs, 2 * n * width)
+                work = refine_buffers(n_cat, buf, params)
+        n_used = -1  # slots not gathered yet
+        if params.method == METHOD_QUOTA:
+            quota_one_user(
+                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, qrow, quota.met[u], buf,
+            )
+        elif params.method == METHOD_PM2:
+            pm2_one_user(n, kk, s, items, cats, p, lam_u, params.pm2_theta, rank_w, buf.taken, buf.chosen)
+        elif lam_u == 0.0:  # plain top-k by the input scores (normalising may merge near-ties)
+            top_k_positions(raw, n, kk, buf.chosen)
+        else:
+            n_used = greedy_one_user(
+                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, width, pairs, u, buf,
+            )
+        objective = list_objective(
+            buf.chosen, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, buf.mass,
+        )
+        used_topk = False
+        if (params.safeguard or refine) and lam_u != 0.0 and params.method != METHOD_PM2:
+            objective, used_topk = safeguard_user(
+                n, kk, raw, s, items, cats, p, lam_u, params, rank_w, qrow, quota.met[u], objective, buf,
+            )
+        if refine:
+            objective, used_topk, out.swaps[u], out.cap_hit[u] = refine_user(
+                n, kk, s, items, cats, p, lam_u, params, rank_w, qrow, quota.met[u], params.method == METHOD_QUOTA,
+                width, n_used, pairs, u, objective, used_topk, buf, work,
+            )
+        out.objective[u] = objective
+        out.used_topk[u] = used_topk
+        chosen = buf.chosen
+        if params.order_by_score:
+            sort_by_score(chosen, kk, raw)
+        start = out.indptr[u]
+        for r in range(kk):
+            out.positions[start + r] = lo + chosen[r]
+
+
+@compiled(parallel=True)
+def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota, out):
+    """Rerank every user row of ``lists`` (a :class:`~rerank.engine.layout.CandidateLists`),
+    in parallel over blocks of ``USERS_PER_BLOCK`` users.
+
+    Inputs (dtypes fixed at the boundary): ``cats`` the :class:`~rerank.engine.layout.CategoryCSR`,
+    ``targets`` float64 (T × G), ``target_rows`` int64 (U) the row of ``targets`` for each user,
+    ``lam`` float64 (U), ``rank_w`` float64 (≥ k), ``params`` the
+    :class:`~rerank.engine.layout.KernelParams`, ``quota`` the
+    :class:`~rerank.engine.layout.QuotaPlan` (quota mode only), ``out`` the
+    :class:`~rerank.engine.layout.KernelOutput` to fill.
+    """
+    n_users = lists.indptr.shape[0] - 1
+    n_blocks = (n_users + USERS_PER_BLOCK - 1) // USERS_PER_BLOCK
+    pair_of_entry, pair_cat, pair_share = share_pairs(cats, targets.shape[1])
+    # Numba's parfors lose the writes into the arrays of a named tuple that enters a prange
+    # (numba issue 5872): the loop takes plain arrays and scalars and rebuilds the tuples inside.
+    indptr, items, scores = lists.indptr, lists.items, lists.scores
+    cat_indptr, cat_indices, cat_data = cats.indptr, cats.indices, cats.data
+    quotas, quota_met = quota.quotas, quota.met
+    out_indptr, out_positions, out_objective, out_used_topk = out.indptr, out.positions, out.objective, out.used_topk
+    out_swaps, out_cap_hit = out.swaps, out.cap_hit
+    k, alpha, divergence, normalize = params.k, params.alpha, params.divergence, params.normalize
+    safeguard, order_by_score, method, pm2_theta, max_n = (
+        params.safeguard, params.order_by_score, params.method, params.pm2_theta, params.max_n
+    )
+    refine, max_swaps = params.refine, params.max_swaps
+    for block in prange(n_blocks):
+        first = block * USERS_PER_BLOCK
+        rerank_block(
+            first, min(first + USERS_PER_BLOCK, n_users), CandidateLists(indptr, items, scores),
+            CategoryCSR(cat_indptr, cat_indices, cat_data), targets, target_rows, lam, rank_w,
+            KernelParams(
+                k, alpha, divergence, normalize, safeguard, order_by_score, method, pm2_theta, max_n, refine, max_swaps,
+            ),
+            QuotaPlan(quotas, quota_met),
+            KernelOutput(out_indptr, out_positions, out_objective, out_used_topk, out_swaps, out_cap_hit),
+            SharePairs(pair_of_entry, pair_cat, pair_share),
+        )

@@ -1,0 +1,105 @@
+"""Per-user helpers shared by every list builder, the safeguard and the exact solver.
+
+* :func:`normalize_scores` — the per-user score normalisation (``normalize=``);
+* :func:`top_k_positions` — plain top-k by (score desc, position asc);
+* :func:`list_objective` — ``(1-λ) Σ_{l∈L} s_l - λ C(p, q(L))`` of a list, docs/design.md §3;
+* :func:`sort_by_score` — ``order="score"``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rerank._numba import compiled
+from rerank.engine.divergences import divergence_finish, divergence_term
+
+__all__ = ["NORMALIZE_CODES", "list_objective", "normalize_scores", "sort_by_score", "top_k_positions"]
+
+NORM_NONE = 0
+NORM_MINMAX = 1
+NORM_RANK = 2
+NORMALIZE_CODES = {None: NORM_NONE, "none": NORM_NONE, "minmax": NORM_MINMAX, "rank": NORM_RANK}
+
+
+@compiled()
+def normalize_scores(raw, out, n, mode):
+    """Per-user score normalisation into ``out[:n]``.
+
+    * none:   ``s``
+    * minmax: ``(s - min) / (max - min)``, all 0 when the scores are constant (computed on
+      halves so extreme finite scores cannot overflow to inf/NaN)
+    * rank:   ``(n - r) / (n - 1)`` with ``r`` the 1-based rank by (score desc, position asc);
+      1 for a single candidate
+    """
+    if mode == NORM_MINMAX:
+        lo = raw[0]
+        hi = raw[0]
+        for j in range(1, n):
+            if raw[j] < lo:
+                lo = raw[j]
+            if raw[j] > hi:
+                hi = raw[j]
+        span = 0.5 * hi - 0.5 * lo
+        for j in range(n):
+            out[j] = (0.5 * raw[j] - 0.5 * lo) / span if span > 0.0 else 0.0
+    elif mode == NORM_RANK:
+        order = np.argsort(-raw[:n], kind="mergesort")
+        for r in range(n):
+            out[order[r]] = (n - 1 - r) / (n - 1) if n > 1 else 1.0
+    else:
+        for j in range(n):
+            out[j] = raw[j]
+
+
+@compiled()
+def top_k_positions(s, n, kk, out):
+    """The ``kk`` best local positions by (score desc, position asc), in that order."""
+    filled = 0
+    for j in range(n):
+        if filled == kk and not (s[j] > s[out[kk - 1]]):
+            continue
+        slot = filled if filled < kk else kk - 1
+        while slot > 0 and s[j] > s[out[slot - 1]]:
+            if slot < kk:
+                out[slot] = out[slot - 1]
+            slot -= 1
+        out[slot] = j
+        if filled < kk:
+            filled += 1
+
+
+@compiled()
+def list_objective(chosen, length, s, items, cats, p, lam, alpha, divergence, rank_w, mass):
+    """``(1-λ) Σ_{l∈L} s_l - λ C(p, q(L))`` for the list ``chosen[:length]`` in that order
+    (``cats`` a :class:`~rerank.engine.layout.CategoryCSR`; ``mass`` a work buffer of length G)."""
+    mass[:] = 0.0
+    total_w = 0.0
+    score_sum = 0.0
+    for r in range(length):
+        j = chosen[r]
+        score_sum += s[j]
+        w = rank_w[r]
+        total_w += w
+        item = items[j]
+        for e in range(cats.indptr[item], cats.indptr[item + 1]):
+            mass[cats.indices[e]] += w * cats.data[e]
+    if lam == 0.0:
+        return score_sum
+    total = 0.0
+    for g in range(p.shape[0]):
+        total += divergence_term(p[g], mass[g] / total_w, alpha, divergence)
+    # λ = 1: no score term (0·Σs would be NaN when Σs of extreme finite scores overflows).
+    score_term = (1.0 - lam) * score_sum if lam != 1.0 else 0.0
+    return score_term - lam * divergence_finish(total, divergence)
+
+
+@compiled()
+def sort_by_score(chosen, kk, s):
+    """Insertion sort of ``chosen[:kk]`` by (raw score desc, position asc)."""
+    for a in range(1, kk):
+        j = chosen[a]
+        b = a
+        while b > 0 and (s[chosen[b - 1]] < s[j] or (s[chosen[b - 1]] == s[j] and chosen[b - 1] > j)):
+            chosen[b] = chosen[b - 1]
+            b -= 1
+        chosen[b] = j

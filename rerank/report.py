@@ -1,0 +1,108 @@
+"""What a reranking did besides plain reranking: the per-call :class:`RerankReport`, the
+"nothing lost" accounting it shares with the streaming report, and the one-line summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from rerank.schemas import empty_skipped
+
+__all__ = ["RerankReport", "RowAccounting", "reconciles", "summary_line"]
+
+
+class RowAccounting:
+    """Nothing-lost accounting shared by :class:`RerankReport` and the streaming report.
+
+    Needs ``n_users``, ``skipped``, ``n_candidates``, ``n_rows_reranked``,
+    ``n_rows_without_user``, ``n_output_rows`` and ``n_expected_output_rows``.
+    """
+
+    @property
+    def n_users_in(self) -> int:
+        """Distinct users in the input: reranked + skipped."""
+        return self.n_users + len(self.skipped)
+
+    @property
+    def reconciles(self) -> bool:
+        """Every input row and user is accounted for: see :func:`reconciles`."""
+        return reconciles(
+            self.n_candidates, self.n_rows_reranked, int(self.skipped["n_rows"].sum()),
+            self.n_rows_without_user, self.n_output_rows, self.n_expected_output_rows,
+        )
+
+
+@dataclass(frozen=True)
+class RerankReport(RowAccounting):
+    """What the last ``rerank`` call did besides plain reranking.
+
+    ``n_users``: users reranked (each has ``min(k, n_u)`` output rows); ``cold_users``: users
+    given the population target; ``short_users``: users with fewer candidates than k (all
+    returned); ``topk_users``: users whose list is plain top-k kept by the safeguard.
+
+    Nothing lost: ``skipped`` lists the users left out with ``on_invalid="skip"``
+    (``user_id, reason, n_rows``); ``n_rows_without_user`` counts rows dropped for a null
+    ``user_id``; :attr:`reconciles` checks ``n_candidates = n_rows_reranked + rows of skipped users
+    + n_rows_without_user`` and ``n_output_rows = Σ_u min(k, n_u)`` over the reranked users.
+
+    Quota mode (``min_share``): ``quota_shortfall`` is a Series ``user_id -> units`` over the
+    reranked users, ``Σ_g max(0, r_g - c_g)`` quota units the list misses because no k-subset of
+    that user's candidates meets every quota (0 for everyone whose quotas are feasible; see
+    :mod:`rerank.engine.quota`); ``None`` without ``min_share``. ``solver="exact"``: ``exact_gap``
+    is a Series ``user_id -> certified relative optimality gap`` (:mod:`rerank.engine.exact`).
+    ``refine="swap"``: ``swaps`` is a Series ``user_id -> swaps made`` and ``swap_cap_hit`` a
+    Series ``user_id -> bool``, True where ``max_swaps`` stopped the search while an improving
+    swap remained (:mod:`rerank.engine.refine`); both ``None`` without refinement.
+    """
+
+    n_users: int
+    n_candidates: int
+    n_output_rows: int
+    cold_users: pd.Index
+    short_users: pd.Index
+    topk_users: pd.Index
+    skipped: pd.DataFrame = field(default_factory=empty_skipped)
+    n_rows_without_user: int = 0
+    n_rows_reranked: int | None = None
+    n_expected_output_rows: int | None = None
+    quota_shortfall: pd.Series | None = None
+    exact_gap: pd.Series | None = None
+    swaps: pd.Series | None = None
+    swap_cap_hit: pd.Series | None = None
+
+    def summary(self) -> str:
+        return summary_line(
+            n_users=self.n_users, skipped=self.skipped, n_candidates=self.n_candidates,
+            n_rows_reranked=self.n_rows_reranked, n_rows_without_user=self.n_rows_without_user,
+            n_output_rows=self.n_output_rows, n_cold=len(self.cold_users),
+            n_short=len(self.short_users), n_topk=len(self.topk_users), ok=self.reconciles,
+        )
+
+
+def reconciles(n_in, n_reranked, n_skipped_rows, n_without_user, n_out, n_expected_out) -> bool:
+    """Row counts add up: in = reranked + skipped + without user; out = Σ min(k, n_u)."""
+    if n_reranked is None or n_expected_out is None:
+        return True
+    return n_in == n_reranked + n_skipped_rows + n_without_user and n_out == n_expected_out
+
+
+def summary_line(
+    *, n_users, skipped, n_candidates, n_rows_reranked, n_rows_without_user, n_output_rows,
+    n_cold, n_short, n_topk, ok,
+) -> str:
+    """One line saying where every user and row went (the "nothing lost" summary)."""
+    reasons = ""
+    if len(skipped):
+        counts = skipped["reason"].value_counts(sort=True)
+        reasons = " (" + ", ".join(f"{n} {reason}" for reason, n in counts.items()) + ")"
+    n_skipped_rows = int(skipped["n_rows"].sum())
+    reranked = n_candidates - n_skipped_rows - n_rows_without_user if n_rows_reranked is None else n_rows_reranked
+    return (
+        f"{n_users + len(skipped)} users in: {n_users} reranked, {len(skipped)} skipped{reasons}; "
+        f"{n_candidates} candidate rows in: {reranked} reranked, {n_skipped_rows} of skipped users, "
+        f"{n_rows_without_user} without user_id; {n_output_rows} output rows; "
+        f"{n_cold} cold users (population target), {n_short} with fewer than k candidates, "
+        f"{n_topk} kept plain top-k (safeguard); "
+        + ("nothing lost" if ok else "ROW COUNTS DO NOT RECONCILE")
+    )
