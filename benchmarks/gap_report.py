@@ -36,6 +36,8 @@ import time
 import numpy as np
 import pandas as pd
 
+from benchmarks import report_table
+
 DATA = "/work/shared/data/ml-latest-small"
 
 
@@ -108,18 +110,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from rerank.gap import format_markdown
 
-    start = time.perf_counter()
-    load = os.getloadavg()[0]
+    start, load = time.perf_counter(), os.getloadavg()[0]
     table = run_synthetic(args) if args.synthetic else run(args)
-    print(f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
-          f"{time.perf_counter() - start:.0f}s", file=sys.stderr)
-    text = format_markdown(table)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text + "\n")
-    if args.csv:
-        table.to_csv(args.csv, index=False)
+    report_table(table, format_markdown(table), out=args.out, csv=args.csv, started=start, load=load)
     return 0
 
 

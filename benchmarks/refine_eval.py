@@ -22,6 +22,8 @@ import time
 import numpy as np
 import pandas as pd
 
+from benchmarks import report_table
+
 DATA = "/work/shared/data/ml-latest-small"
 METRICS = ("C_KL", "precision@10", "ndcg@10", "minority_attainment", "topk_kept")
 
@@ -83,15 +85,7 @@ def main(argv=None) -> int:
     start, load = time.perf_counter(), os.getloadavg()[0]
     table = pd.concat([compare(ratings, item_categories, model=args.model, seed=seed, lambdas=args.lambdas)
                        for seed in args.seeds], ignore_index=True)
-    text = format_markdown(table)
-    print(text)
-    print(f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
-          f"{time.perf_counter() - start:.0f}s", file=sys.stderr)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text + "\n")
-    if args.csv:
-        table.to_csv(args.csv, index=False)
+    report_table(table, format_markdown(table), out=args.out, csv=args.csv, started=start, load=load)
     return 0
 
 
