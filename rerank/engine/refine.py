@@ -66,7 +66,7 @@ import numpy as np
 from rerank._numba import compiled
 from rerank.engine.divergences import DIV_HELLINGER, divergence_finish, divergence_term
 from rerank.engine.greedy import gather_user
-from rerank.engine.scoring import list_objective
+from rerank.engine.scoring import insert_ranked, list_objective
 from rerank.engine.ties import TIE_RTOL, is_better
 from rerank.errors import InputError
 
@@ -380,11 +380,6 @@ def _key(c, s, lam, divergence, ent_slot, width, fixed):
     return _objective(s[c], total, lam, divergence)
 
 
-@compiled(inline="always")
-def _ranks_before(key, score, other_key, other_score):
-    return key > other_key or (key == other_key and score > other_score)
-
-
 @compiled()
 def _best_swap_fast(n, kk, s, lam, alpha, divergence, p, w, total_w, chosen, taken, score_sum, shared_all, current,
                     first, ent_count, ent_slot, width, slot_cat, slot_share, mass, base, work):
@@ -409,17 +404,7 @@ def _best_swap_fast(n, kk, s, lam, alpha, divergence, p, w, total_w, chosen, tak
         if taken[c]:
             continue
         n_free += 1
-        key = keys[c]
-        if n_top == TOP_KEYS and not _ranks_before(key, s[c], keys[top[n_top - 1]], s[top[n_top - 1]]):
-            continue
-        at = n_top if n_top < TOP_KEYS else TOP_KEYS - 1
-        while at > 0 and _ranks_before(key, s[c], keys[top[at - 1]], s[top[at - 1]]):
-            if at < TOP_KEYS:
-                top[at] = top[at - 1]
-            at -= 1
-        top[at] = c
-        if n_top < TOP_KEYS:
-            n_top += 1
+        n_top = insert_ranked(top, n_top, TOP_KEYS, c, keys, s)
     best_r = -1
     best_c = -1
     best_obj = 0.0
