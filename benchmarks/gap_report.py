@@ -1,4 +1,4 @@
-"""How far are the greedy and the refined list from the optimum? (issues 3, 13; DESIGN §4.4)
+"""How far are the greedy and the refined list from the optimum? (issues 3, 13; docs/design.md §4.4, §4.6)
 
     .venv/bin/python -m benchmarks.gap_report                       # MovieLens, 200 sampled test users
     .venv/bin/python -m benchmarks.gap_report --users 0 --out gap.md  # every test user
