@@ -28,6 +28,7 @@ from rerank import schemas
 from rerank.distributions import history_weights, item_categories_from_frame, sparse_targets
 from rerank.engine.arrays import Problem, solve
 from rerank.engine.options import MAX_ENUMERATE, RerankOptions
+from rerank.engine.refine import DEFAULT_MAX_SWAPS
 from rerank.errors import InputError, InputTypeError
 from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values
 from rerank.params import check_choice, check_lam_array, check_n_threads, check_positive, check_unit_interval
@@ -84,6 +85,13 @@ class CalibratedReranker:
     solver : ``"greedy"`` or ``"exact"`` (certified optimum for uniform rank weights,
         :mod:`rerank.engine.exact`; at most ``time_limit`` seconds per user, enumeration up to
         ``max_enumerate`` subsets; gaps in ``report_.exact_gap``).
+    refine : ``None`` (the list as built) or ``"swap"``: start from the better of the list and
+        top-k, then make improving single swaps (a listed item out, a candidate in at its
+        position) until none improves the objective (:mod:`rerank.engine.refine`; greedy and
+        quota mode, not ``method="pm2"``). ``safeguard=False, refine=None`` is exactly Steck's
+        greedy.
+    max_swaps : cap on the swaps per user (default 30; ``None``: no cap); the swaps made and the
+        users whose search the cap stopped are in ``report_.swaps`` / ``report_.swap_cap_hit``.
 
     Attributes after ``fit``: ``options_`` (the checked :class:`rerank.RerankOptions`),
     ``target_table_`` (the fitted targets, :class:`rerank.targets.TargetTable`), ``users_``,
@@ -113,6 +121,8 @@ class CalibratedReranker:
         solver: str = "greedy",
         time_limit: float = 10.0,
         max_enumerate: int = MAX_ENUMERATE,
+        refine: str | None = None,
+        max_swaps: int | None = DEFAULT_MAX_SWAPS,
     ):
         self.k = k
         self.lam = lam
@@ -132,6 +142,8 @@ class CalibratedReranker:
         self.solver = solver
         self.time_limit = time_limit
         self.max_enumerate = max_enumerate
+        self.refine = refine
+        self.max_swaps = max_swaps
 
     @classmethod
     def from_options(
@@ -343,6 +355,8 @@ class CalibratedReranker:
             n_expected_output_rows=int(np.minimum(lengths, k).sum()),
             quota_shortfall=_per_user(csr.users, result.quota_shortfall, "quota_shortfall"),
             exact_gap=_per_user(csr.users, result.gap, "exact_gap"),
+            swaps=_per_user(csr.users, result.swaps, "swaps"),
+            swap_cap_hit=_per_user(csr.users, result.swap_cap_hit, "swap_cap_hit"),
         )
         return out
 

@@ -10,7 +10,7 @@ executor before its first task.
 * default: the default path — ``rerank_arrays`` / ``CalibratedReranker.fit`` and ``rerank`` on
   a data frame (greedy, KL, uniform weights, safeguard), grouped and interleaved frames;
 * ``everything=True`` (``--all``): also each other list builder and solver the kernel compiles
-  only when first asked for — quota mode, PM-2, the exact solver — the other score
+  only when first asked for — quota mode, PM-2, the exact solver, the swap refinement — the other score
   normalisations and divergences, and the top-n of the adapters.
 
 Each step returns its name and seconds; :func:`cache_folder` says where the code went.
@@ -78,6 +78,7 @@ STEPS_ALL: list[tuple[str, Callable[[], None]]] = STEPS_DEFAULT + [
     ("quota mode (min_share)", _arrays(min_share=True)),
     ("PM-2", _arrays(method="pm2")),
     ("exact solver", _arrays(solver="exact")),
+    ("refine='swap' (greedy, quota)", lambda: (_arrays(refine="swap")(), _arrays(refine="swap", min_share=True)())),
     ("normalize minmax / rank", lambda: (_arrays(normalize="minmax")(), _arrays(normalize="rank")())),
     ("divergences hellinger / chi2", lambda: (_arrays(divergence="hellinger")(), _arrays(divergence="chi2")())),
     ("top-n of the adapters", _top_n),

@@ -12,19 +12,23 @@ the output does not depend on the thread count. Per user it
 3. applies the safeguard (greedy and quota): the plain top-k list is scored too and returned
    when its objective is strictly higher (ties within ``TIE_RTOL``; in quota mode only if it
    meets the quota units too), docs/design.md §4.2;
-4. re-sorts the list by score with ``order="score"`` and writes global positions.
+4. with ``refine="swap"`` (greedy and quota), starts from the better of the list and top-k
+   (the safeguard's comparison, whatever ``safeguard``) and makes improving single swaps
+   (:mod:`rerank.engine.refine`);
+5. re-sorts the list by score with ``order="score"`` and writes global positions.
 
 Ties (objective equal up to ``TIE_RTOL`` relative) go to the higher score, then to the earlier
 input position (:mod:`rerank.engine.ties`).
 
-**Compiled only what a call uses.** The list builder is chosen by the *types* of two kernel
-arguments, not by a runtime code: ``quota`` is a :class:`~rerank.engine.layout.QuotaPlan` in
-quota mode and ``None`` otherwise, ``pm2`` the PM-2 θ (a float) with ``method="pm2"`` and
-``None`` otherwise. Numba prunes the branches ``if quota is not None`` / ``if pm2 is not None``
-before typing when the argument is ``None`` (its dead-branch pruning on ``None`` arguments), so
-the default call (greedy) never types or compiles the quota greedy, its feasibility search or
-PM-2: each is compiled — and cached — the first time a call asks for it, as a separate
-specialisation of the same kernel.
+**Compiled only what a call uses.** The list builder and the refinement are chosen by the
+*types* of three kernel arguments, not by runtime codes: ``quota`` is a
+:class:`~rerank.engine.layout.QuotaPlan` in quota mode and ``None`` otherwise, ``pm2`` the PM-2
+θ (a float) with ``method="pm2"`` and ``None`` otherwise, ``swap`` the refinement code with
+``refine="swap"`` and ``None`` otherwise. Numba prunes the branches ``if quota is not None``
+(and the others) before typing when the argument is ``None`` (its dead-branch pruning on
+``None`` arguments), so the default call (greedy) never types or compiles the quota greedy, its
+feasibility search, PM-2 or the swap refinement: each is compiled — and cached — the first
+time a call asks for it, as a separate specialisation of the same block function.
 """
 
 from __future__ import annotations
@@ -32,10 +36,13 @@ from __future__ import annotations
 import itertools
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 from rerank._numba import compiled
 from rerank.engine.greedy import SharePairs, greedy_one_user, grow_slots, new_buffers, share_pairs
 from rerank.engine.pm2 import pm2_one_user
 from rerank.engine.quota import met_units, quota_one_user
+from rerank.engine.refine import refine_buffers, refine_user
 from rerank.engine.scoring import list_objective, normalize_scores, sort_by_score, top_k_positions
 from rerank.engine.ties import TIE_RTOL
 
@@ -80,18 +87,24 @@ def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, quota, ro
 
 
 @compiled(nogil=True)
-def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, params, quota, pm2, out, pairs):
+def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, params, quota, pm2, swap, out, pairs):
     """Rerank users ``first..last-1`` (one block: the work buffers are allocated once), without
     the GIL: :func:`rerank_kernel` runs several blocks at once.
-    ``quota`` / ``pm2``: ``None`` unless that list builder is asked for (module docstring)."""
+    ``quota`` / ``pm2`` / ``swap``: ``None`` unless that list builder or ``refine="swap"`` is
+    asked for (module docstring)."""
     indptr, cand_items, scores = lists.indptr, lists.items, lists.scores
     n_cat = targets.shape[1]
     k = params.k
     buf = new_buffers(params.max_n, k, n_cat, pairs, 4 * params.max_n)
+    if swap is not None:
+        work = refine_buffers(n_cat, buf, params)
+        no_quota = np.zeros(1, dtype=np.int64)  # the quota row refine_user reads outside quota mode
     for u in range(first, last):
         lo = indptr[u]
         n = indptr[u + 1] - lo
         kk = min(k, n)
+        out.swaps[u] = 0
+        out.cap_hit[u] = False
         if kk == 0:
             out.objective[u] = 0.0
             out.used_topk[u] = False
@@ -103,10 +116,17 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, pa
         p = targets[target_rows[u]]
         lam_u = lam[u]
         width = 0
-        if lam_u != 0.0:
+        # refine: λ = 0 lists are plain top-k, already optimal; quota lists may still gain score
+        refine = False
+        if swap is not None:
+            refine = kk < n and pm2 is None and (lam_u != 0.0 or quota is not None)
+        if lam_u != 0.0 or refine:
             width = widest_item(n, items, cats)
             if n * width > buf.ent_slot.shape[0]:  # rare: items with many categories; grow
                 buf = grow_slots(buf, pairs, 2 * n * width)
+                if swap is not None:
+                    work = refine_buffers(n_cat, buf, params)
+        n_used = -1  # slots not gathered yet
         if quota is not None:
             quota_one_user(
                 n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w,
@@ -117,17 +137,27 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, pa
         elif lam_u == 0.0:  # plain top-k by the input scores (normalising may merge near-ties)
             top_k_positions(raw, n, kk, buf.chosen)
         else:
-            greedy_one_user(
+            n_used = greedy_one_user(
                 n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, width, pairs, u, buf,
             )
         objective = list_objective(
             buf.chosen, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, buf.mass,
         )
         used_topk = False
-        if params.safeguard and lam_u != 0.0 and pm2 is None:
+        if (params.safeguard or refine) and lam_u != 0.0 and pm2 is None:
             objective, used_topk = safeguard_user(
                 n, kk, raw, s, items, cats, p, lam_u, params, rank_w, quota, target_rows[u], u, objective, buf,
             )
+        if swap is not None:
+            if refine:
+                if quota is not None:
+                    qrow, quota_target = quota.quotas[target_rows[u]], quota.met[u]
+                else:
+                    qrow, quota_target = no_quota, 0
+                objective, used_topk, out.swaps[u], out.cap_hit[u] = refine_user(
+                    n, kk, s, items, cats, p, lam_u, params, rank_w, qrow, quota_target, quota is not None,
+                    width, n_used, pairs, u, objective, used_topk, buf, work,
+                )
         out.objective[u] = objective
         out.used_topk[u] = used_topk
         chosen = buf.chosen
@@ -138,7 +168,7 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, pa
             out.positions[start + r] = lo + chosen[r]
 
 
-def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota, pm2, out, n_threads: int = 1):
+def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota, pm2, swap, out, n_threads: int = 1):
     """Rerank every user row of ``lists`` (a :class:`~rerank.engine.layout.CandidateLists`)
     on ``n_threads`` threads, in blocks of ``USERS_PER_BLOCK`` users.
 
@@ -147,7 +177,8 @@ def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota,
     ``lam`` float64 (U), ``rank_w`` float64 (≥ k), ``params`` the
     :class:`~rerank.engine.layout.KernelParams`, ``quota`` the
     :class:`~rerank.engine.layout.QuotaPlan` in quota mode, else ``None``, ``pm2`` the PM-2 θ
-    (float) with ``method="pm2"``, else ``None`` (module docstring), ``out`` the
+    (float) with ``method="pm2"``, else ``None``, ``swap`` the refinement code with
+    ``refine="swap"``, else ``None`` (module docstring), ``out`` the
     :class:`~rerank.engine.layout.KernelOutput` to fill.
 
     Threads: the blocks are handed out in order to ``n_threads`` threads (this one and
@@ -161,7 +192,7 @@ def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota,
     n_users = lists.indptr.shape[0] - 1
     n_blocks = (n_users + USERS_PER_BLOCK - 1) // USERS_PER_BLOCK
     pairs = SharePairs(*share_pairs(cats, targets.shape[1]))
-    args = (lists, cats, targets, target_rows, lam, rank_w, params, quota, pm2, out, pairs)
+    args = (lists, cats, targets, target_rows, lam, rank_w, params, quota, pm2, swap, out, pairs)
     n_threads = max(1, min(int(n_threads), n_blocks))
     if n_threads == 1:
         rerank_block(0, n_users, *args)
