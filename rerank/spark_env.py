@@ -28,6 +28,7 @@ class SparkWorkerError(RuntimeError):
 
 
 _CHECKED: set[tuple[str, str]] = set()
+PROBED_MODULES = ("numba", "pandas", "pyarrow", "rerank.reranker")  # what rerank_spark's workers run
 
 
 def use_driver_python(context) -> bool:
@@ -46,15 +47,16 @@ def _worker_probe():
     ``rerank_spark`` runs. It is built inside this function, so Spark ships it by value (its
     code, not a reference to this module, which the worker may not have)."""
 
+    modules = PROBED_MODULES  # a closure variable: shipped with the function's code
+
     def probe(_rows):
+        import importlib
         import sys as worker_sys
 
         try:
-            import numba  # noqa: F401
-            import pandas  # noqa: F401
-            import pyarrow  # noqa: F401
-
-            import rerank.reranker  # noqa: F401
+            # by name: what the *worker* can import, not a dependency of this module
+            for name in modules:
+                importlib.import_module(name)
         except Exception as exc:  # report any failure to the driver as text
             yield f"{type(exc).__name__}: {exc} (worker Python {worker_sys.executable})"
             return
