@@ -1,20 +1,29 @@
-"""The tests' one reference: slow, obviously-correct pure Python (no numpy in the logic).
+"""The pure-Python reference: slow, obviously correct, no numpy in the logic.
 
-Everything is written straight from the definitions of docs/design.md §3-§4, never from the
-package's code (which it does not import):
+``rerank.testing.reference`` is the one reference of the project's tests and of
+:func:`rerank.testing.check_reranker`, shipped so that users can compare their own reranker
+with it. Everything is written straight from the definitions of docs/design.md §3-§4, never
+from the package's code (it imports nothing of ours, and no third-party library):
 
 * the calibrated greedy, its safeguard and brute force — the full objective of a list is
   recomputed from scratch for every candidate at every step, with plain loops and dicts;
 * quota mode and PM-2, by brute-force enumeration;
-* the adapters' top-n, one user and one item at a time.
+* the adapters' top-n, one user and one item at a time;
+* targets ``p(g|u)`` from history and item-category rows (Steck eq. 1, cold users on the
+  population mean), and the metrics: list distribution, divergences, minority attainment,
+  intra-list diversity.
 
-(``rerank/reference.py`` is a different thing on purpose: the slow greedies shipped with the
-package for ``rerank bench``; see docs/design.md §8.)
+A *list* is a list of local positions ``j`` into one user's candidates (``scores[j]``,
+``item_cats[j]`` a dict ``{category: p(g|i)}``); ``p`` a list of target shares.
+
+(``rerank/reference.py`` is a different thing on purpose: the slow greedies shipped for
+``rerank bench``; see docs/design.md §8.)
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from itertools import combinations
 
 TIE_RTOL = 1e-12  # same tie tolerance the library documents
@@ -63,18 +72,20 @@ def list_distribution(chosen, item_cats, n_cat, weights):
 
 
 def objective(chosen, scores, item_cats, p, lam, alpha, divergence, weights):
-    """(1-λ) Σ s - λ C(p, q(L))."""
+    """(1-λ) Σ s - λ C(p, q(L)); at λ = 1 there is no score term (0·Σs would be NaN when the
+    sum of extreme finite scores overflows)."""
     q = list_distribution(chosen, item_cats, len(p), weights)
-    return (1 - lam) * sum(scores[j] for j in chosen) - lam * DIVERGENCES[divergence](p, q, alpha)
+    score_term = (1 - lam) * sum(scores[j] for j in chosen) if lam != 1 else 0.0
+    return score_term - lam * DIVERGENCES[divergence](p, q, alpha)
 
 
 def normalized(scores, mode):
     n = len(scores)
     if mode is None or n == 0:
         return list(scores)
-    if mode == "minmax":
-        lo, hi = min(scores), max(scores)
-        return [(s - lo) / (hi - lo) if hi > lo else 0.0 for s in scores]
+    if mode == "minmax":  # (s - min) / (max - min), exactly, rounded once (no overflow)
+        lo, hi = Fraction(min(scores)), Fraction(max(scores))
+        return [float((Fraction(s) - lo) / (hi - lo)) if hi > lo else 0.0 for s in scores]
     if mode == "rank":
         order = sorted(range(n), key=lambda j: (-scores[j], j))
         out = [0.0] * n
@@ -270,3 +281,122 @@ def frame_lists(frame, user_order=None):
         for u in user_order:
             out.setdefault(u, [])
     return out
+
+
+# ----------------------------------------------------------------------------- targets from rows
+def item_shares(category_rows):
+    """``p(g|i)`` from ``(item, category, weight)`` rows: the weights of repeated pairs add up and
+    each item's weights are divided by their sum; an item whose weights sum to 0 carries no
+    category. Returns ``({item: {category: share}}, categories in first-appearance order)``."""
+    weights: dict = {}
+    categories: list = []
+    for item, category, w in category_rows:
+        if category not in categories:
+            categories.append(category)
+        row = weights.setdefault(item, {})
+        row[category] = row.get(category, 0.0) + w
+    shares = {}
+    for item, row in weights.items():
+        total = sum(row.values())
+        if total > 0:
+            shares[item] = {g: w / total for g, w in row.items() if w > 0}
+    return shares, categories
+
+
+def user_targets(history_rows, shares, categories):
+    """Steck eq. 1: ``p(g|u) = Σ_{(u,i,w)} w p(g|i) / Σ_{(u,i,w)} Σ_g w p(g|i)`` from
+    ``(user, item, weight)`` rows (items without a category carry no mass), for every user with
+    category mass; and the population target ``p̄`` (the mean of those users' targets,
+    renormalised; uniform over the categories when no user has mass) that every other user
+    (*cold*) gets. Returns ``({user: [p_g in categories order]}, p̄)``."""
+    index = {g: n for n, g in enumerate(categories)}
+    mass: dict = {}
+    for user, item, w in history_rows:
+        row = mass.setdefault(user, [0.0] * len(categories))
+        for g, a in shares.get(item, {}).items():
+            row[index[g]] += w * a
+    targets = {}
+    for user, row in mass.items():
+        total = sum(row)
+        if total > 0:
+            targets[user] = [x / total for x in row]
+    if targets:
+        mean = [sum(t[g] for t in targets.values()) / len(targets) for g in range(len(categories))]
+        population = [x / sum(mean) for x in mean]
+    else:
+        population = [1.0 / len(categories)] * len(categories) if categories else []
+    return targets, population
+
+
+# ----------------------------------------------------------------------------- comparing objectives
+def score_sum(chosen, scores):
+    """``Σ_{j∈L} s_j`` exactly (a Fraction: no overflow, no cancellation)."""
+    return sum((Fraction(scores[j]) for j in chosen), Fraction(0))
+
+
+def not_below(chosen, other, scores, item_cats, p, lam, alpha=0.01, divergence="kl", weights=None, rtol=1e-9):
+    """``F(chosen) ≥ F(other)`` up to rounding, ``F(L) = (1-λ) Σ_{j∈L} s_j - λ C(p, q(L))``.
+
+    The score sums are exact, the divergences floats; the two may differ by at most
+    ``rtol · (1 + (1-λ) Σ |s_j| over both lists + λ (C(L) + C(other)))``, a tolerance on the
+    magnitude of the terms (an implementation summing extreme scores in floats rounds at that
+    scale). Returns ``(holds, F(chosen), F(other))``, the last two as floats (maybe ±inf)."""
+    weights = weights or [1.0] * max(len(chosen), len(other))
+    c_a = DIVERGENCES[divergence](p, list_distribution(chosen, item_cats, len(p), weights), alpha)
+    c_b = DIVERGENCES[divergence](p, list_distribution(other, item_cats, len(p), weights), alpha)
+    lam_ = Fraction(lam)
+    s_a, s_b = score_sum(chosen, scores), score_sum(other, scores)
+    diff = (1 - lam_) * (s_a - s_b) - lam_ * (Fraction(c_a) - Fraction(c_b))
+    magnitude = sum(abs(Fraction(scores[j])) for j in [*chosen, *other])
+    scale = 1 + (1 - lam_) * magnitude + lam_ * Fraction(c_a + c_b)
+    return diff >= -Fraction(rtol) * scale, _as_float((1 - lam_) * s_a - lam_ * Fraction(c_a)), \
+        _as_float((1 - lam_) * s_b - lam_ * Fraction(c_b))
+
+
+def _as_float(x: Fraction) -> float:
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
+
+
+# ----------------------------------------------------------------------------- metrics
+def intra_list_diversity(items, item_cats):
+    """Mean over ordered pairs of distinct positions of ``1 - cos(v_a, v_b)``, ``v`` an item's
+    category vector (``item_cats[item]`` a dict; an item without categories is the zero vector,
+    at cosine 0 from everything)."""
+    vecs = []
+    for i in items:
+        v = item_cats.get(i, {})
+        norm = math.sqrt(sum(x * x for x in v.values()))
+        vecs.append({g: x / norm for g, x in v.items()} if norm else {})
+    n = len(vecs)
+    total = 0.0
+    for a in range(n):
+        for b in range(n):
+            if a != b:
+                total += 1 - sum(vecs[a].get(g, 0) * vecs[b].get(g, 0) for g in vecs[a])
+    return total / (n * (n - 1))
+
+
+def minority_attainment_missing(items, memberships, target, categories, weights):
+    """``(attainment, missing)`` of one list: ``q`` from the list (each item's categories share its
+    mass equally, rank weights ``weights``), ``M_u`` the categories with ``p_g > 0`` other than the
+    first largest (in ``categories`` order); attainment ``Σ_{g∈M} min(q_g, p_g) / Σ_{g∈M} p_g``,
+    missing the share of ``M`` with ``q_g = 0``; both NaN when ``M`` is empty."""
+    q = dict.fromkeys(categories, 0.0)
+    for r, item in enumerate(items):
+        for g in memberships[item]:
+            q[g] += weights[r] / len(memberships[item])
+    total = sum(weights[: len(items)])
+    q = {g: v / total for g, v in q.items()}
+    top = None
+    for g in categories:
+        if target[g] > 0 and (top is None or target[g] > target[top]):
+            top = g
+    minority = [g for g in categories if target[g] > 0 and g != top]
+    if not minority:
+        return math.nan, math.nan
+    attained = sum(min(q[g], target[g]) for g in minority) / sum(target[g] for g in minority)
+    missing = sum(1 for g in minority if q[g] == 0) / len(minority)
+    return attained, missing
