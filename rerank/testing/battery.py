@@ -150,6 +150,7 @@ def check_reranker(rerank_fn, *, k: int = 10, max_examples: int = DEFAULT_MAX_EX
     * ``shrink_seconds``: how long each failure is shrunk before it is reported.
     * ``hypothesis_settings``: replaces the battery's hypothesis settings.
     """
+    __tracebackhide__ = True  # pytest shows the report, not this function's source
     if not callable(rerank_fn):
         raise TypeError(f"rerank_fn must be callable, got {type(rerank_fn).__name__}")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:

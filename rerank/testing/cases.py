@@ -79,17 +79,24 @@ def is_output_frame(out) -> bool:
 
 
 @st.composite
-def cases(draw, subject: Subject, *, lam: float | None = None, most_candidates=None, **overrides) -> Case:
-    """``k`` in ``1..subject.k`` (often the largest), inputs with up to ``most_candidates(k)``
-    candidates per user (default ``2k + 2``, so that lists are chosen from about twice their
-    length as often as not; the subject's ``input_options`` may lower it) with the subject's
-    ``input_options`` and then the guarantee's ``overrides``, and ``λ`` (drawn unless given)."""
-    k = draw(st.just(subject.k) | st.integers(1, subject.k), label="k")
+def cases(draw, subject: Subject, *, lam: float | st.SearchStrategy[float] | None = None, most_candidates=None,
+          least_candidates=None, **overrides) -> Case:
+    """``k`` in ``1..subject.k`` (often the largest), inputs with ``least_candidates(k)`` (default
+    1) to ``most_candidates(k)`` candidates per user (default ``2k + 2``, so that lists are chosen
+    from about twice their length as often as not; the subject's ``input_options`` may lower it)
+    with the subject's ``input_options`` and then the guarantee's ``overrides``, and ``λ`` (a
+    value, a strategy, or drawn by :func:`~rerank.testing.strategies.lams` when ``None``)."""
+    k = draw(st.integers(1, subject.k) | st.just(subject.k), label="k")  # shrinks towards k = 1
     most = (most_candidates or (lambda k: 2 * k + 2))(k)
     options = {**subject.input_options, **overrides}
     options["max_candidates"] = min(options.get("max_candidates", most), most)
+    if least_candidates is not None:
+        options["min_candidates"] = min(max(options.get("min_candidates", 1), least_candidates(k)),
+                                        options["max_candidates"])
     inputs = draw(rerank_inputs(**options), label="inputs")
-    return Case(inputs, k, draw(lams(), label="lam") if lam is None else lam)
+    if lam is None:
+        lam = lams()
+    return Case(inputs, k, draw(lam, label="lam") if isinstance(lam, st.SearchStrategy) else lam)
 
 
 # --------------------------------------------------------------------------- the reference's view of a case
