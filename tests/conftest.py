@@ -3,9 +3,11 @@
 Layout (mirrors the package, docs/design.md §2): ``engine/`` the compiled core, ``frame/`` the
 pandas API and everything around it (schemas, Spark, streaming, metrics, datasets), ``cli/``
 the commands, ``adapters/`` the adapters (``adapters/contract.py``: the checks every adapter
-passes), and the simulator's ``test_sim_*.py``. Helpers every folder imports: ``reference.py``
-(the one pure-Python reference), ``strategies.py`` (hypothesis instances), ``hostile.py``
-(hostile frames and the valid-output check), ``budget.py`` (example budgets).
+passes), ``testing/`` the battery of ``rerank.testing`` against broken rerankers, and the
+simulator's ``test_sim_*.py``. The one pure-Python reference and the hypothesis strategies
+are public: ``rerank.testing.reference`` and ``rerank.testing.strategies``. Helpers every
+folder imports: ``hostile.py`` (hostile frames and the valid-output check), ``budget.py``
+(example budgets).
 
 Hypothesis profiles:
 

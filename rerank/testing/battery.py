@@ -137,8 +137,9 @@ def check_reranker(rerank_fn, *, k: int = 10, max_examples: int = DEFAULT_MAX_EX
     counterexample; return the :class:`BatteryResult` when all hold.
 
     * ``k``: the longest list asked for; each example draws ``k`` in ``1..k`` (often ``k``
-      itself) and up to ``k + 3`` candidates per user.
-    * ``max_examples``: examples per guarantee (the battery runs about 15 guarantees).
+      itself) and up to ``2k + 2`` candidates per user (``k + 3`` for ``quota``).
+    * ``max_examples``: examples per group of guarantees that share their examples (seven
+      groups; the battery has 15 guarantees).
     * ``guarantees``: the names to run (default: all that apply); ``skip``: names to leave out.
     * ``objective`` / ``quota``: what the objective-based guarantees score lists with, and the
       quotas the reranker claims; default: ``rerank_fn.objective`` / ``rerank_fn.quota`` when it

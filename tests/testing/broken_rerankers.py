@@ -29,6 +29,14 @@ def drops_short_users(history, item_categories, candidates, *, k, lam):
     return out[~out["user_id"].isin(short)].reset_index(drop=True)
 
 
+def drops_last_item(history, item_categories, candidates, *, k, lam):
+    """Drops the last item of every list of two or more (an off-by-one in the cut)."""
+    out = ours(history, item_categories, candidates, k=k, lam=lam)
+    last = out.groupby("user_id", sort=False).cumcount(ascending=False) == 0
+    long_enough = out.groupby("user_id", sort=False)["item_id"].transform("size") > 1
+    return out[~(last & long_enough)].reset_index(drop=True)
+
+
 def duplicates_top_item(history, item_categories, candidates, *, k, lam):
     """Each list of two or more ends with its first item again (the length stays right)."""
     out = ours(history, item_categories, candidates, k=k, lam=lam)
@@ -113,9 +121,9 @@ def ranks_from_zero(history, item_categories, candidates, *, k, lam):
     return out.assign(rank=out["rank"] - 1)
 
 
-def sorts_candidates_in_place(history, item_categories, candidates, *, k, lam):
-    """Sorts the caller's candidates frame in place."""
-    candidates.sort_values(["score"], ascending=False, inplace=True, kind="stable")
+def adds_a_column_in_place(history, item_categories, candidates, *, k, lam):
+    """Adds a helper column to the caller's candidates frame."""
+    candidates["score_rank"] = candidates.groupby("user_id", sort=False)["score"].rank(ascending=False)
     return ours(history, item_categories, candidates, k=k, lam=lam)
 
 
@@ -144,6 +152,7 @@ def rounds_scores(history, item_categories, candidates, *, k, lam):
 CATCHES = {
     k_plus_one: ("length", {}),
     drops_short_users: ("length", {}),
+    drops_last_item: ("length", {}),
     duplicates_top_item: ("no-duplicates", {}),
     ids_as_strings: ("ids-unchanged", {}),
     ids_through_float: ("ids-unchanged", {}),
@@ -154,7 +163,7 @@ CATCHES = {
     swaps_in_a_catalogue_item: ("subset", {}),
     normalised_output_scores: ("scores-unchanged", {}),
     ranks_from_zero: ("ranks", {}),
-    sorts_candidates_in_place: ("inputs-unchanged", {}),
+    adds_a_column_in_place: ("inputs-unchanged", {}),
     fails_on_cold_users: ("no-error", {}),
     no_safeguard: ("not-below-topk", {}),
     rounds_scores: ("row-order", {}),
