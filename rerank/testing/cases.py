@@ -80,13 +80,14 @@ def is_output_frame(out) -> bool:
 
 @st.composite
 def cases(draw, subject: Subject, *, lam: float | st.SearchStrategy[float] | None = None, most_candidates=None,
-          least_candidates=None, **overrides) -> Case:
-    """``k`` in ``1..subject.k`` (often the largest), inputs with ``least_candidates(k)`` (default
+          least_candidates=None, least_k: int = 1, **overrides) -> Case:
+    """``k`` in ``least_k..subject.k`` (often the largest), inputs with ``least_candidates(k)`` (default
     1) to ``most_candidates(k)`` candidates per user (default ``2k + 2``, so that lists are chosen
     from about twice their length as often as not; the subject's ``input_options`` may lower it)
     with the subject's ``input_options`` and then the guarantee's ``overrides``, and ``λ`` (a
     value, a strategy, or drawn by :func:`~rerank.testing.strategies.lams` when ``None``)."""
-    k = draw(st.integers(1, subject.k) | st.just(subject.k), label="k")  # shrinks towards k = 1
+    least_k = min(least_k, subject.k)
+    k = draw(st.integers(least_k, subject.k) | st.just(subject.k), label="k")  # shrinks towards the least
     most = (most_candidates or (lambda k: 2 * k + 2))(k)
     options = {**subject.input_options, **overrides}
     options["max_candidates"] = min(options.get("max_candidates", most), most)

@@ -9,8 +9,9 @@ Two levels, for two kinds of tests:
   :func:`candidate_frames` draw each frame alone, with the same knobs:
 
   - ``min_users`` / ``max_users`` (users with candidates), ``min_candidates`` /
-    ``max_candidates`` (per user), ``max_categories`` (categories in the table) and
-    ``max_categories_per_item`` (1: single-category items; more: items carrying several);
+    ``max_candidates`` (per user), ``min_categories`` / ``max_categories`` (categories in the
+    table) and ``max_categories_per_item`` (1: single-category items; more: items carrying
+    several);
   - ``id_kinds``: the id kinds to draw from, per id column (users and items independently,
     the same kind and dtype in every frame): ``"int"`` (int64), ``"str"`` (pandas' default
     string dtype; awkward text such as ``"007"``, ``" 7"``, ``"NA"``), ``"nullable"``
@@ -141,6 +142,7 @@ def rerank_inputs(
     max_users: int = 4,
     min_candidates: int = 1,
     max_candidates: int = 8,
+    min_categories: int = 1,
     max_categories: int = 4,
     max_categories_per_item: int = 3,
     id_kinds=ID_KINDS,
@@ -159,7 +161,7 @@ def rerank_inputs(
         raise ValueError("need 0 <= min_users <= max_users and 1 <= min_candidates <= max_candidates")
     n_users = draw(st.integers(min_users, max_users), label="users")
     n_items = draw(st.integers(min_candidates, max_candidates + 3), label="items")
-    n_cat = draw(st.integers(1, max(1, max_categories)), label="categories")
+    n_cat = draw(st.integers(max(1, min_categories), max(1, min_categories, max_categories)), label="categories")
     per_item = max(1, min(max_categories_per_item, n_cat))
     least = 0 if uncategorised_items else 1
     cats = [

@@ -18,7 +18,7 @@ def python_block(path: Path, heading: str) -> str:
     return re.search(r"```python\n(.*?)```", text[start:], flags=re.S).group(1)
 
 
-def tests_of(code: str) -> dict:
+def example_tests(code: str) -> dict:
     namespace: dict = {"__name__": "example"}
     exec(compile(code, "example", "exec"), namespace)
     found = {name: fn for name, fn in namespace.items() if name.startswith("test_") and callable(fn)}
@@ -27,7 +27,7 @@ def tests_of(code: str) -> dict:
 
 
 def test_the_readme_example_passes():
-    for test in tests_of(python_block(ROOT / "README.md", "## Test your own reranker")).values():
+    for test in example_tests(python_block(ROOT / "README.md", "## Test your own reranker")).values():
         test()
 
 
@@ -35,7 +35,7 @@ def test_the_docs_example_fails_as_the_page_shows():
     page = ROOT / "docs" / "testing.md"
     code = python_block(page, "## A 10-line pytest example")
     assert len([line for line in code.splitlines() if line.strip()]) <= 10
-    (test,) = tests_of(code).values()
+    (test,) = example_tests(code).values()
     with pytest.raises(AssertionError) as caught:
         test()
     head, _, rule, *_ = str(caught.value).splitlines()
