@@ -322,15 +322,20 @@ def _row_order_examples(draw, subject: Subject) -> Case:
 
 
 def check_row_order(ev: Evaluation) -> None:
+    """The lists on the rows reversed (which turns every decision by input position around),
+    then on the drawn permutation of each frame's rows, equal the lists on the input."""
     before, case = ev.output(), ev.case
-    shuffled = RerankInputs(*(frame.iloc[list(order)] for frame, order in zip(case.inputs, case.extra["permutations"],
-                                                                               strict=True)))
-    if case.extra["reset_index"]:
-        shuffled = RerankInputs(*(frame.reset_index(drop=True) for frame in shuffled))
-    after = ev.subject.output(shuffled, case.k, case.lam)
-    _compare_lists(ev.lists, OutputView.of(after), ev.inputs.users, ev.inputs,
-                   "with the rows of the three frames shuffled (scores have no ties)",
-                   _frames(output=before, shuffled_candidates=shuffled.candidates, output_on_shuffled=after))
+    drawn = RerankInputs(*(frame.iloc[list(order)] for frame, order in zip(case.inputs, case.extra["permutations"],
+                                                                            strict=True)))
+    for how, shuffled in (("reversed", RerankInputs(*(frame.iloc[::-1] for frame in case.inputs))),
+                          ("shuffled", drawn)):
+        if case.extra["reset_index"]:
+            shuffled = RerankInputs(*(frame.reset_index(drop=True) for frame in shuffled))
+        after = ev.subject.output(shuffled, case.k, case.lam)
+        _compare_lists(ev.lists, OutputView.of(after), ev.inputs.users, ev.inputs,
+                       f"with the rows of the three frames {how} (scores have no ties)",
+                       _frames(output=before, **{f"{how}_candidates": shuffled.candidates,
+                                                 f"output_on_{how}": after}))
 
 
 @st.composite
