@@ -2,12 +2,13 @@
 
 Layout (mirrors the package, docs/design.md §2): ``engine/`` the compiled core, ``frame/`` the
 pandas API and everything around it (schemas, Spark, streaming, metrics, datasets), ``cli/``
-the commands, ``adapters/`` the adapters (``adapters/contract.py``: the checks every adapter
-passes), ``testing/`` the battery of ``rerank.testing`` against broken rerankers, and the
-simulator's ``test_sim_*.py``. The one pure-Python reference and the hypothesis strategies
-are public: ``rerank.testing.reference`` and ``rerank.testing.strategies``. Helpers every
-folder imports: ``hostile.py`` (hostile frames and the valid-output check), ``budget.py``
-(example budgets).
+the commands, ``adapters/`` the adapters, ``simulations/`` the simulator, ``testing/`` the
+battery of ``rerank.testing`` against broken rerankers. The one pure-Python reference and the
+hypothesis strategies are public: ``rerank.testing.reference`` and
+``rerank.testing.strategies``. Helpers every folder imports: ``hostile.py`` (hostile frames and
+the valid-output check), ``budget.py`` (example budgets), ``contract.py`` (the checks every
+adapter passes: ``adapters/`` and the simulator's adapters). Test file names are unique across
+the folders (pytest imports them by name).
 
 Hypothesis profiles:
 
