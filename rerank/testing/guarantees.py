@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from rerank.testing import reference as ref
 from rerank.testing.cases import Case, Evaluation, Subject, Violation, cases, is_output_frame
 from rerank.testing.lists import InputView, OutputView, column_kind, exact_id, id_key, id_kind, well_formed
-from rerank.testing.strategies import MAX_FLOAT, RerankInputs, tie_free_scores
+from rerank.testing.strategies import MAX_FLOAT, RerankInputs, lams, tie_free_scores
 
 AFFINE_SCALES = (0.25, 0.5, 2.0, 3.0, 10.0, 1000.0, 0.0625)
 AFFINE_SHIFTS = (0.0, -5.0, 2.5, 100.0, -1000.0, 0.125)
@@ -361,7 +361,11 @@ def check_score_affine(ev: Evaluation) -> None:
 #: The examples each group of guarantees is checked on.
 EXAMPLES = {
     "plain": lambda subject: cases(subject),
-    "few candidates": lambda subject: cases(subject, most_candidates=lambda k: k + 3),
+    # λ = 0 or small half the time (quotas are then least likely to be met by the way), and up
+    # to six users: every user is one more trial of the quotas
+    "few candidates": lambda subject: cases(subject, most_candidates=lambda k: k + 3,
+                                            lam=st.sampled_from([0.0, 0.05]) | lams(),
+                                            max_users=subject.input_options.get("max_users", 6)),
     "lam0": lambda subject: cases(subject, lam=0.0),
     "objective": _objective_examples,
     "two or more users": _independence_examples,
