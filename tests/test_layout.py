@@ -254,3 +254,13 @@ def test_tests_mirror_the_wings():
     names = [p.name for p in tests.rglob("test_*.py")]
     assert sorted({n for n in names if names.count(n) > 1}) == []
     assert {p.parent.name for p in tests.rglob("test_*.py")} >= {"engine", "frame", "cli", "adapters", "simulations"}
+
+
+def test_every_package_folder_is_installed():
+    """A wheel holds only the packages pyproject.toml lists: every folder with an ``__init__.py``
+    must be there (``pip install .`` without rerank.engine would import nothing)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    found = {module_of(path) for folder in FOLDERS for path in (ROOT / folder).rglob("__init__.py")}
+    assert found - listed == set(), f"add to [tool.setuptools] packages: {sorted(found - listed)}"
