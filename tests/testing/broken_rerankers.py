@@ -74,7 +74,7 @@ def ignores_lam0(history, item_categories, candidates, *, k, lam):
 
 def global_minmax(history, item_categories, candidates, *, k, lam):
     """Min-max normalises scores over all users at once, so other users' rows move the trade-off."""
-    s = candidates["score"]
+    s = candidates["score"] / 2  # halves: the span of extreme finite scores does not overflow
     span = s.max() - s.min()
     scaled = candidates.assign(score=(s - s.min()) / span if span > 0 else 0.0)
     out = ours(history, item_categories, scaled, k=k, lam=lam)
