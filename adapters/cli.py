@@ -61,6 +61,8 @@ def register(subparsers) -> None:
     parser.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP,
                         help="bootstrap draws over users for the niche/mainstream contrasts (0: none; "
                              "default %(default)s)")
+    parser.add_argument("--refine", choices=["none", "swap"], default="none",
+                        help="local-search refinement of each list (refine='swap'; default none)")
     parser.add_argument("--out", default="out/evaluate", help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -99,6 +101,7 @@ def run(args) -> int:
         threads=args.threads,
         n_boot=args.bootstrap,
         progress=not args.quiet,
+        refine=None if args.refine == "none" else args.refine,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,7 +125,7 @@ def run(args) -> int:
         f"MovieLens {variant}: model {args.model}, {args.split} split, seed {args.seed}, {result.n_users} test "
         f"users ({without_minority} without a minority interest), {result.n_items} items, {result.n_train} "
         f"train / {result.n_test} test positives, n={args.candidates} candidates, k={args.k}, scores "
-        f"normalised: {args.normalize}"
+        f"normalised: {args.normalize}, refine: {args.refine}"
     )
     print(markdown)
     acc = result.acceptance()

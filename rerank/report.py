@@ -39,7 +39,7 @@ class RerankReport(RowAccounting):
 
     ``n_users``: users reranked (each has ``min(k, n_u)`` output rows); ``cold_users``: users
     given the population target; ``short_users``: users with fewer candidates than k (all
-    returned); ``topk_users``: users for whom the safeguard kept plain top-k.
+    returned); ``topk_users``: users whose list is plain top-k kept by the safeguard.
 
     Nothing lost: ``skipped`` lists the users left out with ``on_invalid="skip"``
     (``user_id, reason, n_rows``); ``n_rows_without_user`` counts rows dropped for a null
@@ -51,6 +51,9 @@ class RerankReport(RowAccounting):
     that user's candidates meets every quota (0 for everyone whose quotas are feasible; see
     :mod:`rerank.engine.quota`); ``None`` without ``min_share``. ``solver="exact"``: ``exact_gap``
     is a Series ``user_id -> certified relative optimality gap`` (:mod:`rerank.engine.exact`).
+    ``refine="swap"``: ``swaps`` is a Series ``user_id -> swaps made`` and ``swap_cap_hit`` a
+    Series ``user_id -> bool``, True where ``max_swaps`` stopped the search while an improving
+    swap remained (:mod:`rerank.engine.refine`); both ``None`` without refinement.
     """
 
     n_users: int
@@ -65,6 +68,8 @@ class RerankReport(RowAccounting):
     n_expected_output_rows: int | None = None
     quota_shortfall: pd.Series | None = None
     exact_gap: pd.Series | None = None
+    swaps: pd.Series | None = None
+    swap_cap_hit: pd.Series | None = None
 
     def summary(self) -> str:
         return summary_line(

@@ -32,6 +32,7 @@ from rerank.distributions import (
 )
 from rerank.engine.arrays import Problem, solve
 from rerank.engine.options import MAX_ENUMERATE, RerankOptions
+from rerank.engine.refine import DEFAULT_MAX_SWAPS
 from rerank.errors import InputError, InputTypeError
 from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values
 from rerank.params import check_lam_array, check_n_threads, check_positive, check_unit_interval
@@ -83,6 +84,13 @@ class CalibratedReranker:
     solver : ``"greedy"`` or ``"exact"`` (certified optimum for uniform rank weights,
         :mod:`rerank.engine.exact`; at most ``time_limit`` seconds per user, enumeration up to
         ``max_enumerate`` subsets; gaps in ``report_.exact_gap``).
+    refine : ``None`` (the list as built) or ``"swap"``: start from the better of the list and
+        top-k, then make improving single swaps (a listed item out, a candidate in at its
+        position) until none improves the objective (:mod:`rerank.engine.refine`; greedy and
+        quota mode, not ``method="pm2"``). ``safeguard=False, refine=None`` is exactly Steck's
+        greedy.
+    max_swaps : cap on the swaps per user (default 30; ``None``: no cap); the swaps made and the
+        users whose search the cap stopped are in ``report_.swaps`` / ``report_.swap_cap_hit``.
 
     Attributes after ``fit``: ``options_`` (the checked :class:`rerank.RerankOptions`),
     ``targets_``, ``users_``, ``category_matrix_``, ``item_categories_``, ``categories_``,
@@ -109,6 +117,8 @@ class CalibratedReranker:
         solver: str = "greedy",
         time_limit: float = 10.0,
         max_enumerate: int = MAX_ENUMERATE,
+        refine: str | None = None,
+        max_swaps: int | None = DEFAULT_MAX_SWAPS,
     ):
         self.k = k
         self.lam = lam
@@ -127,6 +137,8 @@ class CalibratedReranker:
         self.solver = solver
         self.time_limit = time_limit
         self.max_enumerate = max_enumerate
+        self.refine = refine
+        self.max_swaps = max_swaps
 
     @classmethod
     def from_options(cls, options: RerankOptions, *, lam=None, half_life=None, n_threads=None) -> CalibratedReranker:
@@ -302,5 +314,7 @@ class CalibratedReranker:
             n_expected_output_rows=int(np.minimum(lengths, k).sum()),
             quota_shortfall=_per_user(csr.users, result.quota_shortfall, "quota_shortfall"),
             exact_gap=_per_user(csr.users, result.gap, "exact_gap"),
+            swaps=_per_user(csr.users, result.swaps, "swaps"),
+            swap_cap_hit=_per_user(csr.users, result.swap_cap_hit, "swap_cap_hit"),
         )
         return out

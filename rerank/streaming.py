@@ -87,6 +87,8 @@ class StreamReport(RowAccounting):
     n_short: int = 0
     n_topk: int = 0
     n_quota_short: int | None = None  # quota mode: users whose list misses some quota units
+    n_swaps: int | None = None  # refine="swap": swaps made over all users
+    n_swap_cap_hits: int | None = None  # refine="swap": users whose search the swap cap stopped
     _skipped: list[pd.DataFrame] = field(default_factory=list, repr=False)
 
     def add(self, report: RerankReport) -> None:
@@ -103,6 +105,10 @@ class StreamReport(RowAccounting):
         shortfall = getattr(report, "quota_shortfall", None)
         if shortfall is not None:
             self.n_quota_short = (self.n_quota_short or 0) + int((shortfall > 0).sum())
+        swaps = getattr(report, "swaps", None)
+        if swaps is not None:
+            self.n_swaps = (self.n_swaps or 0) + int(swaps.sum())
+            self.n_swap_cap_hits = (self.n_swap_cap_hits or 0) + int(report.swap_cap_hit.sum())
         if len(report.skipped):
             self._skipped.append(report.skipped)
 
@@ -125,6 +131,9 @@ class StreamReport(RowAccounting):
         if self.n_quota_short is not None:  # before the final "nothing lost"
             head, tail = line.rsplit("; ", 1)
             line = f"{head}; {self.n_quota_short} users short of their quotas (no candidate subset meets them); {tail}"
+        if self.n_swaps is not None:
+            head, tail = line.rsplit("; ", 1)
+            line = f"{head}; {self.n_swaps} improving swaps, swap cap hit for {self.n_swap_cap_hits} users; {tail}"
         return line
 
     def as_dict(self) -> dict:
@@ -145,6 +154,8 @@ class StreamReport(RowAccounting):
             "users_kept_top_k": self.n_topk,
             "batches": self.n_batches,
             "users_short_of_quotas": self.n_quota_short,
+            "swaps": self.n_swaps,
+            "users_swap_cap_hit": self.n_swap_cap_hits,
             "reconciles": self.reconciles,
         }
 

@@ -55,6 +55,9 @@ class RerankResult:
     ``quota_shortfall`` (``min_share`` only): per user, how many quota units
     ``Σ_g max(0, r_g - c_g)`` the list misses because no k-subset of the candidates meets them
     all (see :mod:`rerank.engine.quota`).
+    ``swaps`` / ``swap_cap_hit`` (``refine="swap"`` only): per user, the improving swaps made
+    and whether ``max_swaps`` stopped the search while an improving swap remained
+    (:mod:`rerank.engine.refine`); ``used_topk`` then means the output is plain top-k.
     """
 
     indptr: np.ndarray
@@ -66,6 +69,8 @@ class RerankResult:
     quota_shortfall: np.ndarray | None = None
     exact_route: np.ndarray | None = None
     exact_seconds: np.ndarray | None = None
+    swaps: np.ndarray | None = None
+    swap_cap_hit: np.ndarray | None = None
 
 
 class Problem(NamedTuple):
@@ -160,7 +165,8 @@ def rerank_arrays(
     Options: either ``options=RerankOptions(...)``, or keywords — ``k`` (default 10), ``lam``
     (0.5), ``alpha`` (0.01) and any other field of :class:`RerankOptions` (``divergence``,
     ``rank_weights``, ``normalize``, ``safeguard``, ``order``, ``method``, ``pm2_theta``,
-    ``min_share``, ``min_share_threshold``, ``solver``, ``time_limit``, ``max_enumerate``).
+    ``min_share``, ``min_share_threshold``, ``solver``, ``time_limit``, ``max_enumerate``,
+    ``refine``, ``max_swaps``).
     ``lam`` may also hold one value per user (with ``options`` too, where it overrides
     ``options.lam``).
 
@@ -201,11 +207,11 @@ def solve(problem: Problem, options: RerankOptions, n_threads: int | None = None
     np.cumsum(np.minimum(lengths, k), out=out_indptr[1:])
     out = KernelOutput(
         out_indptr, np.empty(out_indptr[-1], dtype=np.int64), np.zeros(n_users, dtype=np.float64),
-        np.zeros(n_users, dtype=np.bool_),
+        np.zeros(n_users, dtype=np.bool_), np.zeros(n_users, dtype=np.int64), np.zeros(n_users, dtype=np.bool_),
     )
     params = KernelParams(
         k, options.alpha, codes.divergence, codes.normalize, options.safeguard, codes.order_by_score, codes.method,
-        float(options.pm2_theta), max(max_n, 1),
+        float(options.pm2_theta), max(max_n, 1), codes.refine, codes.max_swaps,
     )
     cats = CategoryCSR.of(matrix)
     if n_users:
@@ -225,6 +231,7 @@ def solve(problem: Problem, options: RerankOptions, n_threads: int | None = None
         out_indptr, positions, lists.items[positions], objective, used_topk,
         gap=None if exact is None else exact.gap, quota_shortfall=shortfall,
         exact_route=None if exact is None else exact.route, exact_seconds=None if exact is None else exact.seconds,
+        swaps=out.swaps if codes.refine else None, swap_cap_hit=out.cap_hit if codes.refine else None,
     )
 
 
@@ -249,5 +256,5 @@ def order_sets(problem: Problem, exact: ExactResult, options: RerankOptions, k: 
         CandidateLists(exact.indptr, lists.items[positions], s_norm[positions]), problem.categories,
         problem.targets, problem.target_rows, problem.lam,
     )
-    greedy = options.replace(k=k, normalize=None, safeguard=False, solver="greedy", order="greedy")
+    greedy = options.replace(k=k, normalize=None, safeguard=False, solver="greedy", order="greedy", refine=None)
     return positions[solve(subset, greedy, n_threads).positions]
