@@ -104,7 +104,7 @@ def from_reranker(reranker_class=None, /, **params) -> AdaptedReranker:
     It declares the objective of its options (normalisation, divergence, α, rank weights), the
     quotas of ``min_share``, and claims the guarantees its settings keep (docs/testing.md):
     every general one, except ``lam0-topk`` and ``not-below-topk`` in quota mode (the quotas come
-    first), ``not-below-topk`` without the safeguard, with PM-2, or with non-uniform rank
+    first), ``not-below-topk`` without the safeguard (and without ``refine``), with PM-2, or with non-uniform rank
     weights re-sorted by score; ``score-affine`` with ``normalize="minmax"`` or ``"rank"``;
     ``quota`` with ``min_share``.
     """
@@ -130,7 +130,8 @@ def from_reranker(reranker_class=None, /, **params) -> AdaptedReranker:
         claims -= {"lam0-topk", "not-below-topk"}
         claims.add("quota")
     resorted = options.order == "score" and rank_weights != "uniform"
-    if not options.safeguard or options.method != "greedy" or resorted:
+    # refine="swap" starts from the better of the greedy and top-k whatever the safeguard
+    if not (options.safeguard or options.refine) or options.method != "greedy" or resorted:
         claims.discard("not-below-topk")
     if normalize in ("minmax", "rank"):
         claims.add("score-affine")

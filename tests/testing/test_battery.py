@@ -116,6 +116,7 @@ def test_choose_follows_declarations_and_names():
     [
         ({}, {"not-below-topk", "lam0-topk"}, {"score-affine", "quota"}),
         ({"safeguard": False}, {"lam0-topk"}, {"not-below-topk"}),
+        ({"safeguard": False, "refine": "swap"}, {"not-below-topk", "lam0-topk"}, set()),
         ({"method": "pm2"}, {"lam0-topk"}, {"not-below-topk"}),
         ({"min_share": 0.5}, {"quota"}, {"lam0-topk", "not-below-topk"}),
         ({"normalize": "rank"}, {"score-affine"}, set()),
