@@ -141,8 +141,9 @@ def no_safeguard(history, item_categories, candidates, *, k, lam):
 
 
 def rounds_scores(history, item_categories, candidates, *, k, lam):
-    """Compares rounded scores (ties then fall to input order), returns the input scores."""
-    rounded = candidates.assign(score=candidates["score"].round(1))
+    """Compares scores rounded to whole numbers (ties then fall to input order), returns the
+    input scores."""
+    rounded = candidates.assign(score=candidates["score"].round(0))
     out = ours(history, item_categories, rounded, k=k, lam=lam)
     return out.drop(columns="score").merge(candidates, on=["user_id", "item_id"], how="left")[
         ["user_id", "item_id", "score", "rank"]]
