@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from rerank.errors import InputError
-    from rerank.io import read_whole
+    from rerank.io import NUMERIC_COLUMNS, read_whole
 
     options = options_from_args(args)  # parameter errors first, before reading anything
     frames = {}
@@ -39,7 +39,8 @@ def run(args) -> int:
         path = Path(getattr(args, role))
         if not path.is_file():
             raise InputError(f"{role} file '{path}' does not exist")
-        frames[role] = read_whole(path, role, [c for c in ids if c != "score"])
+        numeric = ("score",) if role == "candidates" else NUMERIC_COLUMNS
+        frames[role] = read_whole(path, role, [c for c in ids if c != "score"], numeric=numeric)
     candidates = frames["candidates"]
     if "score" not in candidates.columns:
         raise InputError(f"candidates file '{args.candidates}' has no 'score' column")
