@@ -127,7 +127,7 @@ class CalibratedReranker:
         divergence: str = "kl",
         *,
         rank_weights="uniform",
-        normalize: str | None = None,
+        normalize: str | None = "minmax",
         safeguard: bool = True,
         order: str = "greedy",
         half_life: float | None = None,

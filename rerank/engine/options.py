@@ -118,7 +118,7 @@ class RerankOptions:
     alpha: float = 0.01
     divergence: str = "kl"
     rank_weights: str | tuple[float, ...] = "uniform"
-    normalize: str | None = None
+    normalize: str | None = "minmax"
     safeguard: bool = True
     order: str = "greedy"
     method: str = "greedy"

@@ -1,0 +1,268 @@
+"""Trust at the boundary (issue 17), frame API and array API: each finding reproduced as frames.
+
+Ids are an identity: nullable and pyarrow integer columns keep their exact values and dtype
+through skip mode; a null id is a skipped row or an error naming it, never a cast. Reports come
+with the result (thread-safe) and say what the method did. Warnings say what to do.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from rerank import CalibratedReranker, RerankOptions, rerank_arrays
+from rerank.errors import InputError
+from rerank.report import RerankWarning
+
+BIG = 2**60  # far above 2**53: float64 cannot tell BIG from BIG + 1
+NEAR = 2**63 - 1
+INT_DTYPES = ["Int64", "int64[pyarrow]", "UInt64", "uint64[pyarrow]"]
+
+
+def fitted(**params) -> CalibratedReranker:
+    history = pd.DataFrame({"user_id": pd.array([1, 2], dtype="int64"), "item_id": pd.array([10, 11])})
+    categories = pd.DataFrame({"item_id": [10, 11, 12], "category": ["a", "b", "a"]})
+    return CalibratedReranker(k=2, **params).fit(history, categories)
+
+
+def big_id_candidates(dtype: str) -> pd.DataFrame:
+    """Users 1, BIG + 1 (two items each, BIG and BIG + 1), 3 (a null item) and BIG + 2."""
+    return pd.DataFrame({
+        "user_id": pd.array([1, 1, 3, BIG + 1, BIG + 1, BIG + 2], dtype=dtype),
+        "item_id": pd.array([BIG, BIG + 1, None, BIG, BIG + 1, 10], dtype=dtype),
+        "score": [0.5, 0.4, 0.3, 0.2, 0.1, 1.0],
+    })
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+def test_a_null_id_in_skip_mode_never_casts_the_ids(dtype):
+    """Finding 1: the null made the column float64; BIG and BIG + 1 then collided, users 1 and
+    BIG + 1 were skipped as 'duplicate item_id' and the output held 1.152921504606847e+18."""
+    reranker = fitted()
+    out, report = reranker.rerank(big_id_candidates(dtype), on_invalid="skip", return_report=True)
+    assert str(out["user_id"].dtype) == dtype and str(out["item_id"].dtype) == dtype
+    got = sorted(zip(out["user_id"].astype(object), out["item_id"].astype(object), strict=True))
+    assert got == sorted([(1, BIG), (1, BIG + 1), (BIG + 1, BIG), (BIG + 1, BIG + 1), (BIG + 2, 10)])
+    assert list(report.skipped["user_id"]) == [3] and list(report.skipped["reason"]) == ["null item_id"]
+    assert str(report.skipped["user_id"].dtype) == dtype
+    assert report.reconciles and report.n_users == 3
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+def test_a_null_user_id_in_skip_mode_is_a_dropped_row_and_ids_stay_exact(dtype):
+    frame = big_id_candidates(dtype).fillna({"item_id": 12})
+    frame["user_id"] = pd.array([NEAR if "int64" in dtype.lower() else 1, None, 3, BIG + 1, BIG + 1, BIG + 2],
+                                dtype=dtype)
+    out, report = fitted().rerank(frame, on_invalid="skip", return_report=True)
+    assert report.n_rows_without_user == 1 and report.reconciles
+    assert set(out["user_id"].astype(object)) == {frame["user_id"].iloc[0], 3, BIG + 1, BIG + 2}
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+def test_a_null_id_in_raise_mode_is_an_error_naming_it(dtype):
+    with pytest.raises(InputError, match=r"candidates column 'item_id' has a null id at row 2 \(user 3\)"):
+        fitted().rerank(big_id_candidates(dtype))
+
+
+def test_error_messages_print_integer_ids_as_integers():
+    """Finding 8: 'user 286.0, item 154.0' — the ids of a float-cast column."""
+    frame = pd.DataFrame({"user_id": pd.array([286, 286, 7], dtype="Int64"),
+                          "item_id": pd.array([154, 155, None], dtype="Int64"), "score": [np.nan, 1.0, 1.0]})
+    with pytest.raises(InputError) as caught:
+        fitted().rerank(frame.iloc[:2])
+    assert "user 286, item 154" in str(caught.value)
+    floats = frame.iloc[:2].astype({"user_id": float, "item_id": float})  # whole floats are integer ids
+    with pytest.raises(InputError) as caught:
+        fitted().rerank(floats)
+    assert "user 286, item 154" in str(caught.value) and ".0" not in str(caught.value).split("has")[0]
+
+
+def test_duplicates_near_2_63_are_told_apart():
+    frame = pd.DataFrame({"user_id": pd.array([NEAR, NEAR, NEAR - 1], dtype="int64[pyarrow]"),
+                          "item_id": pd.array([NEAR, NEAR - 1, NEAR], dtype="Int64"), "score": [1.0, 2.0, 3.0]})
+    out = fitted().rerank(frame)
+    assert list(out["item_id"].astype(object)) == [NEAR - 1, NEAR, NEAR]
+
+
+def test_uint64_ids_beyond_int64_match_their_history():
+    huge = 2**64 - 5
+    history = pd.DataFrame({"user_id": pd.array([huge], dtype="UInt64"), "item_id": [10]})
+    categories = pd.DataFrame({"item_id": [10, 11], "category": ["a", "b"]})
+    reranker = CalibratedReranker(k=1).fit(history, categories)
+    frame = pd.DataFrame({"user_id": np.array([huge, 5], dtype=np.uint64), "item_id": [10, 11], "score": [1.0, 2.0]})
+    out, report = reranker.rerank(frame, return_report=True)
+    assert list(report.cold_users) == [5]
+    assert list(out["user_id"]) == [huge, 5] and out["user_id"].dtype == np.uint64
+
+
+# ----------------------------------------------------------------------------- id matching
+def test_id_match_text_keeps_the_candidates_ids():
+    """Integer candidates against string history ids: an error by default, matched by their
+    decimal text with id_match="text" (what rerank apply does), the output ids untouched."""
+    history = pd.DataFrame({"user_id": ["1", "007"], "item_id": ["10", "11"]})
+    categories = pd.DataFrame({"item_id": [10, 11], "category": ["a", "b"]})
+    frame = pd.DataFrame({"user_id": pd.array([1, 1, 7], dtype="Int64"), "item_id": [10, 11, 10],
+                          "score": [1.0, 0.5, 0.2]})
+    with pytest.raises(InputError, match="no id could match"):
+        CalibratedReranker(k=2).fit(history, categories.astype({"item_id": str})).rerank(frame)
+    reranker = CalibratedReranker(k=2, id_match="text").fit(history, categories)
+    out, report = reranker.rerank(frame, return_report=True)
+    assert out["user_id"].dtype == "Int64" and out["item_id"].dtype == np.int64
+    assert list(report.cold_users) == [7]  # 7 is not "007"
+
+
+def test_ids_that_match_nothing_give_a_warning_that_says_what_to_do():
+    """Finding 7: '0001' against '1' made most users cold, silently."""
+    history = pd.DataFrame({"user_id": ["1", "2", "3"], "item_id": ["a", "b", "a"]})
+    categories = pd.DataFrame({"item_id": ["a", "b"], "category": ["x", "y"]})
+    frame = pd.DataFrame({"user_id": ["0001", "0002", "3"], "item_id": ["a", "b", "a"], "score": [1.0, 1.0, 1.0]})
+    reranker = CalibratedReranker(k=1).fit(history, categories)
+    with pytest.warns(RerankWarning, match=r"2 of 3 users have no usable history.*'0001' is not '1'.*user_id match"):
+        out, report = reranker.rerank(frame, return_report=True)
+    assert len(report.warnings) == 1 and len(out) == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reranker.rerank(frame.assign(user_id=["1", "2", "0003"]))  # one cold user of three: no warning
+    items = frame.assign(user_id=["1", "2", "3"], item_id=["A", "B", "a"])
+    with pytest.warns(RerankWarning, match=r"2 of 3 candidate rows hold items unknown.*'A' is not 'a'"):
+        reranker.rerank(items)
+
+
+def test_pipe_joined_categories_give_a_warning():
+    """Finding 7: MovieLens genres as one string made 'Action|Comedy' a category of its own."""
+    history = pd.DataFrame({"user_id": [1], "item_id": [1]})
+    categories = pd.DataFrame({"item_id": [1, 2], "category": ["Action|Comedy", "Drama"]})
+    with pytest.warns(RerankWarning, match=r"1 values joined with '\|' \(e.g. 'Action\|Comedy'\).*explode"):
+        reranker = CalibratedReranker().fit(history, categories)
+    assert len(reranker.fit_warnings_) == 1
+    exploded = categories.assign(category=categories["category"].str.split("|")).explode("category")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CalibratedReranker().fit(history, exploded)
+
+
+# ----------------------------------------------------------------------------- parameters
+@pytest.mark.parametrize("k", [2**63, 2**64, np.uint64(2**63)])
+def test_k_of_2_63_or_more_is_an_input_error(k):
+    """Finding 4: OverflowError (exit 1) instead of an input error."""
+    with pytest.raises(InputError, match="k must be < 2\\*\\*63"):
+        CalibratedReranker(k=k).build_options()
+    with pytest.raises(InputError, match="k must be < 2\\*\\*63"):
+        RerankOptions(k=k)
+
+
+def test_k_just_below_2_63_returns_every_candidate():
+    reranker = CalibratedReranker(k=2**63 - 1).fit(pd.DataFrame({"user_id": [1], "item_id": [10]}),
+                                                   pd.DataFrame({"item_id": [10], "category": ["a"]}))
+    frame = pd.DataFrame({"user_id": [1, 1], "item_id": [10, 11], "score": [0.0, 1.0]})
+    out = reranker.rerank(frame)
+    assert sorted(out["item_id"]) == [10, 11] and list(out["rank"]) == [1, 2]
+
+
+def _arrays(targets):
+    indptr = np.array([0, 2, 4])
+    items = np.array([0, 1, 0, 1])
+    scores = np.array([1.0, 0.9, 1.0, 0.9])
+    categories = sp.csr_matrix(np.eye(2))
+    return rerank_arrays(indptr, items, scores, categories, np.asarray(targets, dtype=float), k=1, lam=0.9)
+
+
+def test_array_api_refuses_targets_that_do_not_sum_to_1():
+    """Finding 9: targets (0.5, 0) and (1, 0) chose different lists, silently."""
+    with pytest.raises(InputError, match=r"targets row 0 sums to 0.5, not 1 \(1 such rows\)"):
+        _arrays([[0.0, 0.5], [0.0, 1.0]])
+    with pytest.raises(InputError, match="targets row 1 sums to 0"):
+        _arrays([[0.0, 1.0], [0.0, 0.0]])
+    result = _arrays([[0.0, 1.0], [0.3, 0.7 + 1e-9]])  # rounding is fine
+    assert list(result.items) == [1, 1]
+
+
+# ----------------------------------------------------------------------------- reports
+def test_reports_returned_with_results_cannot_see_each_other_under_threads():
+    """Finding 10: 12 threads sharing a reranker, 2 read another call's report_."""
+    reranker = fitted()
+    frames = [pd.DataFrame({"user_id": np.repeat(np.arange(n) + 100 * n, 3), "item_id": np.tile([10, 11, 12], n),
+                            "score": np.tile([0.3, 0.2, 0.1], n)}) for n in range(1, 13)]
+    got: dict[int, tuple] = {}
+    barrier = threading.Barrier(len(frames))
+
+    def work(n, frame):
+        barrier.wait()
+        for _ in range(20):
+            out, report = reranker.rerank(frame, return_report=True)
+            got.setdefault(n, []).append((len(out), report.n_users, report.n_candidates))
+
+    threads = [threading.Thread(target=work, args=(n, f)) for n, f in enumerate(frames, start=1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for n, seen in got.items():
+        assert set(seen) == {(2 * n, n, 3 * n)}, (n, set(seen))
+    assert isinstance(reranker.report_.n_users, int)  # the single-threaded habit still works
+
+
+def test_return_report_is_checked():
+    with pytest.raises(InputError, match="return_report must be True or False"):
+        fitted().rerank(pd.DataFrame({"user_id": [1], "item_id": [10], "score": [1.0]}), return_report="yes")
+
+
+CANDS = pd.DataFrame({"user_id": [1, 1, 1, 2, 2, 2], "item_id": [10, 11, 12, 10, 11, 12],
+                      "score": [0.9, 0.8, 0.1, 0.9, 0.2, 0.1]})
+
+
+@pytest.mark.parametrize(
+    ("params", "present", "absent"),
+    [
+        ({}, ["method: Steck's greedy + top-k safeguard", "kept plain top-k (safeguard)"], ["quota", "exact:"]),
+        ({"method": "pm2"}, ["method: PM-2 (theta=0.5)"], ["kept plain top-k", "safeguard"]),
+        ({"solver": "exact"}, ["method: exact solver", "exact: largest certified gap", "0 users above 1e-06"],
+         ["kept plain top-k"]),
+        ({"min_share": True}, ["method: quota greedy (rho=1", "users short of their quotas (",
+                               "quota units in all"], ["exact:"]),
+        ({"safeguard": False}, ["method: Steck's greedy, kl"], ["kept plain top-k"]),
+    ],
+)
+def test_summary_tells_the_method_quotas_and_gaps(params, present, absent):
+    """Finding 10: summary() said nothing about quotas, shortfall, gaps or the method, and
+    printed 'kept plain top-k' for PM-2 and exact."""
+    _, report = fitted(**params).rerank(CANDS, return_report=True)
+    line = report.summary()
+    for part in present:
+        assert part in line, (part, line)
+    for part in absent:
+        assert part not in line, (part, line)
+    assert line.endswith("nothing lost")
+
+
+def test_summary_counts_the_quota_shortfall():
+    history = pd.DataFrame({"user_id": [1, 1], "item_id": [10, 11]})
+    categories = pd.DataFrame({"item_id": [10, 11, 12], "category": ["a", "b", "a"]})
+    frame = pd.DataFrame({"user_id": [1, 1, 1], "item_id": [10, 12, 13], "score": [1.0, 0.9, 0.8]})  # no 'b'
+    reranker = CalibratedReranker(k=2, min_share=True).fit(history, categories)
+    _, report = reranker.rerank(frame, return_report=True)
+    assert report.quota_shortfall.tolist() == [1]
+    assert "1 users short of their quotas (1 quota units in all" in report.summary()
+
+
+def test_one_normalize_default_everywhere():
+    """Finding 11: None in the API and apply, minmax in evaluate, while the README recommends minmax."""
+    import inspect
+
+    from rerank.adapters.evaluate import evaluate
+    from rerank.cli import build_parser
+
+    args = build_parser().parse_args(["apply", "--candidates", "c", "--history", "h", "--item-categories", "g",
+                                      "--output", "o.csv"])
+    defaults = {
+        "CalibratedReranker": CalibratedReranker().normalize,
+        "RerankOptions": RerankOptions().normalize,
+        "rerank apply": args.normalize,
+        "evaluate": inspect.signature(evaluate).parameters["normalize"].default,
+    }
+    assert set(defaults.values()) == {"minmax"}, defaults
