@@ -255,6 +255,7 @@ def test_one_normalize_default_everywhere():
     import inspect
 
     from rerank.adapters.evaluate import evaluate
+
     from rerank.cli import build_parser
 
     args = build_parser().parse_args(["apply", "--candidates", "c", "--history", "h", "--item-categories", "g",
