@@ -91,7 +91,8 @@ class CalibratedReranker:
     alpha : KL smoothing α in (0, 1): ``q̃ = (1-α) q + α p``.
     divergence : ``"kl"``, ``"hellinger"`` or ``"chi2"`` (Pearson χ² on ``q̃``).
     rank_weights : ``"uniform"``, ``"dcg"`` or an array of k weights for ``q`` (Steck eq. 2).
-    normalize : ``None`` (scores as given), ``"minmax"`` or ``"rank"``, per user.
+    normalize : ``"minmax"`` (default, the one default of the library: docs/design.md §8),
+        ``"rank"`` or ``None`` (scores as given), per user.
     safeguard : also score plain top-k and return it when its objective is higher
         (docs/design.md §4.2); ``False`` is exactly Steck's greedy.
     order : ``"greedy"`` (pick order) or ``"score"`` (chosen set re-sorted by score).

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     )
     add_input_files(parser).add_argument("--out", help="also write the markdown table here")
     opts = parser.add_argument_group("objective")
-    add_rerank_arguments(opts, lam_values=True, normalize="minmax", divergences=("kl", "chi2"), builders=False)
+    add_rerank_arguments(opts, lam_values=True, divergences=("kl", "chi2"), builders=False)
     opts.add_argument("--users", type=int, default=0, help="random sample of users (default 0: all)")
     opts.add_argument("--seed", type=int, default=0, help="seed of the user sample")
     parser.set_defaults(func=run)
