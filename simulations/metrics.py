@@ -1,11 +1,14 @@
-"""Per-round metrics, per group (``all``, ``majority``, ``minority``), vectorised over users.
+"""Per-round metrics, per user group (``all``, ``mainstream``, ``niche``), vectorised over users.
 
-Notation for user ``u`` in a round: slate ``L_u`` (slots r = 1..k), examination curve
+Notation for user ``u`` in round ``t``: slate ``L_u`` (slots r = 1..k), examination curve
 ``e_r = (1/r)^η``, exposure distribution ``q_u(g) = Σ_r e_r p(g|L_u,r) / Σ_r e_r``
 (:func:`rerank.distributions.list_distributions` with rank weights ``e``), organic true share
-``π_u`` (:mod:`rerank.simulations.world`), minority interests ``M_u`` (the user's
-non-dominant taste categories at the start), taste ``θ_u`` (``θ_u^0`` at the start).
-Every column is the mean over the group's users unless it says otherwise.
+``π_u`` now and ``π⁰_u`` at round 0 (:mod:`rerank.simulations.world`), minority interests
+``M_u`` (the user's non-dominant taste categories at the start), dominant interest ``d_u``,
+taste ``θ_u`` (``θ⁰_u`` at the start). Every column is the mean over the group's users
+unless it says otherwise.
+
+Against the current truth (the columns of the first version):
 
 * ``minority_exposure_ratio``: ``Σ_{g∈M_u} q_u(g) / Σ_{g∈M_u} π_u(g)`` (1 = proportional).
 * ``minority_collapse_rate``: share of users whose ratio is below ``collapse_threshold``.
@@ -21,6 +24,19 @@ Every column is the mean over the group's users unless it says otherwise.
   the user's interests (the history target the policy uses; naive or IPS) and ``π_u``.
 * ``interest_drift``: ``½ ‖θ_u − θ_u^0‖₁``.
 
+Against the fixed round-0 reference (issue 11), which the loop cannot move:
+
+* ``ref_miscalibration``: ``KL(π⁰_u ‖ (1−α) q_u + α π⁰_u)``, α = 0.01.
+* ``ref_minority_ratio``: ``Σ_{g∈M_u} q_u(g) / Σ_{g∈M_u} π⁰_u(g)`` (1 = proportional to the
+  round-0 share).
+* ``distinct_interest_ratio``: for niche-group users only, ``q_u(d_u) / π⁰_u(d_u)``: the
+  exposure of their niche dominant interest over its round-0 share (empty for the
+  mainstream group).
+* ``taste_shift``: ``KL(θ⁰_u ‖ (1−α) θ_u + α θ⁰_u)``, α = 0.01 (0 = unchanged tastes).
+* ``taste_entropy``: ``−Σ_g θ_u(g) log θ_u(g)`` (nats).
+* ``top50_consumed``: share of the user's ``top_relevant`` (50) most relevant available items
+  the user can no longer consume (0 by construction when re-consumption is on).
+
 Detail columns (``details.csv``): ``minority_slot_ratio`` (the ratio with uniform rank
 weights: slot share instead of exposure share), ``minority_exposure_share`` and
 ``minority_true_share`` (numerator and denominator of the ratio, averaged separately),
@@ -33,16 +49,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from rerank.simulations.world import MAJORITY, MINORITY
+from rerank.simulations.world import MAINSTREAM, NICHE
 
 from rerank.distributions import list_distributions
 from rerank.engine.divergences import divergence
 from rerank.metrics import gini
 
-GROUPS = ("all", "majority", "minority")
+GROUPS = ("all", "mainstream", "niche")
 METRIC_COLUMNS = (
     "minority_exposure_ratio", "minority_collapse_rate", "miscalibration_true", "true_utility",
     "ctr", "coverage", "exposure_gini", "homogenization", "estimate_error", "interest_drift",
+    "ref_miscalibration", "ref_minority_ratio", "distinct_interest_ratio", "taste_shift",
+    "taste_entropy", "top50_consumed",
 )
 DETAIL_COLUMNS = (
     "minority_slot_ratio", "minority_exposure_share", "minority_true_share",
@@ -51,8 +69,8 @@ DETAIL_COLUMNS = (
 
 
 def group_masks(group: np.ndarray) -> dict[str, np.ndarray]:
-    return {"all": np.ones(group.shape, dtype=bool), "majority": group == MAJORITY,
-            "minority": group == MINORITY}
+    return {"all": np.ones(group.shape, dtype=bool), "mainstream": group == MAINSTREAM,
+            "niche": group == NICHE}
 
 
 def sample_pairs(mask: np.ndarray, n_pairs: int, rng: np.random.Generator) -> np.ndarray:
@@ -92,6 +110,23 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return 0.5 * np.abs(p - q).sum(axis=1)
 
 
+def entropy(p: np.ndarray) -> np.ndarray:
+    """Row-wise ``−Σ_g p_g log p_g`` (nats; ``0 log 0 = 0``)."""
+    logs = np.log(p, out=np.zeros_like(p), where=p > 0)
+    return -(p * logs).sum(axis=1)
+
+
+def dominant_ratio(q: np.ndarray, pi0: np.ndarray, dominant: np.ndarray,
+                   users: np.ndarray) -> np.ndarray:
+    """``q_u(d_u) / π⁰_u(d_u)`` for the flagged ``users`` (bool mask), NaN for the others."""
+    rows = np.arange(q.shape[0])
+    out = np.full(q.shape[0], np.nan)
+    share = pi0[rows, dominant]
+    ok = users & (share > 0)
+    out[ok] = q[rows[ok], dominant[ok]] / share[ok]
+    return out
+
+
 def gini_of_exposure(slates: np.ndarray, exam: np.ndarray, n_available: int) -> float:
     exposure = np.bincount(slates.ravel(), weights=np.tile(exam, slates.shape[0]), minlength=n_available)
     return gini(exposure[:n_available])
@@ -110,7 +145,8 @@ class RoundInputs:
     slates: np.ndarray  # users × k item rows
     clicked: np.ndarray  # users × k bool
     rel: np.ndarray  # users × k true relevance of the slate
-    pi: np.ndarray  # users × G organic true share
+    pi: np.ndarray  # users × G organic true share now
+    pi0: np.ndarray  # users × G organic true share at round 0
     estimate: np.ndarray  # users × G the system's interest estimate
     theta: np.ndarray
     theta0: np.ndarray
@@ -122,6 +158,7 @@ class RoundInputs:
     n_available: int
     pairs: dict  # group -> (n, 2) user pairs
     collapse_threshold: float
+    top_consumed: np.ndarray  # users: share of the top-relevant items no longer consumable
 
 
 def round_metrics(x: RoundInputs) -> tuple[dict[str, dict], dict[str, dict]]:
@@ -137,6 +174,11 @@ def round_metrics(x: RoundInputs) -> tuple[dict[str, dict], dict[str, dict]]:
     clicks = x.clicked.sum(axis=1).astype(np.float64)
     est_err = total_variation(x.estimate, x.pi)
     drift = total_variation(x.theta, x.theta0)
+    ref_miscal = divergence(x.pi0, q_exp, "kl", 0.01)
+    ref_ratio = minority_ratio(q_exp, x.pi0, x.minority_mask)
+    distinct = dominant_ratio(q_exp, x.pi0, x.dominant, x.group == NICHE)
+    shift = divergence(x.theta0, x.theta, "kl", 0.01)
+    taste_h = entropy(x.theta)
     rows = np.arange(n_users)
     minor_exp = np.where(x.minority_mask, q_exp, 0.0).sum(axis=1)
     minor_true = np.where(x.minority_mask, x.pi, 0.0).sum(axis=1)
@@ -160,6 +202,12 @@ def round_metrics(x: RoundInputs) -> tuple[dict[str, dict], dict[str, dict]]:
                                if pairs is not None and len(pairs) else float("nan")),
             "estimate_error": _mean(est_err, mask),
             "interest_drift": _mean(drift, mask),
+            "ref_miscalibration": _mean(ref_miscal, mask),
+            "ref_minority_ratio": _mean(ref_ratio, mask),
+            "distinct_interest_ratio": _mean(distinct, mask),
+            "taste_shift": _mean(shift, mask),
+            "taste_entropy": _mean(taste_h, mask),
+            "top50_consumed": _mean(x.top_consumed, mask),
         }
         details[name] = {
             "minority_slot_ratio": _mean(slot_ratio, mask),

@@ -1,8 +1,13 @@
 """The model in the loop: retrained on the log every R rounds, it scores candidates.
 
-* ``als``: implicit ALS (``implicit.cpu.als``) on the users × items click matrix; candidates
-  through the adapter contract (:class:`rerank.adapters.base.CandidateAdapter`, seen items
-  excluded) with :class:`FactorAdapter`, which scores blocks of users by ``X_u Y^T``.
+* ``als``: implicit ALS (``implicit.cpu.als``, Hu, Koren & Volinsky 2008) on the signed
+  feedback of :meth:`InteractionLog.feedback_matrix`: clicks are positives, examined but
+  unclicked impressions negatives ("known negatives": implicit reads a negative entry as
+  preference 0 with confidence ``|entry|``). Each entry ``r`` becomes
+  ``sign(r) · (1 + α|r|)``: confidence ``1 + α|r|`` as in Hu et al. and Spark's implicit
+  ALS, which applies the same ``α`` to negative entries. Candidates through the adapter
+  contract (:class:`rerank.adapters.base.CandidateAdapter`) with :class:`FactorAdapter`,
+  which scores blocks of users by ``X_u Y^T``.
   (:class:`rerank.adapters.ImplicitAdapter` gives the same candidates but goes through
   ``model.recommend``, about ten times slower per round here; see the module note.)
 * ``popularity``: the (weighted) click count of each item, the same for every user.
@@ -14,8 +19,8 @@ Training modes (``als`` and ``popularity``): ``naive`` counts each click as one 
 ``ips`` weights each click by ``min(1/propensity, clip)`` (organic rows: propensity 1).
 
 Every model returns candidates as CSR arrays ``(indptr, items, scores)``: per user the top
-``n`` available items it has not consumed, by score (ties: lower item row), the input the
-reranking kernel takes.
+``n`` available items by score (ties: lower item row), leaving out the items in ``exclude``
+(what the user consumed, when re-consumption is off), the input the reranking kernel takes.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from rerank.simulations.config import SimConfig
 from rerank.simulations.log import InteractionLog
 from rerank.simulations.rng import stream
 from rerank.simulations.tower import PositionTower
-from rerank.simulations.world import World
+from rerank.simulations.world import RoundRelevance, World
 
 BLOCK_CELLS = 4_000_000
 
@@ -93,17 +98,18 @@ def fast_top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.n
     return rows.astype(np.int64), cols.astype(np.int64), flat
 
 
-def dense_candidates(score_block, consumed: sp.csr_matrix, n_available: int, n: int) -> Candidates:
+def dense_candidates(score_block, n_users: int, exclude: sp.csr_matrix | None, n_available: int,
+                     n: int) -> Candidates:
     """Top-``n`` per user from a dense scorer ``score_block(user_rows) -> rows × n_available``,
-    consumed cells excluded (``-inf``), in blocks of about ``BLOCK_CELLS`` scores."""
-    n_users = consumed.shape[0]
+    cells of ``exclude`` left out (``-inf``), in blocks of about ``BLOCK_CELLS`` scores."""
     step = max(1, BLOCK_CELLS // max(n_available, 1))
     rows_out, items_out, scores_out = [], [], []
     for start in range(0, n_users, step):
         block_rows = np.arange(start, min(start + step, n_users))
         scores = np.array(score_block(block_rows), dtype=np.float64)
-        seen = consumed[block_rows].tocoo()
-        scores[seen.row, seen.col] = -np.inf
+        if exclude is not None:
+            seen = exclude[block_rows].tocoo()
+            scores[seen.row, seen.col] = -np.inf
         r, c, s = fast_top_n(scores, n)
         rows_out.append(r + start)
         items_out.append(c)
@@ -125,8 +131,8 @@ class LoopModel(ABC):
         """Retrain on the whole log (items ``0..n_available-1`` exist)."""
 
     @abstractmethod
-    def candidates(self, consumed: sp.csr_matrix, n_available: int, n: int) -> Candidates:
-        """Top-``n`` unconsumed available items per user."""
+    def candidates(self, exclude: sp.csr_matrix | None, n_available: int, n: int) -> Candidates:
+        """Top-``n`` available items per user, without the cells of ``exclude``."""
 
 
 class FactorAdapter(CandidateAdapter):
@@ -159,41 +165,53 @@ class FactorAdapter(CandidateAdapter):
         return r, c, s
 
 
+def als_confidence(feedback: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
+    """``sign(r) · (1 + α|r|)`` entry-wise: Hu et al.'s confidence, signed so that implicit reads
+    a negative entry as a known negative (preference 0) with confidence ``1 + α|r|``."""
+    out = feedback.astype(np.float32).tocsr(copy=True)
+    out.data = np.sign(out.data) * (1.0 + alpha * np.abs(out.data))
+    return out
+
+
 class ALSModel(LoopModel):
-    """Implicit-feedback ALS (Hu, Koren & Volinsky 2008) via ``implicit``, candidates through
-    :class:`FactorAdapter` (the same scores as :class:`rerank.adapters.ImplicitAdapter`, one
-    dense block product per block of users)."""
+    """Implicit-feedback ALS (Hu, Koren & Volinsky 2008) via ``implicit``, with impression
+    negatives; candidates through :class:`FactorAdapter` (the adapter contract)."""
 
     name = "als"
+
+    def training_matrix(self, log: InteractionLog, n_available: int) -> sp.csr_matrix:
+        """The confidence matrix ALS is fitted on (see :func:`als_confidence`)."""
+        cfg = self.config
+        weight = cfg.impression_negative_weight if cfg.impression_negatives else 0.0
+        feedback = log.feedback_matrix(self.world.n_users, n_available, cfg.train, cfg.ips_clip,
+                                       weight)
+        return als_confidence(feedback, cfg.als_alpha)
 
     def fit(self, log, n_available, round_):
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
         cfg = self.config
-        matrix = log.click_matrix(self.world.n_users, n_available, cfg.train, cfg.ips_clip)
+        matrix = self.training_matrix(log, n_available)
         seed = int(stream(cfg.seed, "als", round_).integers(0, 2**31 - 1))
         # implicit's own threads parallelise over users; BLAS threads would fight them.
         with threadpool_limits(1, "blas"):
             self.model = AlternatingLeastSquares(
                 factors=cfg.als_factors, regularization=cfg.als_regularization,
-                alpha=cfg.als_alpha, iterations=cfg.als_iterations, random_state=seed,
+                alpha=1.0, iterations=cfg.als_iterations, random_state=seed,
                 num_threads=cfg.n_threads or 0,
             )
-            self.model.fit(matrix.astype(np.float32).tocsr(), show_progress=False)
+            self.model.fit(matrix, show_progress=False)
         self.n_trained_items = n_available
 
-    def candidates(self, consumed, n_available, n):
+    def candidates(self, exclude, n_available, n):
         # Items that arrived after the last retrain have no factors yet: they are not
-        # candidates until the next retrain (cold start).
+        # candidates until the next retrain (cold start; the fresh slot shows them).
         n_known = min(n_available, self.n_trained_items)
-        adapter = FactorAdapter(self.model.user_factors, self.model.item_factors[:n_known],
-                                consumed[:, :n_known])
-        frame = adapter.candidates(None, n=n, exclude_seen=True)
-        return _to_csr(
-            frame["user_id"].to_numpy(np.int64), frame["item_id"].to_numpy(np.int64),
-            frame["score"].to_numpy(np.float64), self.world.n_users,
-        )
+        seen = exclude[:, :n_known] if exclude is not None else None
+        adapter = FactorAdapter(self.model.user_factors, self.model.item_factors[:n_known], seen)
+        lists = adapter.candidate_lists(None, n=n, exclude_seen=exclude is not None)
+        return Candidates(lists.indptr, lists.items, lists.scores)
 
 
 class PopularityModel(LoopModel):
@@ -205,30 +223,28 @@ class PopularityModel(LoopModel):
         users, items, weights = log.clicks(self.config.train, self.config.ips_clip)
         self.counts = np.bincount(items, weights=weights, minlength=self.world.item_categories.shape[0])
 
-    def candidates(self, consumed, n_available, n):
+    def candidates(self, exclude, n_available, n):
         counts = self.counts[:n_available]
         return dense_candidates(
-            lambda rows: np.broadcast_to(counts, (rows.size, n_available)), consumed, n_available, n
+            lambda rows: np.broadcast_to(counts, (rows.size, n_available)), self.world.n_users,
+            exclude, n_available, n,
         )
 
 
 class OracleModel(LoopModel):
-    """True relevance under the users' current interests ``theta`` (set by the loop)."""
+    """True relevance under the users' current tastes: ``relevance``
+    (:class:`rerank.simulations.world.RoundRelevance`) is set by the loop every round."""
 
     name = "oracle"
-
-    def __init__(self, world, config):
-        super().__init__(world, config)
-        self.theta = world.theta0
+    relevance: RoundRelevance | None = None
 
     def fit(self, log, n_available, round_):
         return None
 
-    def candidates(self, consumed, n_available, n):
-        return dense_candidates(
-            lambda rows: self.world.relevance_block(self.theta[rows], n_available),
-            consumed, n_available, n,
-        )
+    def candidates(self, exclude, n_available, n):
+        if self.relevance is None or self.relevance.n_items != n_available:
+            self.relevance = RoundRelevance(self.world, self.world.theta0, n_available)
+        return dense_candidates(self.relevance.rows, self.world.n_users, exclude, n_available, n)
 
 
 class TowerModel(LoopModel):
@@ -248,9 +264,10 @@ class TowerModel(LoopModel):
     def fit(self, log, n_available, round_):
         self.tower.fit(log, self.config.n_items, round_)
 
-    def candidates(self, consumed, n_available, n):
+    def candidates(self, exclude, n_available, n):
         return dense_candidates(
-            lambda rows: self.tower.serving_scores(rows, n_available), consumed, n_available, n
+            lambda rows: self.tower.serving_scores(rows, n_available), self.world.n_users,
+            exclude, n_available, n,
         )
 
 
@@ -260,9 +277,10 @@ MODEL_CLASSES = {
 }
 
 
-def make_model(world: World, config: SimConfig) -> LoopModel:
-    """The model named by ``config.model``."""
+def make_model(world: World, config: SimConfig, name: str | None = None) -> LoopModel:
+    """The model named ``name`` (default ``config.model``)."""
+    name = config.model if name is None else name
     try:
-        return MODEL_CLASSES[config.model](world, config)
+        return MODEL_CLASSES[name](world, config)
     except KeyError:
-        raise ValueError(f"unknown model {config.model!r}; choose one of {sorted(MODEL_CLASSES)}") from None
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODEL_CLASSES)}") from None

@@ -24,7 +24,10 @@ def kl(p, q, alpha):
     total = 0.0
     for pg, qg in zip(p, q, strict=True):
         if pg > 0:
-            total += pg * math.log(pg / ((1 - alpha) * qg + alpha * pg))
+            smoothed = (1 - alpha) * qg + alpha * pg
+            # smoothed ≥ αp > 0 exactly; it is 0 in floats only when αp underflows (p subnormal,
+            # q = 0), and then the exact term is p log(p / (αp)) = p log(1/α)
+            total += pg * math.log(pg / smoothed) if smoothed > 0 else pg * math.log(1 / alpha)
     return total
 
 

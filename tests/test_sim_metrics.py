@@ -1,4 +1,4 @@
-"""Hand cases and reference checks for the simulator's per-round metrics and equilibria."""
+"""Hand cases and reference checks for the simulator's per-round metrics."""
 
 import itertools
 
@@ -9,7 +9,6 @@ from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rerank.simulations.config import SimConfig
-from rerank.simulations.equilibrium import settle
 from rerank.simulations.metrics import (
     METRIC_COLUMNS,
     RoundInputs,
@@ -56,6 +55,7 @@ def _two_user_round(**overrides):
         clicked=np.array([[True, False], [False, False]]),
         rel=np.array([[0.5, 0.2], [0.4, 0.1]]),
         pi=np.array([[0.7, 0.3, 0.0], [0.2, 0.0, 0.8]]),
+        pi0=np.array([[0.6, 0.4, 0.0], [0.25, 0.0, 0.75]]),
         estimate=np.array([[0.5, 0.5, 0.0], [0.2, 0.0, 0.8]]),
         theta=np.array([[0.6, 0.4, 0.0], [0.3, 0.0, 0.7]]),
         theta0=np.array([[0.6, 0.4, 0.0], [0.0, 0.0, 1.0]]),
@@ -65,9 +65,10 @@ def _two_user_round(**overrides):
         categories=CATS,
         exam=np.array([1.0, 0.5]),
         n_available=5,
-        pairs={"all": np.array([[0, 1]]), "majority": np.zeros((0, 2), int),
-               "minority": np.zeros((0, 2), int)},
+        pairs={"all": np.array([[0, 1]]), "mainstream": np.zeros((0, 2), int),
+               "niche": np.zeros((0, 2), int)},
         collapse_threshold=0.25,
+        top_consumed=np.array([0.1, 0.3]),
     )
     base.update(overrides)
     return round_metrics(RoundInputs(**base))
@@ -76,7 +77,7 @@ def _two_user_round(**overrides):
 def test_round_metrics_two_user_hand_case():
     metrics, details = _two_user_round()
     assert set(metrics["all"]) == set(METRIC_COLUMNS)
-    maj, mino, both = metrics["majority"], metrics["minority"], metrics["all"]
+    maj, mino, both = metrics["mainstream"], metrics["niche"], metrics["all"]
     # user 0: q = (1·(1,0,0) + .5·(.5,.5,0)) / 1.5 = (5/6, 1/6, 0); ratio (1/6)/0.3
     assert maj["minority_exposure_ratio"] == pytest.approx((1 / 6) / 0.3)
     # user 1: q = (1·(0,0,1) + .5·(0,1,0)) / 1.5 = (0, 1/3, 2/3); minority cat 0 gets 0
@@ -99,8 +100,29 @@ def test_round_metrics_two_user_hand_case():
     assert mino["estimate_error"] == 0.0
     assert maj["interest_drift"] == 0.0
     assert mino["interest_drift"] == pytest.approx(0.3)
-    assert details["majority"]["minority_slot_ratio"] == pytest.approx(0.25 / 0.3)
-    assert details["majority"]["dominant_exposure_share"] == pytest.approx(5 / 6)
+    assert details["mainstream"]["minority_slot_ratio"] == pytest.approx(0.25 / 0.3)
+    assert details["mainstream"]["dominant_exposure_share"] == pytest.approx(5 / 6)
+
+
+def test_reference_metrics_two_user_hand_case():
+    metrics, _ = _two_user_round()
+    main, niche, both = metrics["mainstream"], metrics["niche"], metrics["all"]
+    # user 0: q = (5/6, 1/6, 0) against π⁰ = (.6, .4, 0)
+    q0, p0 = np.array([5 / 6, 1 / 6, 0.0]), np.array([0.6, 0.4, 0.0])
+    kl = sum(p * np.log(p / (0.99 * q + 0.01 * p)) for p, q in zip(p0, q0, strict=True) if p > 0)
+    assert main["ref_miscalibration"] == pytest.approx(kl)
+    assert main["ref_minority_ratio"] == pytest.approx((1 / 6) / 0.4)
+    # user 1 (niche group, dominant cat 2): q = (0, 1/3, 2/3); π⁰(2) = .75
+    assert niche["distinct_interest_ratio"] == pytest.approx((2 / 3) / 0.75)
+    assert np.isnan(main["distinct_interest_ratio"])  # defined for the niche group only
+    assert both["distinct_interest_ratio"] == pytest.approx((2 / 3) / 0.75)
+    assert niche["ref_minority_ratio"] == pytest.approx(0.0)  # minority cat 0 gets nothing
+    # tastes: user 0 unchanged; user 1 θ⁰ = (0,0,1) → θ = (.3, 0, .7)
+    assert main["taste_shift"] == pytest.approx(0.0, abs=1e-12)
+    assert niche["taste_shift"] == pytest.approx(np.log(1 / (0.99 * 0.7 + 0.01)))
+    assert main["taste_entropy"] == pytest.approx(-(0.6 * np.log(0.6) + 0.4 * np.log(0.4)))
+    assert niche["taste_entropy"] == pytest.approx(-(0.3 * np.log(0.3) + 0.7 * np.log(0.7)))
+    assert main["top50_consumed"] == 0.1 and both["top50_consumed"] == pytest.approx(0.2)
 
 
 def test_miscalibration_true_matches_the_design_hand_check():
@@ -153,24 +175,13 @@ def test_ratio_and_jaccard_match_reference(data):
     np.testing.assert_allclose(jaccard_pairs(slates, pairs), ref_jac)
 
 
-# ---------------------------------------------------------------- equilibrium
-def test_settle_finds_the_round_a_step_series_levels_off():
-    x = np.concatenate([np.linspace(1.0, 0.4, 10), np.full(20, 0.4)])
-    out = settle(x, window=8, rel_tol=0.05, abs_tol=0.01)
-    assert out["settled"] and out["level"] == pytest.approx(0.4)
-    # x[9] = 0.4 already; x[8] = 0.4667 is outside the band 0.02
-    assert out["settled_round"] == 9
-
-
-def test_settle_reports_a_trend_as_still_drifting():
-    out = settle(np.linspace(1.0, 0.0, 30), window=8, rel_tol=0.05, abs_tol=0.01)
-    assert not out["settled"] and out["settled_round"] is None
-    assert out["trend"] < 0
-
-
 def test_config_rejects_bad_values_by_name():
-    with pytest.raises(ValueError, match="minority_share"):
-        SimConfig(minority_share=1.5)
+    with pytest.raises(ValueError, match="niche_share"):
+        SimConfig(niche_share=1.5)
+    with pytest.raises(ValueError, match="fresh_slots"):
+        SimConfig(fresh_slots=10, slate_size=10)
+    with pytest.raises(ValueError, match="n_items"):
+        SimConfig(reconsume=False, n_items=500, n_rounds=100)
     with pytest.raises(ValueError, match="n_candidates"):
         SimConfig(n_candidates=5, slate_size=10)
     with pytest.raises(ValueError, match="position-tower"):

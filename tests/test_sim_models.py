@@ -1,6 +1,7 @@
 """The simulator's ALS candidates equal rerank.adapters.ImplicitAdapter's (same model)."""
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from rerank.adapters import ImplicitAdapter
 from rerank.simulations.models import FactorAdapter
@@ -44,3 +45,93 @@ def test_epsilon_exploration_replaces_about_epsilon_of_slots_with_fresh_unconsum
     assert all(len(set(row)) == k for row in out)  # no duplicates within a slate
     u, r = np.nonzero(changed)
     assert not np.asarray(consumed[u, out[u, r]]).ravel().any()
+
+
+# ---------------------------------------------------------------- impression negatives
+def _log_with_impressions():
+    from rerank.simulations.log import InteractionLog
+
+    log = InteractionLog()
+    log.add_organic(np.array([0, 1]), np.array([5, 6]))
+    prop = np.array([[1.0, 0.5, 0.25]] * 2)
+    # round 0: user 0 clicks item 1 (slot 1), passes items 2 and 3; user 1 passes 4, 5, 6
+    log.add_round(0, np.array([[1, 2, 3], [4, 5, 6]]),
+                  np.array([[True, False, False], [False, False, False]]), prop)
+    # round 1: user 0 passes item 1 (clicked before) and item 2 again (slot 3)
+    log.add_round(1, np.array([[1, 0, 2], [4, 7, 3]]),
+                  np.array([[False, False, False], [False, True, False]]), prop)
+    return log
+
+
+def test_feedback_matrix_signs_clicks_and_examined_passes():
+    log = _log_with_impressions()
+    r = log.feedback_matrix(2, 8, "naive", negative_weight=2.0).toarray()
+    expected = np.zeros((2, 8))
+    expected[0, 5] = 1.0  # organic
+    expected[0, 1] = 1.0  # clicked once; its later pass does not count
+    expected[0, 2] = -2.0 * (0.5 + 0.25)  # passed at slot 2 then slot 3
+    expected[0, 3] = -2.0 * 0.25
+    expected[0, 0] = -2.0 * 0.5
+    expected[1, 6] = 1.0  # organic, then passed: a consumed item stays a positive
+    expected[1, 5] = -2.0 * 0.5
+    expected[1, 4] = -2.0 * (1.0 + 1.0)
+    expected[1, 7] = 1.0
+    expected[1, 3] = -2.0 * 0.25
+    np.testing.assert_allclose(r, expected)
+    # no negatives: the click matrix
+    np.testing.assert_array_equal(log.feedback_matrix(2, 8, negative_weight=0.0).toarray(),
+                                  log.click_matrix(2, 8).toarray())
+
+
+def test_als_confidence_is_one_plus_alpha_times_the_magnitude_with_its_sign():
+    from rerank.simulations.models import als_confidence
+
+    feedback = sp.csr_matrix(np.array([[2.0, -1.5, 0.0], [0.0, 1.0, -0.2]]))
+    out = als_confidence(feedback, alpha=5.0).toarray()
+    np.testing.assert_allclose(out, [[11.0, -8.5, 0.0], [0.0, 6.0, -2.0]])
+    assert out.dtype == np.float32
+
+
+def test_the_loop_model_trains_on_impression_negatives_only_when_asked():
+    from rerank.simulations.config import SimConfig
+    from rerank.simulations.models import ALSModel
+    from rerank.simulations.world import make_world
+
+    cfg = SimConfig(n_users=2, n_items=200, n_candidates=20, organic_per_user=2)
+    world = make_world(cfg)
+    log = _log_with_impressions()
+    with_neg = ALSModel(world, cfg).training_matrix(log, 8).toarray()
+    without = ALSModel(world, cfg.with_(impression_negatives=False)).training_matrix(log, 8).toarray()
+    assert with_neg[0, 2] == pytest.approx(-(1 + 5.0 * 0.75))
+    assert (without >= 0).all() and without[0, 1] == pytest.approx(6.0)
+
+
+def test_implicit_reads_negative_entries_as_known_negatives():
+    """Two taste clusters. Item 0 belongs to cluster A (30 A users clicked it); the other 70 A
+    users were shown it and passed. With those passes as negative entries ALS scores item 0
+    for them well below what it scores with the cells left unobserved."""
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    rng = np.random.default_rng(2)
+    n_users, n_items = 200, 40
+    cluster_a = np.arange(n_users) < 100
+    dense = np.zeros((n_users, n_items), dtype=np.float32)
+    for u in range(n_users):
+        pool = np.arange(1, 20) if cluster_a[u] else np.arange(20, 40)
+        dense[u, rng.choice(pool, 6, replace=False)] = 6.0
+    clicked_it = np.arange(n_users) < 30
+    passed_it = cluster_a & ~clicked_it
+    dense[clicked_it, 0] = 6.0
+    scores = {}
+    for name, value in (("unobserved", 0.0), ("negative", -6.0)):
+        matrix = dense.copy()
+        matrix[passed_it, 0] = value
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(factors=4, regularization=0.05, alpha=1.0,
+                                            iterations=15, random_state=0, num_threads=1)
+            model.fit(sp.csr_matrix(matrix), show_progress=False)
+        s = model.user_factors[passed_it] @ model.item_factors.T
+        scores[name] = (s[:, 0].mean(), s[:, 1:20].mean())
+    # unobserved, item 0 scores like its cluster mates; passed, at most half of that
+    assert scores["unobserved"][0] > 0.8 * scores["unobserved"][1]
+    assert scores["negative"][0] < 0.5 * scores["unobserved"][0]

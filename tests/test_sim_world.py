@@ -8,7 +8,14 @@ from rerank.simulations.clicks import position_based_clicks
 from rerank.simulations.config import SimConfig, preset
 from rerank.simulations.log import InteractionLog
 from rerank.simulations.tower import PositionTower
-from rerank.simulations.world import MINORITY, make_world, sample_organic, true_share
+from rerank.simulations.world import (
+    NICHE,
+    RoundRelevance,
+    make_world,
+    sample_organic,
+    successive_sample,
+    true_share,
+)
 
 SMALL = SimConfig(n_users=60, n_items=200, n_rounds=4, n_candidates=50, new_items_per_round=5)
 
@@ -16,17 +23,17 @@ SMALL = SimConfig(n_users=60, n_items=200, n_rounds=4, n_candidates=50, new_item
 def test_population_groups_and_tastes():
     world = make_world(SMALL)
     cfg = SMALL
-    assert (world.group == MINORITY).sum() == round(cfg.n_users * cfg.minority_share)
-    minority = world.group == MINORITY
-    assert world.niche[world.dominant[minority]].all()
-    assert not world.niche[world.dominant[~minority]].any()
+    assert (world.group == NICHE).sum() == round(cfg.n_users * cfg.niche_share)
+    niche_group = world.group == NICHE
+    assert world.niche[world.dominant[niche_group]].all()
+    assert not world.niche[world.dominant[~niche_group]].any()
     np.testing.assert_allclose(world.theta0.sum(axis=1), 1.0)
     rows = np.arange(cfg.n_users)
     assert np.all(world.theta0[rows, world.dominant] >= cfg.dominant_weight - 1e-12)
     assert (world.minority_mask.sum(axis=1) == cfg.n_minority_interests).all()
     assert not world.minority_mask[rows, world.dominant].any()
     fifty = make_world(preset("51-49", n_users=60, n_items=200, n_rounds=4, n_candidates=50))
-    assert (fifty.group == MINORITY).sum() == round(60 * 0.49)
+    assert (fifty.group == NICHE).sum() == round(60 * 0.49)
 
 
 def test_items_have_one_to_three_categories_and_niche_is_scarcer():
@@ -44,14 +51,14 @@ def test_true_share_is_the_organic_consumption_mix_reference_loop():
     world = make_world(SMALL)
     cfg = SMALL
     n = world.n_available(0)
-    pi = true_share(world.organic_mass(world.theta0, 0, n))
+    pi = true_share(RoundRelevance(world, world.theta0, n).organic_mass())
     for u in (0, 7, 33):
         mass = np.zeros(cfg.n_categories)
         for i in range(n):
             a = sum(world.theta0[u, g] * world.item_categories[i, g] for g in range(cfg.n_categories))
             rel = 1 / (1 + math.exp(-(cfg.rel_bias + cfg.rel_pref * a + world.quality[i])))
             mass += rel * world.item_categories[i]
-        np.testing.assert_allclose(pi[u], mass / mass.sum(), rtol=1e-10)
+        np.testing.assert_allclose(pi[u], mass / mass.sum(), rtol=1e-5)  # float32 block
 
 
 def test_items_arrive_each_round():
@@ -72,6 +79,39 @@ def test_organic_history_is_distinct_items_drawn_toward_relevance():
     rel = world.relevance_pairs(world.theta0, users, items)
     all_rel = world.relevance_block(world.theta0, 300)
     assert rel.mean() > all_rel.mean() * 1.5
+
+
+def _successive_law(weights, k):
+    """Exact probability of every ordered k-tuple under successive sampling (slow, obvious)."""
+    import itertools
+
+    out = {}
+    for combo in itertools.permutations(range(len(weights)), k):
+        p, left = 1.0, float(sum(weights))
+        for j in combo:
+            p *= weights[j] / left
+            left -= weights[j]
+        if p > 0:
+            out[combo] = p
+    return out
+
+
+def test_successive_sample_has_the_law_of_drawing_without_replacement():
+    weights = np.array([4.0, 0.0, 1.0, 2.0, 0.5])
+    n = 60_000
+    draws = successive_sample(np.tile(weights, (n, 1)), 2, np.random.default_rng(3))
+    law = _successive_law(weights, 2)
+    counts = {}
+    for row in map(tuple, draws.tolist()):
+        counts[row] = counts.get(row, 0) + 1
+    assert set(counts) <= set(law)  # never the zero-weight item, never a repeat
+    for combo, p in law.items():
+        assert abs(counts.get(combo, 0) / n - p) <= 5 * math.sqrt(p * (1 - p) / n)
+
+
+def test_successive_sample_refuses_rows_without_enough_positive_weights():
+    with pytest.raises(ValueError, match="fewer than 3"):
+        successive_sample(np.array([[1.0, 0.0, 2.0, 0.0]]), 3, np.random.default_rng(0))
 
 
 def test_log_keeps_impressions_non_clicks_positions_and_propensities():
@@ -99,7 +139,7 @@ def test_position_tower_learns_decreasing_position_effects_and_ranks_by_relevanc
     log = InteractionLog()
     for t in range(30):
         slates = np.array([rng.permutation(n_items)[:k] for _ in range(n_users)])
-        clicked, prop = position_based_clicks(item_rel[slates], 1.0, rng)
+        clicked, prop, _ = position_based_clicks(item_rel[slates], 1.0, rng)
         log.add_round(t, slates, clicked, prop)
     tower = PositionTower(n_users, n_items, k, factors=4, epochs=3, learning_rate=0.05, seed=1)
     tower.fit(log, n_items, 0)

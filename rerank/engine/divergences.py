@@ -35,7 +35,11 @@ def divergence_term(p, q, alpha, divergence):
     q_smooth = (1.0 - alpha) * q + alpha * p
     if divergence == DIV_KL:
         if p > 0.0:
-            return p * math.log(p / q_smooth)
+            if q_smooth > 0.0:
+                return p * math.log(p / q_smooth)
+            # q̃ ≥ αp > 0 in exact arithmetic; here αp underflowed (p subnormal) with q = 0,
+            # where the exact term is p log(p / (αp)) = p log(1/α).
+            return -p * math.log(alpha)
         return 0.0
     if q_smooth > 0.0:
         d = p - q_smooth

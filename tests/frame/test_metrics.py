@@ -44,6 +44,16 @@ dist = st.lists(st.floats(0, 1), min_size=1, max_size=6).filter(lambda v: sum(v)
 )
 
 
+@pytest.mark.parametrize("kind", ["kl", "hellinger", "chi2"])
+@pytest.mark.parametrize("alpha", [0.01, 0.5])
+def test_subnormal_target_mass_against_an_empty_list(kind, alpha):
+    """p = (1, 5e-324), q = (0, 0): the smoothed q̃ = αp underflows to 0 in floats; the value is
+    still finite and equals the exact one (KL: p log(1/α) for that term), not an error."""
+    got = divergence([1.0, 5e-324], [0.0, 0.0], kind, alpha)
+    assert math.isfinite(got)
+    assert got == pytest.approx(divergence([1.0, 0.0], [0.0, 0.0], kind, alpha), rel=1e-12)
+
+
 @settings(max_examples=examples(200), deadline=None)
 @given(data=st.data(), kind=st.sampled_from(["kl", "hellinger", "chi2"]), alpha=st.floats(0.001, 0.9))
 def test_divergence_matches_reference(data, kind, alpha):
