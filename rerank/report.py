@@ -12,8 +12,8 @@ from rerank.ids import show_id
 from rerank.schemas import empty_skipped
 
 __all__ = [
-    "RerankReport", "RerankWarning", "RowAccounting", "describe", "match_warnings", "reconciles", "safeguard_applies",
-    "summary_line",
+    "RerankReport", "RerankWarning", "RowAccounting", "RunContext", "describe", "match_warnings", "reconciles",
+    "safeguard_applies", "summary_line",
 ]
 
 
@@ -39,6 +39,17 @@ class RowAccounting:
 
 
 @dataclass(frozen=True)
+class RunContext:
+    """What ran and against what: ``method`` the list builder and its settings (:func:`describe`),
+    ``safeguard`` whether the safeguard applies to it, and the users and items ``fit`` saw."""
+
+    method: str = ""
+    safeguard: bool = True
+    n_fitted_users: int = 0
+    n_fitted_items: int = 0
+
+
+@dataclass(frozen=True)
 class RerankReport(RowAccounting):
     """What one ``rerank`` call did besides plain reranking (returned with the result by
     ``rerank(..., return_report=True)``; the last one is also kept as ``reranker.report_``).
@@ -58,11 +69,10 @@ class RerankReport(RowAccounting):
     that user's candidates meets every quota (0 for everyone whose quotas are feasible; see
     :mod:`rerank.engine.quota`); ``None`` without ``min_share``. ``solver="exact"``: ``exact_gap``
     is a Series ``user_id -> certified relative optimality gap`` (:mod:`rerank.engine.exact`).
-    ``method`` names the list builder and its settings (:func:`describe`); ``safeguard`` whether
-    the safeguard applies to it. ``n_rows_unknown_item`` counts candidate rows whose item is
-    not in ``item_categories``; with ``n_fitted_users`` / ``n_fitted_items`` (what ``fit`` saw)
-    and ``id_hints`` (an unmatched id and the fitted id it nearly equals, per column) they give
-    :attr:`warnings`, which ``rerank`` also issues as :class:`RerankWarning`.
+    ``context`` (:class:`RunContext`) names the list builder and what ``fit`` saw.
+    ``n_rows_unknown_item`` counts candidate rows whose item is not in ``item_categories``; with
+    the context and ``id_hints`` (an unmatched id and the fitted id it nearly equals, per column)
+    they give :attr:`warnings`, which ``rerank`` also issues as :class:`RerankWarning`.
     """
 
     n_users: int
@@ -77,18 +87,15 @@ class RerankReport(RowAccounting):
     n_expected_output_rows: int | None = None
     quota_shortfall: pd.Series | None = None
     exact_gap: pd.Series | None = None
-    method: str = ""
-    safeguard: bool = True
+    context: RunContext = field(default_factory=RunContext)
     n_rows_unknown_item: int = 0
-    n_fitted_users: int = 0
-    n_fitted_items: int = 0
     id_hints: dict = field(default_factory=dict)
 
     @property
     def warnings(self) -> tuple[str, ...]:
         """What looks wrong though valid (:func:`match_warnings`), each saying what to do."""
         return match_warnings(self.n_users, len(self.cold_users), self.n_rows_reranked or 0,
-                              self.n_rows_unknown_item, self.n_fitted_users, self.n_fitted_items, self.id_hints)
+                              self.n_rows_unknown_item, self.context, self.id_hints)
 
     def summary(self) -> str:
         """One line: where every user and row went, what the method did (safeguard, quotas,
@@ -99,10 +106,10 @@ class RerankReport(RowAccounting):
             n_users=self.n_users, skipped=self.skipped, n_candidates=self.n_candidates,
             n_rows_reranked=self.n_rows_reranked, n_rows_without_user=self.n_rows_without_user,
             n_output_rows=self.n_output_rows, n_cold=len(self.cold_users),
-            n_short=len(self.short_users), n_topk=len(self.topk_users) if self.safeguard else None,
+            n_short=len(self.short_users), n_topk=len(self.topk_users) if self.context.safeguard else None,
             quota=None if shortfall is None else (int((shortfall > 0).sum()), int(shortfall.sum())),
             exact=None if gap is None else (float(gap.max()) if len(gap) else 0.0, int((gap > GAP_TOL).sum())),
-            method=self.method, ok=self.reconciles,
+            method=self.context.method, ok=self.reconciles,
         )
 
 
@@ -133,16 +140,18 @@ def safeguard_applies(options) -> bool:
     return bool(options.safeguard) and options.method != "pm2" and options.solver != "exact"
 
 
-def match_warnings(n_users, n_cold, n_rows, n_unknown, n_fitted_users, n_fitted_items, hints) -> tuple[str, ...]:
+def match_warnings(n_users, n_cold, n_rows, n_unknown, context: RunContext, hints) -> tuple[str, ...]:
     """Warnings when most ids match nothing that was fitted (and something was): more than half
     of the users cold, or more than half of the candidate rows on items unknown to
     ``item_categories``. ``hints`` maps a column to ``(unmatched id, fitted id)`` that differ only
     in leading zeros, case, spaces or a trailing ``.0``."""
     found = []
-    checks = (("user_id", n_cold, n_users, n_fitted_users, "users have no usable history (population target)",
-               "history"),
-              ("item_id", n_unknown, n_rows, n_fitted_items, "candidate rows hold items unknown to item_categories "
-               "(no category mass)", "item_categories"))
+    checks = (
+        ("user_id", n_cold, n_users, context.n_fitted_users, "users have no usable history (population target)",
+         "history"),
+        ("item_id", n_unknown, n_rows, context.n_fitted_items,
+         "candidate rows hold items unknown to item_categories (no category mass)", "item_categories"),
+    )
     for column, n_bad, n_all, n_fitted, what, other in checks:
         if not (n_fitted and n_all and 2 * n_bad > n_all):
             continue

@@ -50,7 +50,7 @@ from rerank.params import (
     check_positive,
     check_unit_interval,
 )
-from rerank.report import RerankReport, RerankWarning, describe, safeguard_applies
+from rerank.report import RerankReport, RerankWarning, RunContext, describe, safeguard_applies
 
 __all__ = ["CalibratedReranker", "RerankReport", "RerankWarning", "Reranked"]
 
@@ -382,11 +382,9 @@ class CalibratedReranker:
             n_expected_output_rows=int(np.minimum(lengths, k).sum()),
             quota_shortfall=_per_user(users, result.quota_shortfall, "quota_shortfall"),
             exact_gap=_per_user(users, result.gap, "exact_gap"),
-            method=describe(self.options_),
-            safeguard=safeguard_applies(self.options_),
+            context=RunContext(describe(self.options_), safeguard_applies(self.options_), len(self.users_),
+                               len(self.item_categories_.items)),
             n_rows_unknown_item=int(unknown.sum()),
-            n_fitted_users=len(self.users_),
-            n_fitted_items=len(self.item_categories_.items),
             id_hints={column: hint for column, hint in hints.items() if hint is not None},
         )
         return out, report

@@ -26,7 +26,7 @@ from rerank.engine.exact import GAP_TOL
 from rerank.errors import InputError, InputTypeError
 from rerank.ids import id_array, show_id
 from rerank.params import check_bool
-from rerank.report import RerankReport, RerankWarning, RowAccounting, match_warnings, summary_line
+from rerank.report import RerankReport, RerankWarning, RowAccounting, RunContext, match_warnings, summary_line
 from rerank.reranker import CalibratedReranker
 from rerank.schemas import at_row, check_on_invalid, empty_skipped
 
@@ -97,11 +97,8 @@ class StreamReport(RowAccounting):
     n_quota_units_short: int = 0
     exact_max_gap: float | None = None  # exact solver: the largest certified gap
     n_exact_uncertified: int = 0
-    method: str = ""
-    safeguard: bool = True
+    context: RunContext = field(default_factory=RunContext)
     n_rows_unknown_item: int = 0
-    n_fitted_users: int = 0
-    n_fitted_items: int = 0
     id_hints: dict = field(default_factory=dict)
     _skipped: list[pd.DataFrame] = field(default_factory=list, repr=False)
 
@@ -116,9 +113,8 @@ class StreamReport(RowAccounting):
         self.n_cold += len(report.cold_users)
         self.n_short += len(report.short_users)
         self.n_topk += len(report.topk_users)
-        self.method, self.safeguard = report.method, report.safeguard
+        self.context = report.context
         self.n_rows_unknown_item += report.n_rows_unknown_item
-        self.n_fitted_users, self.n_fitted_items = report.n_fitted_users, report.n_fitted_items
         for column, hint in report.id_hints.items():
             self.id_hints.setdefault(column, hint)
         shortfall = report.quota_shortfall
@@ -145,17 +141,17 @@ class StreamReport(RowAccounting):
     def warnings(self) -> tuple[str, ...]:
         """The :func:`rerank.report.match_warnings` of the totals (once per run, not per batch)."""
         return match_warnings(self.n_users, self.n_cold, self.n_rows_reranked, self.n_rows_unknown_item,
-                              self.n_fitted_users, self.n_fitted_items, self.id_hints)
+                              self.context, self.id_hints)
 
     def summary(self) -> str:
         return summary_line(
             n_users=self.n_users, skipped=self.skipped, n_candidates=self.n_candidates,
             n_rows_reranked=self.n_rows_reranked, n_rows_without_user=self.n_rows_without_user,
             n_output_rows=self.n_output_rows, n_cold=self.n_cold, n_short=self.n_short,
-            n_topk=self.n_topk if self.safeguard else None, ok=self.reconciles,
+            n_topk=self.n_topk if self.context.safeguard else None, ok=self.reconciles,
             quota=None if self.n_quota_short is None else (self.n_quota_short, self.n_quota_units_short),
             exact=None if self.exact_max_gap is None else (self.exact_max_gap, self.n_exact_uncertified),
-            method=self.method,
+            method=self.context.method,
         )
 
     def as_dict(self) -> dict:
@@ -173,14 +169,14 @@ class StreamReport(RowAccounting):
             "output_rows": self.n_output_rows,
             "cold_users": self.n_cold,
             "users_with_fewer_than_k": self.n_short,
-            "users_kept_top_k": self.n_topk if self.safeguard else None,
+            "users_kept_top_k": self.n_topk if self.context.safeguard else None,
             "batches": self.n_batches,
             "users_short_of_quotas": self.n_quota_short,
             "quota_units_short": self.n_quota_units_short if self.n_quota_short is not None else None,
             "exact_max_gap": self.exact_max_gap,
             "exact_users_above_gap_tolerance": self.n_exact_uncertified if self.exact_max_gap is not None else None,
             "candidate_rows_on_unknown_items": self.n_rows_unknown_item,
-            "method": self.method,
+            "method": self.context.method,
             "warnings": list(self.warnings),
             "reconciles": self.reconciles,
         }
