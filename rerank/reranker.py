@@ -31,12 +31,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from rerank import schemas
-from rerank.distributions import (
-    history_weights,
-    item_categories_from_frame,
-    population_distribution,
-    target_distributions,
-)
+from rerank.distributions import fitted_targets, history_weights, item_categories_from_frame
 from rerank.engine.arrays import Problem, solve
 from rerank.engine.options import MAX_ENUMERATE, RerankOptions
 from rerank.errors import InputError, InputTypeError
@@ -229,14 +224,15 @@ class CalibratedReranker:
         weights = history_weights(checked, self.half_life)
         frame = checked.frame
         user_codes, users = pd.factorize(id_array(frame["user_id"]), sort=False)
-        targets, has_mass = target_distributions(
+        targets, has_mass = fitted_targets(
             user_codes, lookup(pd.Index(id_array(table.items)), id_array(frame["item_id"])), weights, len(users),
             table.matrix,
         )
         return self._set_fitted(table, users, targets, has_mass)
 
     def _set_fitted(self, table, users, targets: np.ndarray, has_mass: np.ndarray) -> CalibratedReranker:
-        """Store the fitted state (shared by ``fit`` and ``rerank.spark.fit_spark``)."""
+        """Store the fitted state (shared by ``fit`` and ``rerank.spark.fit_spark``); ``targets``
+        and ``has_mass`` from :func:`rerank.distributions.fitted_targets` (kept as it is, no copy)."""
         # ids held exactly as numpy keys (rerank.ids), so every lookup compares them exactly
         table = dataclasses.replace(table, items=pd.Index(id_array(table.items)))
         self.item_categories_ = table
@@ -246,9 +242,9 @@ class CalibratedReranker:
             [table.matrix, sp.csr_matrix((1, table.matrix.shape[1]))], format="csr"
         )
         self.users_ = pd.Index(id_array(pd.Index(users)))[has_mass]
-        self.population_target_ = population_distribution(targets, has_mass)
         # Last row: the population target for cold users.
-        self.targets_ = np.vstack([targets[has_mass], self.population_target_[None, :]])
+        self.targets_ = targets
+        self.population_target_ = targets[-1]
         return self
 
     def fit_spark(self, history, item_categories) -> CalibratedReranker:
