@@ -156,21 +156,49 @@ def assert_valid_output(out: pd.DataFrame, candidates: pd.DataFrame, k: int, ski
 
 
 # ----------------------------------------------------------------------------- exact ids (issue 17)
-SIGNED_EDGES = [0, 1, 2, 2**53, 2**53 + 1, 2**60, 2**60 + 1, 2**63 - 2, 2**63 - 1, -1, -(2**63)]
-UNSIGNED_EDGES = [0, 1, 2**53 + 1, 2**63 - 1, 2**63, 2**63 + 1, 2**64 - 2, 2**64 - 1]
-ID_DTYPES = ["int64", "Int64", "int64[pyarrow]", "UInt64", "uint64[pyarrow]", "str", "string[pyarrow]"]
-NULLABLE = {"Int64", "int64[pyarrow]", "UInt64", "uint64[pyarrow]", "str", "string[pyarrow]"}
+ID_DTYPES = [
+    "int64", "uint64", "int32", "uint8",  # numpy: no nulls
+    "Int64", "UInt64", "Int32", "UInt16",  # pandas nullable
+    "int64[pyarrow]", "uint64[pyarrow]", "int32[pyarrow]",  # pyarrow
+    "object",  # Python ints (and None) in an object column
+    "str", "string", "string[pyarrow]", "object-str",  # strings: pandas 3 str, python, pyarrow, object
+]
+NULLABLE = {d for d in ID_DTYPES if not d.startswith(("int", "uint")) or d.endswith("[pyarrow]")}
+
+
+def is_text_dtype(dtype: str) -> bool:
+    return dtype.startswith(("str", "object-str"))
+
+
+def id_edges(dtype: str) -> list[int]:
+    """Integer ids at the edges of a dtype's range: 0, ±1, the extremes, and (where the dtype
+    holds them) 2**53 + 1, 2**60 + 1, 2**63 ± 1, where a float64 or int64 cast merges or wraps."""
+    if dtype == "object":
+        info = np.iinfo(np.int64)
+    else:
+        resolved = pd.api.types.pandas_dtype(dtype)
+        info = np.iinfo(getattr(resolved, "numpy_dtype", resolved))
+    candidates = [0, 1, 2, -1, info.min, info.min + 1, info.max - 1, info.max,
+                  2**53, 2**53 + 1, 2**60, 2**60 + 1, 2**63 - 1, 2**63, 2**63 + 1]
+    return sorted({v for v in candidates if info.min <= v <= info.max})
+
+
+def id_column(values: list, dtype: str):
+    """``values`` (None for a null) as a column of the pseudo-dtype ``dtype`` (``"object"``:
+    Python ints, ``"object-str"``: Python strings, both in an object column)."""
+    if dtype in ("object", "object-str"):
+        return pd.array(values, dtype=object)
+    return pd.array(values, dtype=dtype)
 
 
 def id_pool(dtype: str, size: int, draw) -> list:
     """``size`` distinct ids of a dtype, taken around the edges of its range (near 2**53, 2**63
     and 2**64, where a float64 or an int64 cast would merge or wrap them)."""
-    if dtype.startswith(("str", "string")):
+    if is_text_dtype(dtype):
         names = draw(st.lists(st.sampled_from(["u1", "01", "1", "NA", " x", "é", "a,b", 'q"t', "nan", "0"]),
                               min_size=size, max_size=size, unique=True))
         return names
-    edges = UNSIGNED_EDGES if dtype.lower().startswith("uint") else SIGNED_EDGES
-    return draw(st.lists(st.sampled_from(edges), min_size=size, max_size=size, unique=True))
+    return draw(st.lists(st.sampled_from(id_edges(dtype)), min_size=size, max_size=size, unique=True))
 
 
 @st.composite
@@ -190,9 +218,9 @@ def exact_id_inputs(draw, max_rows: int = 12):
     if dtype in NULLABLE and n:
         for at in draw(st.lists(st.integers(0, n - 1), max_size=2)):
             (user_col if draw(st.booleans()) else item_col)[at] = None
-    candidates = pd.DataFrame({"user_id": pd.array(user_col, dtype=dtype), "item_id": pd.array(item_col, dtype=dtype),
+    candidates = pd.DataFrame({"user_id": id_column(user_col, dtype), "item_id": id_column(item_col, dtype),
                                "score": pd.Series(scores, dtype=np.float64)})
-    plain = object if dtype.startswith(("str", "string")) else None
+    plain = object if is_text_dtype(dtype) else None
     warm = draw(st.lists(st.sampled_from(users), max_size=3))
     history = pd.DataFrame({"user_id": pd.Series(warm, dtype=plain),
                             "item_id": pd.Series([items[j % len(items)] for j in range(len(warm))], dtype=plain)})

@@ -13,6 +13,7 @@ permission denied, disk full). Commands should raise ``InputError`` for anything
 fix. Any other exception (a plain ``ValueError``, ``KeyError``, ...) is a bug: it keeps its
 traceback (exit code 1) so it is not disguised as bad input. Ctrl-C exits with code 130 and
 SIGTERM with 143; both unwind through the commands' cleanup, so no temporary file is left.
+A Python warning raised while a command runs prints as one line ``rerank <command>: warning: ...``.
 
 Commands: :mod:`~rerank.cli.apply`, :mod:`~rerank.cli.demo`, :mod:`~rerank.cli.bench`,
 :mod:`~rerank.cli.gap`; their reranking flags and :func:`~rerank.cli.options.options_from_args`
@@ -27,6 +28,7 @@ import importlib
 import signal
 import sys
 import threading
+import warnings
 from importlib.metadata import entry_points
 
 from rerank.errors import InputError
@@ -82,11 +84,28 @@ def _sigterm_unwinds():
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _warnings_on_one_line(command: str):
+    """While a command runs, a Python warning prints as one line ``rerank <command>: warning:
+    ...`` (not the file, line and source line Python shows by default)."""
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        print(f"rerank {command}: warning: {text}", file=sys.stderr if file is None else file)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with _sigterm_unwinds():
+        with _sigterm_unwinds(), _warnings_on_one_line(args.command):
             return int(args.func(args) or 0)
     except (InputError, OSError) as exc:
         print(f"rerank {args.command}: error: {one_line(exc)}", file=sys.stderr)
