@@ -16,7 +16,7 @@ from rerank import schemas
 from rerank.engine.layout import CandidateLists
 from rerank.errors import InputError
 from rerank.grouping import user_groups
-from rerank.ids import id_array, restore, show_id
+from rerank.ids import decode_dictionaries, id_array, restore, show_id
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ def candidates_to_csr(
     With ``on_invalid="skip"`` the users holding invalid rows are left out of the CSR and
     listed in ``skipped``; rows without a ``user_id`` are counted in ``n_rows_without_user``.
     """
+    original = candidates
+    candidates = decode_dictionaries(candidates, ["user_id", "item_id"])
     checked = schemas.validate_candidates(
         candidates, on_invalid=on_invalid, check_duplicates=check_duplicates
     )
@@ -94,8 +96,8 @@ def candidates_to_csr(
         checked.n_rows_without_user,
         checked.user_kind,
         checked.item_kind,
-        user_col.dtype,
-        item_col.dtype,
+        original["user_id"].dtype,  # the input's dtypes (a dictionary column gets its type back)
+        original["item_id"].dtype,
     )
 
 

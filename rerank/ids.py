@@ -12,7 +12,9 @@ through float64, so ids above 2**53 stay distinct and a null never changes a col
 * :func:`lookup` — the row of each id in a fitted index, exactly across int64 / uint64;
 * :func:`text_keys` — integer ids as their decimal text, for ``id_match="text"`` (``7`` ≡ ``"7"``,
   never ``"007"``);
-* :func:`show_id` — an id for an error message (``286``, never ``286.0``).
+* :func:`show_id` — an id for an error message (``286``, never ``286.0``);
+* :func:`decode_dictionaries` — pyarrow dictionary-encoded id columns as their plain value type
+  (the output gets the dictionary type back through :func:`restore`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from rerank.params import show
 
 INT64_MAX = np.iinfo(np.int64).max
 
-__all__ = ["exact_keys", "id_array", "is_integer_ids", "lookup", "restore", "show_id", "text_keys"]
+__all__ = ["decode_dictionaries", "exact_keys", "id_array", "is_integer_ids", "lookup", "restore", "show_id",
+           "text_keys"]
 
 
 def _integer_numpy_dtype(dtype) -> np.dtype | None:
@@ -79,11 +82,36 @@ def exact_keys(series: pd.Series) -> np.ndarray:
     return series.to_numpy()
 
 
+def _dictionary_values(dtype):
+    """The plain pandas dtype behind a pyarrow dictionary dtype (``None`` for any other dtype)."""
+    import pyarrow as pa
+
+    if isinstance(dtype, pd.ArrowDtype) and pa.types.is_dictionary(dtype.pyarrow_dtype):
+        return pd.ArrowDtype(dtype.pyarrow_dtype.value_type)
+    return None
+
+
+def decode_dictionaries(frame, columns) -> pd.DataFrame:
+    """``frame`` with each of ``columns`` that is a pyarrow dictionary column (``dictionary<values=
+    string>`` as pandas holds a dictionary-encoded Parquet column) as its value type, exactly;
+    ``frame`` itself when there is none (or when it is not a frame: the caller's checks name that)."""
+    if not isinstance(frame, pd.DataFrame):
+        return frame
+    plain = {c: _dictionary_values(frame[c].dtype) for c in columns if c in frame.columns}
+    plain = {c: dtype for c, dtype in plain.items() if dtype is not None}
+    if not plain:
+        return frame
+    return frame.assign(**{c: frame[c].astype(dtype) for c, dtype in plain.items()})
+
+
 def restore(values: pd.Index, dtype) -> pd.Index:
     """``values`` (from :func:`id_array`) in the input's ``dtype`` again: the conversion back
     is exact (same integers), so the output holds the very ids of the input."""
     if dtype is None or values.dtype == dtype:
         return values
+    plain = _dictionary_values(dtype)
+    if plain is not None:  # dictionary-encoded: the value type first, then encoded again
+        return restore(values, plain).astype(dtype)
     return pd.Index(pd.array(values.to_numpy(), dtype=dtype), name=values.name)
 
 

@@ -30,7 +30,7 @@ import pandas as pd
 
 from rerank.errors import InputError, InputTypeError
 from rerank.grouping import duplicated_pairs
-from rerank.ids import exact_keys, show_id
+from rerank.ids import decode_dictionaries, exact_keys, show_id
 from rerank.params import check_choice, check_lam_array, is_bool, show
 
 ON_INVALID = ("raise", "skip")
@@ -361,6 +361,7 @@ def validate_history(frame) -> CheckedHistory:
     :class:`CheckedHistory` is returned as it is."""
     if isinstance(frame, CheckedHistory):
         return frame
+    frame = decode_dictionaries(frame, ["user_id", "item_id"])
     weights, (user_kind, item_kind) = _ids_and_weights(frame, ["user_id", "item_id"], "history")
     return CheckedHistory(frame, weights, user_kind, item_kind)
 
@@ -412,5 +413,6 @@ def validate_item_categories(frame) -> CheckedItemCategories:
     :class:`CheckedItemCategories` is returned as it is."""
     if isinstance(frame, CheckedItemCategories):
         return frame
+    frame = decode_dictionaries(frame, ["item_id", "category"])
     weights, (item_kind, category_kind) = _ids_and_weights(frame, ["item_id", "category"], "item_categories")
     return CheckedItemCategories(frame, weights, item_kind, category_kind)

@@ -162,18 +162,19 @@ ID_DTYPES = [
     "int64[pyarrow]", "uint64[pyarrow]", "int32[pyarrow]",  # pyarrow
     "object",  # Python ints (and None) in an object column
     "str", "string", "string[pyarrow]", "object-str",  # strings: pandas 3 str, python, pyarrow, object
+    "dictionary-int64", "dictionary-str",  # pyarrow dictionary-encoded (as dictionary Parquet columns read)
 ]
 NULLABLE = {d for d in ID_DTYPES if not d.startswith(("int", "uint")) or d.endswith("[pyarrow]")}
 
 
 def is_text_dtype(dtype: str) -> bool:
-    return dtype.startswith(("str", "object-str"))
+    return dtype.startswith(("str", "object-str", "dictionary-str"))
 
 
 def id_edges(dtype: str) -> list[int]:
     """Integer ids at the edges of a dtype's range: 0, ±1, the extremes, and (where the dtype
     holds them) 2**53 + 1, 2**60 + 1, 2**63 ± 1, where a float64 or int64 cast merges or wraps."""
-    if dtype == "object":
+    if dtype in ("object", "dictionary-int64"):
         info = np.iinfo(np.int64)
     else:
         resolved = pd.api.types.pandas_dtype(dtype)
@@ -185,9 +186,19 @@ def id_edges(dtype: str) -> list[int]:
 
 def id_column(values: list, dtype: str):
     """``values`` (None for a null) as a column of the pseudo-dtype ``dtype`` (``"object"``:
-    Python ints, ``"object-str"``: Python strings, both in an object column)."""
+    Python ints, ``"object-str"``: Python strings, both in an object column; ``"dictionary-*"``:
+    pyarrow dictionary-encoded int64 or strings)."""
     if dtype in ("object", "object-str"):
         return pd.array(values, dtype=object)
+    if dtype.startswith("dictionary-"):
+        import pyarrow as pa
+
+        value_type = pa.int64() if dtype == "dictionary-int64" else pa.string()
+        return pd.array(values, dtype=pd.ArrowDtype(value_type)).astype(
+            pd.ArrowDtype(pa.dictionary(pa.int32(), value_type)))
+    if dtype.startswith(("int", "uint")) and "[" not in dtype:
+        # numpy: never pd.array(list, dtype="uint64"), which pandas 3 builds wrong (2**64 - 1 -> 0)
+        return np.array(values, dtype=dtype)
     return pd.array(values, dtype=dtype)
 
 

@@ -100,6 +100,59 @@ def test_uint64_ids_beyond_int64_match_their_history():
     assert list(out["user_id"]) == [huge, 5] and out["user_id"].dtype == np.uint64
 
 
+def _dictionary(values, value_type):
+    import pyarrow as pa
+
+    return pd.array(values, dtype=pd.ArrowDtype(value_type)).astype(
+        pd.ArrowDtype(pa.dictionary(pa.int32(), value_type)))
+
+
+def test_pyarrow_dictionary_ids_keep_their_values_and_type():
+    """A dictionary-encoded column (how pandas holds a dictionary Parquet column read with
+    ArrowDtype) was refused as 'must hold integer or string ids; row 0 holds 'a' (str)'. Now
+    its values are the ids, exactly, nulls are skipped rows, and the output has its type."""
+    import pyarrow as pa
+
+    candidates = pd.DataFrame({
+        "user_id": _dictionary([1, 1, 3, None, BIG + 1, BIG + 1, BIG + 2], pa.int64()),
+        "item_id": _dictionary(["a", "b", None, "a", "a", "b", "c"], pa.string()),
+        "score": [0.5, 0.4, 0.3, 0.9, 0.2, 0.1, 1.0],
+    })
+    history = pd.DataFrame({"user_id": _dictionary([1, BIG + 1], pa.int64()),
+                            "item_id": _dictionary(["a", "b"], pa.string())})
+    categories = pd.DataFrame({"item_id": _dictionary(["a", "b", "c"], pa.string()),
+                               "category": _dictionary(["x", "y", "x"], pa.string())})
+    reranker = CalibratedReranker(k=2).fit(history, categories)
+    assert sorted(reranker.users_.tolist()) == [1, BIG + 1]
+    out, report = reranker.rerank(candidates, on_invalid="skip", return_report=True)
+    assert out["user_id"].dtype == candidates["user_id"].dtype
+    assert out["item_id"].dtype == candidates["item_id"].dtype
+    assert sorted(zip(out["user_id"].astype(object), out["item_id"].astype(object), strict=True)) == sorted(
+        [(1, "a"), (1, "b"), (BIG + 1, "a"), (BIG + 1, "b"), (BIG + 2, "c")])
+    assert list(report.skipped["user_id"]) == [3] and report.n_rows_without_user == 1 and report.reconciles
+    assert list(report.cold_users) == [BIG + 2]
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint16", "Int8", "UInt32", "int16[pyarrow]", "uint8[pyarrow]",
+                                   "string[python]", "large_string[pyarrow]", "category"])
+def test_narrow_and_other_id_dtypes_keep_their_type(dtype):
+    """Every id dtype a user frame may hold comes back as it went in, with the same values."""
+    history = pd.DataFrame({"user_id": [1, 2], "item_id": [10, 11]})
+    categories = pd.DataFrame({"item_id": [10, 11, 12], "category": ["x", "y", "x"]})
+    text = "string" in dtype
+    if text:
+        history, categories = history.astype(str), categories.astype(str)
+    candidates = pd.DataFrame({"user_id": pd.Series([1, 1, 2, 2]), "item_id": pd.Series([10, 11, 12, 10]),
+                               "score": [0.5, 0.4, 0.3, 0.2]})
+    if text:
+        candidates[["user_id", "item_id"]] = candidates[["user_id", "item_id"]].astype(str)
+    candidates = candidates.astype({"user_id": dtype, "item_id": dtype})
+    out = CalibratedReranker(k=2).fit(history, categories).rerank(candidates)
+    assert out["user_id"].dtype == candidates["user_id"].dtype and out["item_id"].dtype == candidates["item_id"].dtype
+    assert sorted(zip(out["user_id"].astype(str), out["item_id"].astype(str), strict=True)) == sorted(
+        zip(candidates["user_id"].astype(str), candidates["item_id"].astype(str), strict=True))
+
+
 # ----------------------------------------------------------------------------- id matching
 def test_id_match_text_keeps_the_candidates_ids():
     """Integer candidates against string history ids: an error by default, matched by their
