@@ -387,3 +387,10 @@ def test_fitted_targets_follow_steck_eq_1_whatever_the_block(block_bytes):
     expected = np.array([mass[u] / mass[u].sum() for u in warm])
     np.testing.assert_allclose(got[:-1], expected, rtol=1e-12)
     np.testing.assert_allclose(got[-1], expected.mean(axis=0) / expected.mean(axis=0).sum(), rtol=1e-12)
+    # bit for bit what the one-shot dense computation (the simulator's) gives
+    from rerank.distributions import population_distribution, target_distributions
+
+    dense, dense_mass = target_distributions(users, items, weights, n_users, sp.csr_matrix(item_cats))
+    assert np.array_equal(dense_mass, has_mass)
+    assert np.array_equal(got[:-1], dense[dense_mass])
+    assert np.array_equal(got[-1], population_distribution(dense, dense_mass))
