@@ -50,8 +50,8 @@ def test_calibration_gives_the_minority_interest_its_share():
     cats = pd.DataFrame({"item_id": items, "category": ["drama"] * 8 + ["doc"] * 4})
     hist = pd.DataFrame({"user_id": "ann", "item_id": ["d0"] * 7 + ["c0"] * 3})
     cand = candidates("ann", items, np.linspace(1.0, 0.9, len(items)))
-    plain = CalibratedReranker(k=10, lam=0.0).fit(hist, cats).rerank(cand)
-    calibrated = CalibratedReranker(k=10, lam=0.9).fit(hist, cats).rerank(cand)
+    plain = CalibratedReranker(k=10, lam=0.0, normalize=None).fit(hist, cats).rerank(cand)
+    calibrated = CalibratedReranker(k=10, lam=0.9, normalize=None).fit(hist, cats).rerank(cand)
     assert plain["item_id"].str.startswith("c").sum() == 2
     assert calibrated["item_id"].str.startswith("c").sum() == 3  # 30% of 10
 
@@ -140,7 +140,7 @@ def test_frame_api_equals_reference_per_user(inputs, k, lam):
     """Every user's list is the reference greedy's on targets the reference computes itself from
     the frames (Steck eq. 1, cold users on the population mean), whatever the id kinds."""
     history, cats, cand = inputs
-    out = CalibratedReranker(k=k, lam=lam).fit(history, cats).rerank(cand)
+    out = CalibratedReranker(k=k, lam=lam, normalize=None).fit(history, cats).rerank(cand)
     shares, categories = ref.item_shares(zip(cats["item_id"].tolist(), cats["category"].tolist(), repeat(1.0)))
     targets, population = ref.user_targets(
         zip(history["user_id"].tolist(), history["item_id"].tolist(), repeat(1.0)), shares, categories

@@ -21,9 +21,9 @@ FAST = {"shrink_seconds": 1.0}  # the tests assert names, not how small the coun
 
 @pytest.mark.parametrize(
     ("params", "extra"),
-    [({}, set()), ({"normalize": "minmax", "divergence": "hellinger"}, {"score-affine"}),
+    [({}, {"score-affine"}), ({"normalize": None, "divergence": "hellinger"}, set()),
      ({"min_share": True}, {"quota"})],
-    ids=["default", "minmax", "quota"],
+    ids=["default", "raw-hellinger", "quota"],
 )
 def test_calibrated_reranker_passes_the_battery(params, extra):
     reranker = from_reranker(CalibratedReranker, **params)
@@ -31,8 +31,8 @@ def test_calibrated_reranker_passes_the_battery(params, extra):
     expected = set(reranker.claims)
     assert set(result.passed) == expected and not result.failed and not result.unchecked
     assert extra <= expected
-    if not params:  # default settings: every general guarantee
-        assert expected == set(GENERAL)
+    if not params:  # default settings (min-max normalised): every general guarantee and score-affine
+        assert expected == set(GENERAL) | {"score-affine"}
 
 
 def test_every_guarantee_has_a_broken_reranker_that_it_catches():
@@ -114,7 +114,8 @@ def test_choose_follows_declarations_and_names():
 @pytest.mark.parametrize(
     ("params", "claimed", "not_claimed"),
     [
-        ({}, {"not-below-topk", "lam0-topk"}, {"score-affine", "quota"}),
+        ({}, {"not-below-topk", "lam0-topk", "score-affine"}, {"quota"}),
+        ({"normalize": None}, {"not-below-topk", "lam0-topk"}, {"score-affine", "quota"}),
         ({"safeguard": False}, {"lam0-topk"}, {"not-below-topk"}),
         ({"safeguard": False, "refine": "swap"}, {"not-below-topk", "lam0-topk"}, set()),
         ({"method": "pm2"}, {"lam0-topk"}, {"not-below-topk"}),
@@ -127,7 +128,7 @@ def test_choose_follows_declarations_and_names():
 def test_from_reranker_declares_what_its_settings_keep(params, claimed, not_claimed):
     adapted = from_reranker(CalibratedReranker, **params)
     assert claimed <= adapted.claims and not (not_claimed & adapted.claims)
-    assert adapted.objective.normalize == params.get("normalize")
+    assert adapted.objective.normalize == params.get("normalize", "minmax")  # the library's default
     assert (adapted.quota is not None) == ("min_share" in params)
     assert repr(adapted).startswith("from_reranker(CalibratedReranker")
 
