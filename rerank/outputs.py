@@ -123,10 +123,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_parts(final: Path) -> list[Path]:
-    """Remove temporary files of ``final`` left by runs on this host whose process is gone
-    (``.<name>.<host>.<pid>.<random>.part``, owned by this user); returns what was removed."""
-    removed = []
+def _parts(final: Path):
+    """``(path, pid)`` of the temporary files of ``final`` made on this host by this user
+    (``.<name>.<host>.<pid>.<random>.part``)."""
     prefix = f".{final.name}.{_host()}."
     with contextlib.suppress(OSError):
         for entry in os.scandir(final.parent):
@@ -134,12 +133,20 @@ def remove_stale_parts(final: Path) -> list[Path]:
             if not (name.startswith(prefix) and name.endswith(".part")):
                 continue
             pid_text = name[len(prefix):].split(".", 1)[0]
-            if not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
-                continue
             with contextlib.suppress(OSError):
-                if entry.stat(follow_symlinks=False).st_uid == os.getuid():
-                    os.unlink(entry.path)
-                    removed.append(Path(entry.path))
+                if pid_text.isdigit() and entry.stat(follow_symlinks=False).st_uid == os.getuid():
+                    yield Path(entry.path), int(pid_text)
+
+
+def remove_stale_parts(final: Path) -> list[Path]:
+    """Remove temporary files of ``final`` left by runs on this host whose process is gone;
+    returns what was removed."""
+    removed = []
+    for path, pid in list(_parts(final)):
+        if pid != os.getpid() and not _alive(pid):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                removed.append(path)
     return removed
 
 
@@ -150,9 +157,13 @@ class AtomicFiles:
 
     def __init__(self):
         self._pairs: list[tuple[Path, Path]] = []
+        self._finals: list[Path] = []
 
     def temp_for(self, final: Path) -> Path:
         remove_stale_parts(final)
+        # Registered before the file exists: a signal landing between mkstemp and the line
+        # after it still leaves a file that discard() finds by its name (this process's pid).
+        self._finals.append(final)
         with naming(final, "output"):
             fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.{_host()}.{os.getpid()}.",
                                         suffix=".part")
@@ -166,12 +177,17 @@ class AtomicFiles:
             with naming(final, "output", tmp):
                 os.replace(tmp, final)
         self._pairs = []
+        self._finals = []
 
     def discard(self) -> None:
-        for tmp, _ in self._pairs:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        """Remove this process's temporary files of every output asked for, registered or not."""
+        for final in self._finals:
+            for path, pid in list(_parts(final)):
+                if pid == os.getpid():
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
         self._pairs = []
+        self._finals = []
 
     def __enter__(self):
         return self

@@ -341,6 +341,37 @@ def test_sigterm_leaves_no_temporary_file(tmp_path):
     assert not out.exists() and no_parts(tmp_path)
 
 
+class _Interrupted(Exception):
+    pass
+
+
+def test_a_signal_landing_right_after_the_temporary_file_is_made_leaves_nothing(tmp_path, monkeypatch):
+    """The race behind a flaky SIGTERM run: the signal arrives the instant the .part file
+    exists, before it is registered for cleanup. It must wait until the file is registered."""
+    import tempfile
+
+    from rerank.outputs import AtomicFiles
+
+    make = tempfile.mkstemp
+
+    def make_then_signal(*args, **kwargs):
+        made = make(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return made
+
+    def interrupt(signum, frame):
+        raise _Interrupted
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    monkeypatch.setattr(tempfile, "mkstemp", make_then_signal)
+    try:
+        with pytest.raises(_Interrupted), AtomicFiles() as files:
+            files.temp_for(tmp_path / "out.csv")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert no_parts(tmp_path) and not (tmp_path / "out.csv").exists()
+
+
 def test_a_later_run_removes_the_part_file_a_killed_run_left(tmp_path):
     """Finding 14: SIGKILL cannot be caught; the next run writing the same output removes the
     stale temporary file (its process is gone), and keeps one whose process still runs."""
