@@ -87,6 +87,26 @@ def history_weights(history, half_life: float | None = None) -> np.ndarray:
     return weights
 
 
+def _interactions(user_codes, item_rows, weights, n_users: int, n_items: int) -> sp.csr_matrix:
+    """``W[u, i] = Σ w_ui`` as a sparse users × items matrix; items with row ``-1`` are left out."""
+    known = item_rows >= 0
+    return sp.csr_matrix((weights[known], (user_codes[known], item_rows[known])), shape=(n_users, n_items))
+
+
+def _normalized_mass(interactions: sp.csr_matrix, categories: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``normalize_rows(W @ A)`` as CSR (each user's nonzero categories only) and the mask of
+    rows with mass; a row's total is the sum of its entries in category order."""
+    n_users = interactions.shape[0]
+    mass = sp.csr_matrix(interactions @ categories)
+    mass.eliminate_zeros()
+    mass.sort_indices()
+    lengths = np.diff(mass.indptr)
+    totals = np.bincount(np.repeat(np.arange(n_users), lengths), weights=mass.data, minlength=n_users)
+    has_mass = totals > 0
+    mass.data /= np.repeat(np.where(has_mass, totals, 1.0), lengths)
+    return mass, has_mass
+
+
 def sparse_targets(
     user_codes: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, n_users: int,
     categories: sp.csr_matrix,
@@ -99,19 +119,33 @@ def sparse_targets(
     ``False`` in the mask. A user's row depends on that user's history rows only (so a fit
     batch by batch gives the same targets as one fit on everything).
     """
-    known = item_rows >= 0
-    interactions = sp.csr_matrix(
-        (weights[known], (user_codes[known], item_rows[known])),
-        shape=(n_users, categories.shape[0]),
-    )
-    mass = sp.csr_matrix(interactions @ categories)
-    mass.eliminate_zeros()
-    mass.sort_indices()
-    lengths = np.diff(mass.indptr)
-    totals = np.bincount(np.repeat(np.arange(n_users), lengths), weights=mass.data, minlength=n_users)
-    has_mass = totals > 0
-    mass.data /= np.repeat(np.where(has_mass, totals, 1.0), lengths)
-    return mass, has_mass
+    return _normalized_mass(_interactions(user_codes, item_rows, weights, n_users, categories.shape[0]), categories)
+
+
+def target_blocks(
+    user_codes: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, n_users: int,
+    categories: sp.csr_matrix, block_bytes: int = 32 << 20, min_rows: int = 1024,
+):
+    """:func:`sparse_targets` a block of users at a time (issue 17, finding 18: a fit peaked at
+    4.5× the dense users × G table): yields ``(warm, targets)`` per block, ``warm`` the codes
+    of the block's users with mass (ascending) and ``targets`` their CSR rows — the same
+    numbers, bit for bit, as one :func:`sparse_targets` call (a row depends on its user only).
+
+    A block holds at most ``block_bytes`` of dense float64 rows and an eighth of the users
+    (but at least ``min_rows`` users), so the product ``W @ A`` of one block is all that is
+    held besides the stored targets.
+    """
+    interactions = _interactions(user_codes, item_rows, weights, n_users, categories.shape[0])
+    row_bytes = 8 * max(categories.shape[1], 1)
+    block_rows = max(1, min_rows, min(block_bytes // row_bytes, n_users // 8))
+    for start in range(0, n_users, block_rows):
+        stop = min(start + block_rows, n_users)
+        mass, has_mass = _normalized_mass(interactions[start:stop], categories)
+        if has_mass.all():
+            yield np.arange(start, stop), mass
+        else:
+            warm = np.flatnonzero(has_mass)
+            yield warm + start, mass[warm]
 
 
 def target_distributions(
@@ -133,7 +167,8 @@ def population_distribution(targets: np.ndarray, has_mass: np.ndarray) -> np.nda
     n_cat = targets.shape[1]
     if not has_mass.any():
         return np.full(n_cat, 1.0 / max(n_cat, 1))
-    mean = targets[has_mass].mean(axis=0)
+    warm = targets if has_mass.all() else targets[has_mass]  # no copy when every row is warm
+    mean = warm.mean(axis=0)
     return mean / mean.sum()
 
 

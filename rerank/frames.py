@@ -17,7 +17,7 @@ from rerank import schemas
 from rerank.engine.layout import CandidateLists
 from rerank.errors import InputError
 from rerank.grouping import take, user_groups
-from rerank.params import show
+from rerank.ids import decode_dictionaries, id_array, restore, show_id
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,9 @@ class CandidateCSR:
     the input order: grouped users, nothing skipped); ``item_ids`` and
     ``scores`` in CSR order; ``skipped`` the users left out (``user_id, reason, n_rows``) and
     ``n_rows_without_user`` the rows dropped for a null ``user_id`` (``on_invalid="skip"``);
-    ``user_kind`` / ``item_kind`` the id kinds (:func:`rerank.schemas.id_kind`).
+    ``user_kind`` / ``item_kind`` the id kinds (:func:`rerank.schemas.id_kind`). Ids are held
+    exactly as numpy keys (:func:`rerank.ids.id_array`); ``user_dtype`` / ``item_dtype`` are the
+    input's dtypes, which the output gets back.
 
     :meth:`lists` gives the engine's currency, :class:`rerank.engine.CandidateLists`, on the same
     ``indptr`` and ``scores`` (no copy), once the item ids are mapped to category rows.
@@ -44,6 +46,8 @@ class CandidateCSR:
     n_rows_without_user: int = 0
     user_kind: str = schemas.ID_EMPTY
     item_kind: str = schemas.ID_EMPTY
+    user_dtype: object = None
+    item_dtype: object = None
 
     def lists(self, item_rows: np.ndarray) -> CandidateLists:
         """The candidates as :class:`CandidateLists` over ``item_rows`` (one row per entry)."""
@@ -68,14 +72,16 @@ def candidates_to_csr(
     the duplicate check and the CSR all take the grouped O(rows) path. A frame that fails
     validation is checked again in its own order, so the error names the same row either way.
     """
+    dtypes = (candidates["user_id"].dtype, candidates["item_id"].dtype) if _has_id_columns(candidates) else None
+    candidates = decode_dictionaries(candidates, ["user_id", "item_id"])
     regrouped = regroup_by_user(candidates) if on_invalid == "raise" else None
     if regrouped is None:
-        return _grouped_csr(candidates, check_duplicates, on_invalid)
+        return _grouped_csr(candidates, check_duplicates, on_invalid, dtypes)
     frame, order = regrouped
     try:
-        csr = _grouped_csr(frame, check_duplicates, on_invalid)
+        csr = _grouped_csr(frame, check_duplicates, on_invalid, dtypes)
     except InputError:
-        _grouped_csr(candidates, check_duplicates, on_invalid)  # raises, naming the first bad row in input order
+        _grouped_csr(candidates, check_duplicates, on_invalid, dtypes)  # raises, naming the first bad row
         raise
     return dataclasses.replace(csr, rows=order if csr.rows is None else order[csr.rows])
 
@@ -124,33 +130,45 @@ def _take_column(column: pd.Series, order: np.ndarray):
     return values.take(order)
 
 
-def _grouped_csr(candidates: pd.DataFrame, check_duplicates: bool, on_invalid: str) -> CandidateCSR:
-    """The CSR of a candidate frame in its own row order (module docstring)."""
+def _has_id_columns(candidates) -> bool:
+    """Both id columns present once each (else validation names what is wrong)."""
+    if not isinstance(candidates, pd.DataFrame) or isinstance(candidates.columns, pd.MultiIndex):
+        return False
+    return all(np.count_nonzero(candidates.columns == c) == 1 for c in ("user_id", "item_id"))
+
+
+def _grouped_csr(candidates: pd.DataFrame, check_duplicates: bool, on_invalid: str, dtypes) -> CandidateCSR:
+    """The CSR of a candidate frame in its own row order (module docstring); ``dtypes``: the
+    input's id dtypes (a dictionary column gets its type back in the output)."""
     checked = schemas.validate_candidates(
         candidates, on_invalid=on_invalid, check_duplicates=check_duplicates
     )
     kept = np.flatnonzero(checked.keep) if not checked.keep.all() else None
-    user_col = candidates["user_id"] if kept is None else candidates["user_id"].iloc[kept]
-    groups = user_groups(user_col)  # O(rows), no hashing or sorting, when users come grouped
+    user_col, item_col = candidates["user_id"], candidates["item_id"]
+    # ids as exact numpy keys (never through float64: docs/inputs.md "Ids"); the output gets the
+    # input dtypes back (output_frame)
+    user_ids = id_array(user_col if kept is None else user_col.iloc[kept])
+    groups = user_groups(user_ids)  # O(rows), no hashing or sorting, when users come grouped
     users, indptr = groups.uniques, groups.indptr
     if groups.order is None and kept is None:  # CSR order is the input order: no copies
         rows = None
-        item_ids = pd.Index(candidates["item_id"].to_numpy(), copy=False)
+        item_ids = pd.Index(id_array(item_col), copy=False)
         scores = checked.scores
     else:
         rows = groups.rows if kept is None else kept[groups.rows]
-        item_ids = pd.Index(candidates["item_id"].to_numpy()[rows], copy=False)
+        item_ids = pd.Index(id_array(item_col.iloc[rows]), copy=False)
         scores = checked.scores[rows]
     return CandidateCSR(
-        pd.Index(users, dtype=candidates["user_id"].dtype) if len(users) == 0 else pd.Index(users),
+        pd.Index(users),
         indptr,
         rows if rows is None else rows.astype(np.int64, copy=False),
-        item_ids if indptr[-1] else pd.Index([], dtype=candidates["item_id"].dtype),
+        item_ids,
         scores,
         checked.skipped,
         checked.n_rows_without_user,
         checked.user_kind,
         checked.item_kind,
+        *(dtypes or (None, None)),
     )
 
 
@@ -165,7 +183,7 @@ def per_user_values(candidates: pd.DataFrame, column: str, csr: CandidateCSR) ->
     if differs.any():
         user = csr.users[csr.user_of_entry[np.flatnonzero(differs)[0]]]
         raise InputError(
-            f"candidates column '{column}' must be constant per user; user {show(user)} has several values"
+            f"candidates column '{column}' must be constant per user; user {show_id(user)} has several values"
         )
     return first
 
@@ -177,8 +195,8 @@ def output_frame(csr: CandidateCSR, out_indptr: np.ndarray, positions: np.ndarra
     ranks = np.arange(len(positions)) - np.repeat(out_indptr[:-1], lengths) + 1
     return pd.DataFrame(
         {
-            "user_id": csr.users.take(owners),
-            "item_id": csr.item_ids.take(positions),
+            "user_id": restore(csr.users.take(owners), csr.user_dtype),
+            "item_id": restore(csr.item_ids.take(positions), csr.item_dtype),
             "score": csr.scores[positions],
             "rank": ranks.astype(np.int64),
         },

@@ -41,7 +41,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from rerank import schemas
-from rerank.distributions import item_categories_from_frame, sparse_targets
+from rerank.distributions import item_categories_from_frame, target_blocks
 from rerank.errors import InputError, InputTypeError
 from rerank.params import check_choice, check_whole
 from rerank.targets import TargetBuilder
@@ -437,15 +437,15 @@ def fit_spark(reranker, history, item_categories):
 
     user_codes, users = pd.factorize(masses["user_id"], sort=False)
     n_categories = len(table.categories)
-    targets, has_mass = sparse_targets(
+    builder = TargetBuilder(n_categories, reranker.target_dtype)
+    users = pd.Index(users)
+    for warm, targets in target_blocks(
         user_codes,
         masses["category_code"].to_numpy(dtype=np.int64),
         masses["mass"].to_numpy(dtype=np.float64),
         len(users),
         sp.identity(n_categories, dtype=np.float64, format="csr"),
-    )
-    builder = TargetBuilder(n_categories, reranker.target_dtype)
-    warm = np.flatnonzero(has_mass)
-    builder.add(pd.Index(users).take(warm), targets[warm])
+    ):
+        builder.add(users.take(warm), targets)
     reranker.id_kinds_ = kinds
     return reranker._set_fitted(table, builder.finish())

@@ -40,6 +40,7 @@ __all__ = ["TARGET_DTYPES", "TargetBuilder", "TargetTable"]
 
 TARGET_DTYPES = ("float64", "float32")
 _ROWS_AT_ONCE = 1 << 16  # rows converted or summed at a time (bounds the temporaries)
+_ENTRIES_AT_ONCE = 1 << 18  # entries summed at a time (a few MB of temporaries, whatever G)
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,9 @@ def make_block(targets: sp.csr_matrix, dtype: str):
             targets.indptr.astype(np.int64), targets.indices.astype(index), targets.data.astype(value)
         )
     values = np.empty((n, n_cat), dtype=value)
-    for first in range(0, n, _ROWS_AT_ONCE):  # never a float64 copy of the whole block
-        values[first : first + _ROWS_AT_ONCE] = targets[first : first + _ROWS_AT_ONCE].toarray()
+    rows_at_once = max(1, min(_ROWS_AT_ONCE, _ENTRIES_AT_ONCE // max(n_cat, 1)))
+    for first in range(0, n, rows_at_once):  # never a float64 copy of the whole block
+        values[first : first + rows_at_once] = targets[first : first + rows_at_once].toarray()
     return DenseBlock(values)
 
 
@@ -173,13 +175,14 @@ def sequential_column_sums(table_blocks: list, starts: np.ndarray, n_categories:
     order, and each slice continues from the running totals."""
     totals = np.zeros(n_categories, dtype=np.float64)
     first_cats = np.arange(n_categories)
+    rows_at_once = max(1, min(_ROWS_AT_ONCE, _ENTRIES_AT_ONCE // max(n_categories, 1)))  # bounded temporaries
     for b, block in enumerate(table_blocks):
         n_rows = int(starts[b + 1] - starts[b])
-        for first in range(0, n_rows, _ROWS_AT_ONCE):
-            cats, values = block.entries(first, min(first + _ROWS_AT_ONCE, n_rows))
+        for first in range(0, n_rows, rows_at_once):
+            cats, values = block.entries(first, min(first + rows_at_once, n_rows))
             totals = np.bincount(
-                np.concatenate([first_cats, cats.astype(np.int64)]),
-                weights=np.concatenate([totals, values.astype(np.float64)]),
+                np.concatenate([first_cats, cats]),
+                weights=np.concatenate([totals, values]),
                 minlength=n_categories,
             )
     return totals

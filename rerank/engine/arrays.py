@@ -87,6 +87,24 @@ class Problem(NamedTuple):
     lam: np.ndarray
 
 
+TARGET_SUM_TOL = 1e-6
+
+
+def check_target_sums(targets: np.ndarray) -> None:
+    """Each row of ``targets`` is a distribution ``p(g|u)``: it sums to 1 (within
+    ``TARGET_SUM_TOL``). Rows that do not would change the objective's balance between scores and
+    miscalibration (and the quotas) without saying so, so they are refused, not rescaled."""
+    if not targets.shape[1]:
+        return  # no categories: nothing to calibrate
+    sums = targets.sum(axis=1)
+    bad = np.flatnonzero(~(np.abs(sums - 1.0) <= TARGET_SUM_TOL))
+    if bad.size:
+        raise InputError(
+            f"targets row {bad[0]} sums to {sums[bad[0]]:.6g}, not 1 ({bad.size} such rows): each row is a "
+            "distribution p(g|u); divide it by its sum (a user with no target: give the population mean)"
+        )
+
+
 def check_problem(lists: CandidateLists, categories, targets, target_rows, lam, options: RerankOptions) -> Problem:
     """The checks that relate the arrays to each other (finite scores, items within the category
     matrix, one target row and one λ per user); returns the :class:`Problem` to :func:`solve`."""
@@ -106,6 +124,7 @@ def check_problem(lists: CandidateLists, categories, targets, target_rows, lam, 
     check_finite("targets", targets.ravel())
     if targets.size and targets.min() < 0:
         raise InputError("targets must be nonnegative")
+    check_target_sums(targets)
     if target_rows is None:
         if targets.shape[0] != n_users:
             raise InputError(f"targets has {targets.shape[0]} rows for {n_users} users")

@@ -6,14 +6,14 @@ import os
 
 import numpy as np
 import pytest
-import reference as ref
 import scipy.sparse as sp
 from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import instances
 
 from rerank import rerank_arrays
+from rerank.testing import reference as ref
+from rerank.testing.strategies import instances
 
 # EXACT_EXAMPLES=1000 runs a longer search locally; CI uses the default.
 SETTINGS = settings(

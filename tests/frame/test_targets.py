@@ -14,17 +14,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import reference as ref
 import scipy.sparse as sp
 from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import instances
 
 from rerank import CalibratedReranker, rerank_arrays
 from rerank.errors import InputError
 from rerank.history import parquet_history
 from rerank.targets import DenseBlock, SparseBlock, TargetBuilder
+from rerank.testing import reference as ref
+from rerank.testing.strategies import instances
 from rerank.userindex import UserIndex
 
 # ---------------------------------------------------------------------------- the user index
@@ -250,7 +250,8 @@ def test_float32_targets_stay_within_the_tolerance(inst):
     indptr, items, scores = inst.csr()
     exact = np.array(inst.targets, dtype=np.float64)
     rounded = exact.astype(np.float32).astype(np.float64)
-    out = rerank_arrays(indptr, items, scores, inst.matrix, rounded, k, np.array(inst.lam), safeguard=False)
+    out = rerank_arrays(indptr, items, scores, inst.matrix, rounded, k, np.array(inst.lam), safeguard=False,
+                        normalize=None)  # the reference takes the scores as given
     delta = kl_bound(inst.n_cat, alpha)
     for u in range(len(inst.users)):
         cats, s, p, lam = inst.local_cats(u), inst.scores[u], inst.targets[u], inst.lam[u]
@@ -270,8 +271,8 @@ def test_float32_reranker_is_the_greedy_on_the_rounded_targets():
     history = pd.DataFrame({"user_id": np.repeat(np.arange(30), 4), "item_id": rng.integers(0, 6, 120)})
     candidates = pd.DataFrame({"user_id": np.repeat(np.arange(32), 6), "item_id": np.tile(np.arange(6), 32),
                                "score": rng.random(192)})
-    r32 = CalibratedReranker(k=3, target_dtype="float32").fit(history, CATS)
-    r64 = CalibratedReranker(k=3).fit(history, CATS)
+    r32 = CalibratedReranker(k=3, target_dtype="float32", normalize=None).fit(history, CATS)  # raw scores, as ref
+    r64 = CalibratedReranker(k=3, normalize=None).fit(history, CATS)
     t32, _ = r32.targets_for(np.arange(32))
     t64, _ = r64.targets_for(np.arange(32))
     np.testing.assert_array_equal(t32[:30], t64[:30].astype(np.float32).astype(np.float64))

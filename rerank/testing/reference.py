@@ -1,21 +1,38 @@
-"""The tests' one reference: slow, obviously-correct pure Python (no numpy in the logic).
+"""The pure-Python reference: slow, obviously correct, no numpy in the logic.
 
-Everything is written straight from the definitions of docs/design.md §3-§4, never from the
-package's code (which it does not import):
+``rerank.testing.reference`` is the one reference of the project's tests and of
+:func:`rerank.testing.check_reranker`, shipped so that users can compare their own reranker
+with it. Everything is written straight from the definitions of docs/design.md §3-§4, never
+from the package's code (it imports nothing of ours but its own second half,
+:mod:`rerank.testing.reference_metrics`, and no third-party library):
 
 * the calibrated greedy, its safeguard and brute force — the full objective of a list is
   recomputed from scratch for every candidate at every step, with plain loops and dicts;
 * quota mode and PM-2, by brute-force enumeration;
-* the adapters' top-n, one user and one item at a time.
+* the adapters' top-n, one user and one item at a time;
+* targets ``p(g|u)`` from history and item-category rows (Steck eq. 1, cold users on the
+  population mean), and the metrics: list distribution, divergences, minority attainment,
+  intra-list diversity.
 
-(``rerank/reference.py`` is a different thing on purpose: the slow greedies shipped with the
-package for ``rerank bench``; see docs/design.md §8.)
+A *list* is a list of local positions ``j`` into one user's candidates (``scores[j]``,
+``item_cats[j]`` a dict ``{category: p(g|i)}``); ``p`` a list of target shares.
+
+(``rerank/reference.py`` is a different thing on purpose: the slow greedies shipped for
+``rerank bench``; see docs/design.md §8.)
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from itertools import combinations
+
+from rerank.testing.reference_metrics import (  # noqa: F401  (re-exported: one reference to import)
+    intra_list_diversity,
+    item_shares,
+    minority_attainment_missing,
+    user_targets,
+)
 
 TIE_RTOL = 1e-12  # same tie tolerance the library documents
 
@@ -66,18 +83,20 @@ def list_distribution(chosen, item_cats, n_cat, weights):
 
 
 def objective(chosen, scores, item_cats, p, lam, alpha, divergence, weights):
-    """(1-λ) Σ s - λ C(p, q(L))."""
+    """(1-λ) Σ s - λ C(p, q(L)); at λ = 1 there is no score term (0·Σs would be NaN when the
+    sum of extreme finite scores overflows)."""
     q = list_distribution(chosen, item_cats, len(p), weights)
-    return (1 - lam) * sum(scores[j] for j in chosen) - lam * DIVERGENCES[divergence](p, q, alpha)
+    score_term = (1 - lam) * sum(scores[j] for j in chosen) if lam != 1 else 0.0
+    return score_term - lam * DIVERGENCES[divergence](p, q, alpha)
 
 
 def normalized(scores, mode):
     n = len(scores)
     if mode is None or n == 0:
         return list(scores)
-    if mode == "minmax":
-        lo, hi = min(scores), max(scores)
-        return [(s - lo) / (hi - lo) if hi > lo else 0.0 for s in scores]
+    if mode == "minmax":  # (s - min) / (max - min), exactly, rounded once (no overflow)
+        lo, hi = Fraction(min(scores)), Fraction(max(scores))
+        return [float((Fraction(s) - lo) / (hi - lo)) if hi > lo else 0.0 for s in scores]
     if mode == "rank":
         order = sorted(range(n), key=lambda j: (-scores[j], j))
         out = [0.0] * n
@@ -330,3 +349,35 @@ def frame_lists(frame, user_order=None):
         for u in user_order:
             out.setdefault(u, [])
     return out
+
+
+# ----------------------------------------------------------------------------- comparing objectives
+def score_sum(chosen, scores):
+    """``Σ_{j∈L} s_j`` exactly (a Fraction: no overflow, no cancellation)."""
+    return sum((Fraction(scores[j]) for j in chosen), Fraction(0))
+
+
+def not_below(chosen, other, scores, item_cats, p, lam, alpha=0.01, divergence="kl", weights=None, rtol=1e-9):
+    """``F(chosen) ≥ F(other)`` up to rounding, ``F(L) = (1-λ) Σ_{j∈L} s_j - λ C(p, q(L))``.
+
+    The score sums are exact, the divergences floats; the two may differ by at most
+    ``rtol · (1 + (1-λ) Σ |s_j| over both lists + λ (C(L) + C(other)))``, a tolerance on the
+    magnitude of the terms (an implementation summing extreme scores in floats rounds at that
+    scale). Returns ``(holds, F(chosen), F(other))``, the last two as floats (maybe ±inf)."""
+    weights = weights or [1.0] * max(len(chosen), len(other))
+    c_a = DIVERGENCES[divergence](p, list_distribution(chosen, item_cats, len(p), weights), alpha)
+    c_b = DIVERGENCES[divergence](p, list_distribution(other, item_cats, len(p), weights), alpha)
+    lam_ = Fraction(lam)
+    s_a, s_b = score_sum(chosen, scores), score_sum(other, scores)
+    diff = (1 - lam_) * (s_a - s_b) - lam_ * (Fraction(c_a) - Fraction(c_b))
+    magnitude = sum(abs(Fraction(scores[j])) for j in [*chosen, *other])
+    scale = 1 + (1 - lam_) * magnitude + lam_ * Fraction(c_a + c_b)
+    return diff >= -Fraction(rtol) * scale, _as_float((1 - lam_) * s_a - lam_ * Fraction(c_a)), \
+        _as_float((1 - lam_) * s_b - lam_ * Fraction(c_b))
+
+
+def _as_float(x: Fraction) -> float:
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
