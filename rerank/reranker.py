@@ -20,11 +20,9 @@ Fallbacks (each reported in the call's :class:`RerankReport`):
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
-import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -32,11 +30,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from rerank import schemas
-from rerank.distributions import history_weights, item_categories_from_frame, target_blocks
 from rerank.engine.arrays import Problem, solve
 from rerank.engine.options import MAX_ENUMERATE, RerankOptions
 from rerank.engine.refine import DEFAULT_MAX_SWAPS
 from rerank.errors import InputError, InputTypeError
+from rerank.fitting import exact_items, fit_targets
 from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values
 from rerank.ids import id_array, lookup, near_miss, restore, text_keys
 from rerank.params import (
@@ -48,7 +46,7 @@ from rerank.params import (
     check_unit_interval,
 )
 from rerank.report import RerankReport, RerankWarning, RunContext, describe, safeguard_applies
-from rerank.targets import TARGET_DTYPES, TargetBuilder, TargetTable
+from rerank.targets import TARGET_DTYPES, TargetTable
 
 __all__ = ["CalibratedReranker", "RerankReport", "RerankWarning", "Reranked"]
 
@@ -239,46 +237,14 @@ class CalibratedReranker:
         self.fit_warnings_ = _category_warnings(checked_categories)
         for message in self.fit_warnings_:
             warnings.warn(message, RerankWarning, stacklevel=2)
-        table = None
-        builder = None
-        kinds = {"user_id": schemas.ID_EMPTY, "item_id": checked_categories.item_kind}
-        for batch in _history_batches(history):
-            checked = schemas.validate_history(batch)
-            if self.id_match == "text":
-                checked, text_categories = _items_as_text_where_kinds_differ(checked, checked_categories)
-                if table is None:  # the first batch decides whether the table's items are text
-                    checked_categories = text_categories
-                    kinds["item_id"] = checked_categories.item_kind
-            schemas.check_same_id_kind(
-                checked.item_kind, "history column 'item_id'", checked_categories.item_kind,
-                "item_categories column 'item_id'",
-            )
-            schemas.check_same_id_kind(
-                checked.user_kind, "history column 'user_id'", kinds["user_id"], "an earlier history batch's user_id"
-            )
-            if table is None:
-                table = _exact_items(item_categories_from_frame(checked_categories))
-                builder = TargetBuilder(len(table.categories), self.target_dtype)
-            if kinds["user_id"] == schemas.ID_EMPTY:
-                kinds["user_id"] = checked.user_kind
-            if kinds["item_id"] == schemas.ID_EMPTY:
-                kinds["item_id"] = checked.item_kind
-            weights = history_weights(checked, self.half_life)
-            frame = checked.frame
-            user_codes, users = pd.factorize(id_array(frame["user_id"]), sort=False)
-            users = pd.Index(users)
-            item_rows = lookup(table.items, id_array(frame["item_id"]))
-            for warm, targets in target_blocks(user_codes, item_rows, weights, len(users), table.matrix):
-                builder.add(users.take(warm), targets)
-        if table is None:  # an iterable without batches: no history at all
-            table = _exact_items(item_categories_from_frame(checked_categories))
-            builder = TargetBuilder(len(table.categories), self.target_dtype)
-        self.id_kinds_ = kinds
-        return self._set_fitted(table, builder.finish())
+        table, targets, self.id_kinds_ = fit_targets(
+            history, checked_categories, self.half_life, self.target_dtype, self.id_match
+        )
+        return self._set_fitted(table, targets)
 
     def _set_fitted(self, table, targets: TargetTable) -> CalibratedReranker:
         """Store the fitted state (shared by ``fit`` and ``rerank.spark.fit_spark``)."""
-        table = _exact_items(table)
+        table = exact_items(table)
         self.item_categories_ = table
         self.categories_ = table.categories
         # One empty row at the end stands for every item the table does not know.
@@ -456,43 +422,6 @@ class CalibratedReranker:
             swap_cap_hit=_per_user(users, result.swap_cap_hit, "swap_cap_hit"),
         )
         return out, report
-
-
-def _history_batches(history) -> Iterable:
-    """The history as an iterable of frames: one frame, the batches of a Parquet dataset, or
-    the frames of an iterable (each holding whole users)."""
-    if isinstance(history, pd.DataFrame | schemas.CheckedHistory):
-        return [history]
-    if isinstance(history, str | os.PathLike):
-        from rerank.history import parquet_history
-
-        return parquet_history(history)
-    if isinstance(history, Iterable) and not isinstance(history, Mapping | bytes):
-        return history
-    raise InputTypeError(
-        "history must be a pandas DataFrame, the path of a Parquet file or folder, or an iterable of "
-        f"DataFrames holding whole users; got {type(history).__name__}"
-    )
-
-
-def _exact_items(table):
-    """``table`` with its item ids held exactly as numpy keys (:func:`rerank.ids.id_array`), so
-    every lookup compares them exactly."""
-    return dataclasses.replace(table, items=pd.Index(id_array(table.items)))
-
-
-def _items_as_text_where_kinds_differ(history, categories):
-    """``id_match="text"``: when the history and the item categories hold item ids of different
-    kinds, the integer side is compared by its decimal text (the frames themselves are not
-    changed; fitting works on a copy of the column)."""
-    kinds = {history.item_kind, categories.item_kind}
-    if kinds != {schemas.ID_INTEGER, schemas.ID_STRING}:
-        return history, categories
-    if history.item_kind == schemas.ID_INTEGER:
-        frame = history.frame.assign(item_id=text_keys(history.frame["item_id"]))
-        return dataclasses.replace(history, frame=frame, item_kind=schemas.ID_STRING), categories
-    frame = categories.frame.assign(item_id=text_keys(categories.frame["item_id"]))
-    return history, dataclasses.replace(categories, frame=frame, item_kind=schemas.ID_STRING)
 
 
 def _category_warnings(categories) -> tuple[str, ...]:
