@@ -71,7 +71,7 @@ def gap_table(
     for lam in lams:
         at = options.replace(lam=lam, solver="greedy", order="greedy")
         problem = Problem(lists, reranker.category_matrix_, reranker.targets_, target_rows,
-                          np.full(len(csr.users), float(at.lam)))
+                          np.full(len(csr.users), float(at.lam)), reranker.attributes_)
         plain = solve(problem, at.replace(safeguard=False))
         guarded = solve(problem, at.replace(safeguard=True))
         # the exact solver starts from the safeguarded greedy list, in pick order (its incumbent)

@@ -252,8 +252,27 @@ def user_metrics(
     ``alpha``), ``minority_attainment``, ``minority_missing``, ``minority_share``,
     ``category_coverage``; with ``held_out`` and ``k`` also ``precision``, ``recall``, ``ndcg``.
     Undefined values are NaN as in the single-metric functions.
+
+    Several attributes (an item table with an ``attribute`` column, docs/design.md §3): every
+    category metric is computed per attribute, on that attribute's own ``p_a`` and ``q_a``, in
+    columns ``name[attribute]`` (e.g. ``miscalibration_kl[genre]``); no unsuffixed blend.
     """
-    users, p, q = list_and_target(recs, targets, item_categories, rank_weights)
+    table = _as_table(item_categories)
+    if table.n_attributes > 1:
+        frame = pd.concat(
+            [
+                user_metrics(recs, targets[name], table.attribute_table(name), rank_weights=rank_weights, alpha=alpha)
+                .add_suffix(f"[{name}]")
+                for name in table.attributes
+            ],
+            axis=1,
+        )
+        if held_out is not None:
+            if k is None:
+                raise ValueError("k is needed with held_out")
+            frame = frame.join(precision_recall_ndcg(recs, held_out, k))
+        return frame
+    users, p, q = list_and_target(recs, targets, table, rank_weights)
     frame = pd.DataFrame(
         {f"miscalibration_{name}": divergence_rows(p, q, name, alpha) for name in ("kl", "hellinger", "chi2")},
         index=users,

@@ -17,6 +17,7 @@ Fallbacks (each reported in ``reranker.report_`` after ``rerank``):
 from __future__ import annotations
 
 import inspect
+import numbers
 from collections.abc import Mapping
 
 import numpy as np
@@ -25,12 +26,13 @@ import scipy.sparse as sp
 
 from rerank import schemas
 from rerank.distributions import (
+    fill_empty_blocks,
     history_weights,
     item_categories_from_frame,
     population_distribution,
     target_distributions,
 )
-from rerank.engine.arrays import Problem, solve
+from rerank.engine.arrays import Attributes, Problem, check_attributes, solve
 from rerank.engine.options import MAX_ENUMERATE, RerankOptions
 from rerank.errors import InputError, InputTypeError
 from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values
@@ -83,6 +85,10 @@ class CalibratedReranker:
     solver : ``"greedy"`` or ``"exact"`` (certified optimum for uniform rank weights,
         :mod:`rerank.engine.exact`; at most ``time_limit`` seconds per user, enumeration up to
         ``max_enumerate`` subsets; gaps in ``report_.exact_gap``).
+    attribute_weights : several attributes (``item_categories`` with an ``attribute`` column):
+        ``{attribute: w_a}`` for the divergence ``Σ_a w_a C(p_a, q_a)``, normalised to sum to 1
+        (default: equal). Targets and list distributions are per attribute; quotas apply per
+        attribute; Hellinger, PM-2 and the exact solver are refused with several attributes.
 
     Attributes after ``fit``: ``options_`` (the checked :class:`rerank.RerankOptions`),
     ``targets_``, ``users_``, ``category_matrix_``, ``item_categories_``, ``categories_``,
@@ -109,6 +115,7 @@ class CalibratedReranker:
         solver: str = "greedy",
         time_limit: float = 10.0,
         max_enumerate: int = MAX_ENUMERATE,
+        attribute_weights=None,
     ):
         self.k = k
         self.lam = lam
@@ -127,15 +134,18 @@ class CalibratedReranker:
         self.solver = solver
         self.time_limit = time_limit
         self.max_enumerate = max_enumerate
+        self.attribute_weights = attribute_weights
 
     @classmethod
-    def from_options(cls, options: RerankOptions, *, lam=None, half_life=None, n_threads=None) -> CalibratedReranker:
+    def from_options(
+        cls, options: RerankOptions, *, lam=None, half_life=None, n_threads=None, attribute_weights=None,
+    ) -> CalibratedReranker:
         """A reranker with the settings of ``options``; ``lam`` (e.g. a column name) replaces
         ``options.lam`` when given."""
         params = options.as_dict()
         if lam is not None:
             params["lam"] = lam
-        return cls(**params, half_life=half_life, n_threads=n_threads)
+        return cls(**params, half_life=half_life, n_threads=n_threads, attribute_weights=attribute_weights)
 
     def get_params(self) -> dict:
         """The constructor parameters, as scikit-learn's ``get_params`` returns them."""
@@ -189,7 +199,7 @@ class CalibratedReranker:
         frame = checked.frame
         user_codes, users = pd.factorize(frame["user_id"], sort=False)
         targets, has_mass = target_distributions(
-            user_codes, table.rows_for(frame["item_id"]), weights, len(users), table.matrix
+            user_codes, table.rows_for(frame["item_id"]), weights, len(users), table.matrix, table.attribute_codes,
         )
         return self._set_fitted(table, users, targets, has_mass)
 
@@ -202,10 +212,42 @@ class CalibratedReranker:
             [table.matrix, sp.csr_matrix((1, table.matrix.shape[1]))], format="csr"
         )
         self.users_ = pd.Index(users)[has_mass]
-        self.population_target_ = population_distribution(targets, has_mass)
-        # Last row: the population target for cold users.
-        self.targets_ = np.vstack([targets[has_mass], self.population_target_[None, :]])
+        codes = table.attribute_codes
+        self.population_target_ = population_distribution(targets, has_mass, codes)
+        # Last row: the population target for cold users (and, per attribute, for users
+        # without mass in one attribute).
+        warm = fill_empty_blocks(targets[has_mass], self.population_target_, codes)
+        self.targets_ = np.vstack([warm, self.population_target_[None, :]])
+        self.attributes_ = self._attributes(table)
         return self
+
+    def _attributes(self, table) -> Attributes | None:
+        """Several attributes: the attribute of each category and the normalised weights
+        ``w_a`` (``attribute_weights`` by name; equal by default)."""
+        given = self.attribute_weights
+        if table.attributes is None:
+            if given is not None:
+                raise InputError("attribute_weights needs an 'attribute' column in item_categories")
+            return None
+        if given is None:
+            return check_attributes(table.attribute_codes, None, len(table.categories))
+        if not isinstance(given, Mapping | pd.Series):
+            raise InputTypeError(f"attribute_weights must be a mapping attribute -> weight, got {type(given).__name__}")
+        weights = pd.Series(given, dtype=object)
+        unknown = weights.index.difference(table.attributes)
+        if len(unknown):
+            raise InputError(
+                f"attribute_weights names attribute {unknown[0]!r}, which item_categories does not have "
+                f"(attributes: {', '.join(map(str, table.attributes))})"
+            )
+        missing = table.attributes.difference(weights.index)
+        if len(missing):
+            raise InputError(f"attribute_weights has no weight for attribute {missing[0]!r}")
+        values = weights.reindex(table.attributes).to_list()
+        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Real)]
+        if bad:
+            raise InputTypeError(f"attribute_weights values must be numbers, got {bad[0]!r}")
+        return check_attributes(table.attribute_codes, np.asarray(values, dtype=np.float64), len(table.categories))
 
     def fit_spark(self, history, item_categories) -> CalibratedReranker:
         """``fit`` on Spark DataFrames: targets aggregated on the cluster (see :mod:`rerank.spark`)."""
@@ -283,7 +325,7 @@ class CalibratedReranker:
         # The frame was validated once (candidates_to_csr); the engine takes the arrays as checked.
         problem = Problem(
             csr.lists(self.item_rows(csr.item_ids)), self.category_matrix_, self.targets_, target_rows,
-            self._lam_per_user(candidates, csr),
+            self._lam_per_user(candidates, csr), self.attributes_,
         )
         result = solve(problem, self.options_, self.n_threads)
         out = output_frame(csr, result.indptr, result.positions)

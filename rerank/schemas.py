@@ -17,7 +17,8 @@ Contracts (docs/design.md §5; fallbacks are documented in ``docs/inputs.md``):
   (and reported) instead of failing the call; rows without a ``user_id`` are dropped and counted.
 * history ``user_id, item_id`` (+ ``weight`` finite ≥ 0, ``timestamp`` numeric or datetime):
   repeated rows add up.
-* item categories ``item_id, category`` (+ ``weight`` finite ≥ 0): repeated rows add up.
+* item categories ``item_id, category`` (+ ``weight`` finite ≥ 0, + ``attribute``: several
+  attributes in one objective, non-null integer or string names): repeated rows add up.
 """
 
 from __future__ import annotations
@@ -399,5 +400,8 @@ def validate_item_categories(frame) -> CheckedItemCategories:
     :class:`CheckedItemCategories` is returned as it is."""
     if isinstance(frame, CheckedItemCategories):
         return frame
-    weights, (item_kind, category_kind) = _ids_and_weights(frame, ["item_id", "category"], "item_categories")
+    columns = ["item_id", "category"]
+    if isinstance(frame, pd.DataFrame) and "attribute" in frame.columns:
+        columns.append("attribute")  # several attributes (docs/design.md §3): ids like the others
+    weights, (item_kind, category_kind, *_) = _ids_and_weights(frame, columns, "item_categories")
     return CheckedItemCategories(frame, weights, item_kind, category_kind)

@@ -324,7 +324,7 @@ def fit_spark(reranker, history, item_categories):
     )
     _history_checks(history, h_fields, reranker.half_life)
 
-    wanted = [c for c in ("item_id", "category", "weight") if c in c_fields]
+    wanted = [c for c in ("item_id", "category", "weight", "attribute") if c in c_fields]
     table = item_categories_from_frame(item_categories.select(*wanted).toPandas())
     masses = category_masses(reranker, history, table).toPandas()
 
@@ -336,6 +336,7 @@ def fit_spark(reranker, history, item_categories):
         masses["mass"].to_numpy(dtype=np.float64),
         len(users),
         sp.identity(n_categories, dtype=np.float64, format="csr"),
+        table.attribute_codes,
     )
     reranker.id_kinds_ = kinds
     return reranker._set_fitted(table, users, targets, has_mass)

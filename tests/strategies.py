@@ -88,3 +88,50 @@ def instances(draw, max_users=4, max_n=8, max_cat=4, ties=None, lam=None):
         targets.append(draw(target(n_cat)))
         lams.append(draw(st.sampled_from([0.0, 0.2, 0.5, 0.9, 0.99, 1.0]) | st.floats(0, 1)) if lam is None else lam)
     return Instance(n_items, n_cat, cats, users, scores, targets, lams)
+
+
+@dataclass
+class AttributeInstance(Instance):
+    """An instance with several attributes: ``cat_attr[g]`` the attribute of category g,
+    ``attr_w`` the (normalised) attribute weights; every item row and target is normalised
+    within each attribute."""
+
+    cat_attr: list[int] = None
+    attr_w: list[float] = None
+
+
+def _within(values: dict[int, float] | list[float], cat_attr, n_attr):
+    """Normalise a row (dict or list over categories) within each attribute."""
+    as_dict = dict(values) if isinstance(values, dict) else dict(enumerate(values))
+    sums = [0.0] * n_attr
+    for g, v in as_dict.items():
+        sums[cat_attr[g]] += v
+    out = {g: v / sums[cat_attr[g]] for g, v in as_dict.items() if sums[cat_attr[g]] > 0}
+    return out if isinstance(values, dict) else [out.get(g, 0.0) for g in range(len(values))]
+
+
+@st.composite
+def attribute_instances(draw, max_users=3, max_n=7, n_attr=2, lam=None):
+    """Several attributes (2 by default), each with 1-3 categories; items with any categories
+    of each attribute (possibly none in one), targets per attribute."""
+    sizes = [draw(st.integers(1, 3)) for _ in range(n_attr)]
+    cat_attr = [a for a, size in enumerate(sizes) for _ in range(size)]
+    n_cat = len(cat_attr)
+    base = draw(instances(max_users=max_users, max_n=max_n, max_cat=1, lam=lam))
+    n_items = base.n_items
+    item_cats = []
+    for _ in range(n_items):
+        cats = draw(st.lists(st.integers(0, n_cat - 1), max_size=4, unique=True))
+        weights = {g: draw(st.sampled_from([1.0, 1.0, 0.5, 2.0])) for g in cats}
+        item_cats.append(_within(weights, cat_attr, n_attr))
+    targets = []
+    for _ in base.users:
+        raw = [draw(st.sampled_from([0.0, 0.0, 0.1, 0.3, 1.0, 2.0])) for _ in range(n_cat)]
+        targets.append(_within(raw, cat_attr, n_attr))
+    raw_w = [draw(st.sampled_from([0.0, 0.5, 1.0, 3.0])) for _ in range(n_attr)]
+    if sum(raw_w) == 0:
+        raw_w[0] = 1.0
+    attr_w = [w / sum(raw_w) for w in raw_w]
+    return AttributeInstance(
+        n_items, n_cat, item_cats, base.users, base.scores, targets, base.lam, cat_attr=cat_attr, attr_w=attr_w
+    )

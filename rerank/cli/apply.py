@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from rerank import io, schemas
-from rerank.cli.options import add_input_files, add_rerank_arguments, options_from_args
+from rerank.cli.options import add_input_files, add_rerank_arguments, attribute_weights, options_from_args
 from rerank.errors import InputError
 from rerank.params import check_whole, show
 from rerank.reranker import CalibratedReranker
@@ -40,7 +40,8 @@ DEFAULT_BATCH_ROWS = 200_000
 def run(args) -> int:
     options = options_from_args(args)  # parameter errors first, before reading anything
     reranker = CalibratedReranker.from_options(
-        options, lam=args.lam_column, half_life=args.half_life, n_threads=args.threads
+        options, lam=args.lam_column, half_life=args.half_life, n_threads=args.threads,
+        attribute_weights=attribute_weights(args.attribute_weights),
     )
     reranker.build_options()
     batch_rows = check_whole("--batch-rows", args.batch_rows)
@@ -169,6 +170,9 @@ def register(subparsers) -> None:
     opts = parser.add_argument_group("reranking")
     add_rerank_arguments(opts)
     opts.add_argument("--half-life", type=float, help="recency half-life on the history's timestamp")
+    opts.add_argument("--attribute-weights", metavar="NAME=W,...",
+                      help="several attributes (an 'attribute' column in --item-categories): their weights w_a "
+                           "in Σ_a w_a C(p_a, q_a), normalised to sum 1 (default: equal)")
     run_opts = parser.add_argument_group("running")
     run_opts.add_argument("--on-invalid", choices=["error", "skip"], default="error",
                           help="invalid candidate rows: fail (default) or skip their users and report them")

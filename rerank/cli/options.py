@@ -22,7 +22,7 @@ def add_input_files(parser, *, candidates_help: str = "user_id, item_id, score")
     group = parser.add_argument_group("files (CSV or Parquet by suffix)")
     group.add_argument("--candidates", required=True, help=candidates_help)
     group.add_argument("--history", required=True, help="user_id, item_id [, weight, timestamp]")
-    group.add_argument("--item-categories", required=True, help="item_id, category [, weight]")
+    group.add_argument("--item-categories", required=True, help="item_id, category [, weight, attribute]")
     return group
 
 
@@ -71,6 +71,23 @@ def _rank_weights(text: str):
         return [float(x) for x in text.split(",")]
     except ValueError:
         raise InputError(f"--rank-weights must be 'uniform', 'dcg' or comma-separated numbers, got {text!r}") from None
+
+
+def attribute_weights(text: str | None) -> dict | None:
+    """``--attribute-weights genre=3,popularity=1`` → ``{"genre": 3.0, "popularity": 1.0}``
+    (the reranker checks the names against the item-categories file's ``attribute`` column)."""
+    if text is None:
+        return None
+    out = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise InputError(f"--attribute-weights must read name=weight,name=weight; got {text!r}")
+    return out
 
 
 def options_from_args(args: argparse.Namespace, **overrides) -> RerankOptions:

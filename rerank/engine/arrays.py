@@ -38,7 +38,7 @@ from rerank.engine.options import RerankOptions
 from rerank.errors import InputError
 from rerank.params import check_finite, check_lam_array, float_array, int_array
 
-__all__ = ["Problem", "RerankResult", "rerank_arrays", "rerank_lists", "solve"]
+__all__ = ["Attributes", "Problem", "RerankResult", "rerank_arrays", "rerank_lists", "solve"]
 
 
 @dataclass(frozen=True)
@@ -68,21 +68,87 @@ class RerankResult:
     exact_seconds: np.ndarray | None = None
 
 
+class Attributes(NamedTuple):
+    """Several attributes in one objective (docs/design.md §3): ``codes`` int64 (G) the attribute
+    of each column of the category matrix, ``weights`` float64 (one per attribute, summing to 1).
+    The divergence is ``Σ_a w_a C(p_a, q_a)``, each ``p_a`` / ``q_a`` over the attribute's columns."""
+
+    codes: np.ndarray
+    weights: np.ndarray
+
+    @property
+    def n_attributes(self) -> int:
+        return int(self.weights.size)
+
+    def category_weights(self) -> np.ndarray:
+        """``w_{a(g)}`` per category: the factor of each category's divergence term."""
+        return self.weights[self.codes]
+
+
+def check_attributes(category_attribute, attribute_weights, n_cat: int) -> Attributes | None:
+    """``category_attribute`` (G integers from 0: the attribute of each category) and
+    ``attribute_weights`` (one nonnegative weight per attribute, normalised here to sum to 1;
+    equal by default) → :class:`Attributes`; ``None`` when neither is given (one attribute)."""
+    if category_attribute is None:
+        if attribute_weights is not None:
+            raise InputError("attribute_weights needs category_attribute (the attribute of each category)")
+        return None
+    codes = int_array("category_attribute", category_attribute)
+    if codes.shape != (n_cat,):
+        raise InputError(f"category_attribute must have one entry per category ({n_cat}), got shape {codes.shape}")
+    if codes.size and codes.min() < 0:
+        raise InputError("category_attribute must hold attribute numbers from 0")
+    n_attr = int(codes.max(initial=-1)) + 1
+    if attribute_weights is None:
+        weights = np.ones(max(n_attr, 1), dtype=np.float64)
+    else:
+        weights = float_array("attribute_weights", attribute_weights)
+        check_finite("attribute_weights", weights)
+        if weights.size < n_attr:
+            raise InputError(f"attribute_weights has {weights.size} values for {n_attr} attributes")
+        if weights.size and weights.min() < 0:
+            raise InputError("attribute_weights must be nonnegative")
+    if not weights.sum() > 0:
+        raise InputError("attribute_weights must not all be 0")
+    return Attributes(codes, weights / weights.sum())
+
+
+def refuse_attributes(attributes: Attributes | None, options: RerankOptions) -> None:
+    """What several attributes do not support, refused with one clear message."""
+    if attributes is None or attributes.n_attributes <= 1:
+        return
+    if options.divergence == "hellinger":
+        raise InputError(
+            "several attributes need a divergence that is a sum of per-category terms ('kl' or 'chi2'); "
+            "Hellinger takes a square root per attribute"
+        )
+    if options.method == "pm2":
+        raise InputError("method='pm2' calibrates one attribute; use method='greedy' with several attributes")
+    if options.solver == "exact":
+        raise InputError("solver='exact' (and rerank gap) solve one attribute; use solver='greedy' with several")
+
+
 class Problem(NamedTuple):
     """Checked engine inputs: the candidate ``lists``, the item × category matrix ``categories``
     (canonical float64 CSR), ``targets`` float64 (T × G), and per user its ``target_rows`` (int64)
-    and ``lam`` (float64)."""
+    and ``lam`` (float64); ``attributes`` (:class:`Attributes`) with several attributes, else
+    ``None`` (one attribute: the plain divergence)."""
 
     lists: CandidateLists
     categories: sp.csr_matrix
     targets: np.ndarray
     target_rows: np.ndarray
     lam: np.ndarray
+    attributes: Attributes | None = None
 
 
-def check_problem(lists: CandidateLists, categories, targets, target_rows, lam, options: RerankOptions) -> Problem:
+def check_problem(
+    lists: CandidateLists, categories, targets, target_rows, lam, options: RerankOptions, *,
+    category_attribute=None, attribute_weights=None,
+) -> Problem:
     """The checks that relate the arrays to each other (finite scores, items within the category
-    matrix, one target row and one λ per user); returns the :class:`Problem` to :func:`solve`."""
+    matrix, one target row and one λ per user, one attribute per category); returns the
+    :class:`Problem` to :func:`solve`."""
     matrix = category_matrix(categories)
     n_items = matrix.shape[0]
     check_finite("scores", lists.scores)
@@ -113,7 +179,8 @@ def check_problem(lists: CandidateLists, categories, targets, target_rows, lam, 
         if options.lam is None:
             raise InputError("options.lam is None (per-user λ): pass lam, one value per user")
         lam = options.lam
-    return Problem(lists, matrix, targets, target_rows, check_lam_array(lam, n_users))
+    attributes = check_attributes(category_attribute, attribute_weights, matrix.shape[1])
+    return Problem(lists, matrix, targets, target_rows, check_lam_array(lam, n_users), attributes)
 
 
 def rerank_lists(
@@ -124,6 +191,8 @@ def rerank_lists(
     *,
     target_rows=None,
     lam=None,
+    category_attribute=None,
+    attribute_weights=None,
     n_threads: int | None = None,
 ) -> RerankResult:
     """Calibrated reranking of candidate lists with ``options`` (docs/design.md §3, §4).
@@ -131,8 +200,17 @@ def rerank_lists(
     ``categories`` is the items × G matrix of ``p(g|i)`` (scipy sparse), ``targets`` the T × G
     targets ``p(g|u)``; user ``u`` uses ``targets[target_rows[u]]`` (``targets[u]`` by default)
     and ``lam[u]`` (``options.lam`` by default; a scalar or one value per user).
+
+    Several attributes: ``category_attribute`` gives the attribute (0, 1, …) of each category
+    column and ``attribute_weights`` their weights (normalised to sum to 1; equal by default).
+    Each item's row and each target are then normalised *within* each attribute, and the
+    divergence is ``Σ_a w_a C(p_a, q_a)``.
     """
-    return solve(check_problem(lists, categories, targets, target_rows, lam, options), options, n_threads)
+    problem = check_problem(
+        lists, categories, targets, target_rows, lam, options, category_attribute=category_attribute,
+        attribute_weights=attribute_weights,
+    )
+    return solve(problem, options, n_threads)
 
 
 def rerank_arrays(
@@ -147,6 +225,8 @@ def rerank_arrays(
     *,
     options: RerankOptions | None = None,
     target_rows=None,
+    category_attribute=None,
+    attribute_weights=None,
     n_threads: int | None = None,
     **keywords,
 ) -> RerankResult:
@@ -162,7 +242,8 @@ def rerank_arrays(
     ``rank_weights``, ``normalize``, ``safeguard``, ``order``, ``method``, ``pm2_theta``,
     ``min_share``, ``min_share_threshold``, ``solver``, ``time_limit``, ``max_enumerate``).
     ``lam`` may also hold one value per user (with ``options`` too, where it overrides
-    ``options.lam``).
+    ``options.lam``). Several attributes: ``category_attribute`` and ``attribute_weights`` as in
+    :func:`rerank_lists`.
 
     Returns a :class:`RerankResult` (``result.indptr`` delimits each user's ``result.items``).
     """
@@ -176,13 +257,17 @@ def rerank_arrays(
     elif keywords or k is not None or alpha is not None:
         raise TypeError("rerank_arrays takes options=RerankOptions(...) or keyword options, not both")
     lists = CandidateLists(indptr, item_idx, scores)
-    return rerank_lists(lists, categories, targets, options, target_rows=target_rows, lam=lam, n_threads=n_threads)
+    return rerank_lists(
+        lists, categories, targets, options, target_rows=target_rows, lam=lam,
+        category_attribute=category_attribute, attribute_weights=attribute_weights, n_threads=n_threads,
+    )
 
 
 def solve(problem: Problem, options: RerankOptions, n_threads: int | None = None) -> RerankResult:
     """Run the kernel (and the quota feasibility / exact solver when asked) on checked inputs."""
     codes = options.validate()
-    lists, matrix, targets, target_rows, lam = problem
+    lists, matrix, targets, target_rows, lam, attributes = problem
+    refuse_attributes(attributes, options)
     n_users = lists.n_users
     k = options.k
     quota = QuotaPlan(np.zeros((1, 1), dtype=np.int64), np.zeros(max(n_users, 1), dtype=np.int64))
@@ -207,7 +292,7 @@ def solve(problem: Problem, options: RerankOptions, n_threads: int | None = None
         k, options.alpha, codes.divergence, codes.normalize, options.safeguard, codes.order_by_score, codes.method,
         float(options.pm2_theta), max(max_n, 1),
     )
-    cats = CategoryCSR.of(matrix)
+    cats = CategoryCSR.of(matrix, None if attributes is None else attributes.category_weights())
     if n_users:
         with num_threads(n_threads), kernel_lock():
             rerank_kernel(lists, cats, targets, target_rows, lam, weights, params, quota, out)

@@ -144,7 +144,7 @@ def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota,
     # Numba's parfors lose the writes into the arrays of a named tuple that enters a prange
     # (numba issue 5872): the loop takes plain arrays and scalars and rebuilds the tuples inside.
     indptr, items, scores = lists.indptr, lists.items, lists.scores
-    cat_indptr, cat_indices, cat_data = cats.indptr, cats.indices, cats.data
+    cat_indptr, cat_indices, cat_data, cat_weight = cats.indptr, cats.indices, cats.data, cats.weight
     quotas, quota_met = quota.quotas, quota.met
     out_indptr, out_positions, out_objective, out_used_topk = out.indptr, out.positions, out.objective, out.used_topk
     k, alpha, divergence, normalize = params.k, params.alpha, params.divergence, params.normalize
@@ -155,7 +155,7 @@ def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota,
         first = block * USERS_PER_BLOCK
         rerank_block(
             first, min(first + USERS_PER_BLOCK, n_users), CandidateLists(indptr, items, scores),
-            CategoryCSR(cat_indptr, cat_indices, cat_data), targets, target_rows, lam, rank_w,
+            CategoryCSR(cat_indptr, cat_indices, cat_data, cat_weight), targets, target_rows, lam, rank_w,
             KernelParams(k, alpha, divergence, normalize, safeguard, order_by_score, method, pm2_theta, max_n),
             QuotaPlan(quotas, quota_met), KernelOutput(out_indptr, out_positions, out_objective, out_used_topk),
             SharePairs(pair_of_entry, pair_cat, pair_share),

@@ -77,17 +77,22 @@ class CandidateLists(_Lists):
 
 class CategoryCSR(NamedTuple):
     """``A`` (items × G) by rows: item ``i``'s categories are ``indices[indptr[i]:indptr[i+1]]``
-    with shares ``data`` (int64, int64, float64)."""
+    with shares ``data`` (int64, int64, float64); ``weight`` float64 (G) is the weight
+    ``w_{a(g)}`` of each category's attribute in the divergence ``Σ_a w_a C(p_a, q_a)``
+    (all 1.0 with one attribute, which multiplies every term by exactly 1)."""
 
     indptr: np.ndarray
     indices: np.ndarray
     data: np.ndarray
+    weight: np.ndarray
 
     @classmethod
-    def of(cls, matrix: sp.csr_matrix) -> CategoryCSR:
+    def of(cls, matrix: sp.csr_matrix, weight: np.ndarray | None = None) -> CategoryCSR:
+        if weight is None:
+            weight = np.ones(matrix.shape[1], dtype=np.float64)
         return cls(
             matrix.indptr.astype(np.int64, copy=False), matrix.indices.astype(np.int64, copy=False),
-            np.ascontiguousarray(matrix.data, dtype=np.float64),
+            np.ascontiguousarray(matrix.data, dtype=np.float64), np.ascontiguousarray(weight, dtype=np.float64),
         )
 
 

@@ -1,0 +1,34 @@
+"""``rerank apply`` with the issue-14 flags: several attributes (``--attribute-weights``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from test_apply import apply, files, make_data, read
+
+from rerank import CalibratedReranker, popularity_categories
+
+
+@pytest.fixture(scope="module")
+def data_two_attributes():
+    hist, cats, cands = make_data(seed=3)
+    cats = pd.concat([cats.assign(attribute="genre"), popularity_categories(hist)], ignore_index=True)
+    return hist, cats, cands
+
+
+def test_attribute_weights_flag_equals_the_frame_api(tmp_path, data_two_attributes):
+    hist, cats, cands = data_two_attributes
+    code, out = apply(tmp_path, *files(tmp_path, data_two_attributes), "out.csv", "--k", "4", "--lam", "0.8",
+                      "--attribute-weights", "genre=3,popularity=1", "--batch-rows", "9")
+    assert code == 0
+    expected = CalibratedReranker(k=4, lam=0.8, attribute_weights={"genre": 3, "popularity": 1}).fit(
+        hist, cats).rerank(cands)
+    pd.testing.assert_frame_equal(read(out), expected, check_dtype=False)
+
+
+@pytest.mark.parametrize(("text", "message"), [("genre", "name=weight"), ("genre=1,bogus=2", "'bogus'")])
+def test_bad_attribute_weights_flag(tmp_path, data_two_attributes, text, message, capsys):
+    code, out = apply(tmp_path, *files(tmp_path, data_two_attributes), "out.csv", "--attribute-weights", text)
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

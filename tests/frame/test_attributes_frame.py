@@ -1,0 +1,111 @@
+"""Several attributes through the pandas API: per-attribute targets, weights by name, the same
+lists as the array API, metrics per attribute (docs/design.md §3, §9.1)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import reference as ref
+
+from rerank import CalibratedReranker, metrics, popularity_categories
+from rerank.errors import InputError
+
+GENRES = pd.DataFrame({
+    "item_id": ["a", "b", "c", "d", "e", "f", "f"],
+    "category": ["drama", "drama", "doc", "doc", "drama", "doc", "drama"],
+})
+HISTORY = pd.DataFrame({
+    "user_id": ["u"] * 6 + ["v"] * 3,
+    "item_id": ["a", "a", "a", "b", "c", "d", "a", "b", "e"],
+})
+
+
+def two_attributes():
+    return pd.concat(
+        [GENRES.assign(attribute="genre"), popularity_categories(HISTORY)], ignore_index=True
+    )
+
+
+def test_targets_are_per_attribute():
+    reranker = CalibratedReranker(k=2, lam=0.5).fit(HISTORY, two_attributes())
+    p = reranker.target_distributions(["u"]).loc["u"]
+    assert p.index.names == ["attribute", "category"]
+    # genre: u has 4 drama (a a a b) and 2 doc (c d); popularity by item counts: a:4 b:2 c,d,e:1
+    assert p["genre"].to_dict() == pytest.approx({"doc": 2 / 6, "drama": 4 / 6})
+    assert p["genre"].sum() == pytest.approx(1.0)
+    assert p["popularity"].sum() == pytest.approx(1.0)
+
+
+def test_user_without_mass_in_one_attribute_gets_that_block_of_the_population():
+    cats = pd.concat([GENRES.assign(attribute="genre"),
+                      pd.DataFrame({"item_id": ["e"], "category": ["new"], "attribute": ["age"]})])
+    reranker = CalibratedReranker(k=2).fit(HISTORY, cats)
+    p_u = reranker.target_distributions(["u"]).loc["u"]
+    assert p_u["age"].to_dict() == {"new": 1.0}  # u never saw e: the population's block (only v)
+    assert p_u["genre"].sum() == pytest.approx(1.0)
+
+
+def test_frame_lists_equal_the_reference_with_weights_by_name():
+    cats = two_attributes()
+    weights = {"genre": 3.0, "popularity": 1.0}
+    reranker = CalibratedReranker(k=3, lam=0.8, attribute_weights=weights).fit(HISTORY, cats)
+    items = ["a", "b", "c", "d", "e", "f"]
+    scores = [0.9, 0.8, 0.5, 0.45, 0.3, 0.2]
+    cand = pd.DataFrame({"user_id": "u", "item_id": items, "score": scores})
+    out = reranker.rerank(cand)
+    columns = list(reranker.categories_)
+    cat_attr = [0 if attr == "genre" else 1 for attr, _ in columns]
+    table = reranker.item_categories_
+    item_cats = []
+    for item in items:
+        row = table.matrix[table.rows_for([item])[0]]
+        item_cats.append({int(g): float(a) for g, a in zip(row.indices, row.data, strict=True)})
+    p = reranker.target_distributions(["u"]).loc["u"].tolist()
+    chosen = ref.general_greedy(scores, item_cats, p, 3, 0.8, cat_attr=cat_attr, attr_w=[0.75, 0.25])
+    assert out["item_id"].tolist() == [items[j] for j in chosen]
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [({"genre": 1.0}, "no weight for attribute 'popularity'"), ({"genre": 1, "popularity": 1, "x": 1}, "'x'"),
+     ({"genre": "1", "popularity": 1}, "numbers")],
+)
+def test_bad_attribute_weights(weights, message):
+    with pytest.raises(InputError, match=message):
+        CalibratedReranker(attribute_weights=weights).fit(HISTORY, two_attributes())
+
+
+def test_attribute_weights_without_attribute_column():
+    with pytest.raises(InputError, match="attribute"):
+        CalibratedReranker(attribute_weights={"genre": 1.0}).fit(HISTORY, GENRES)
+
+
+def test_metrics_per_attribute():
+    cats = two_attributes()
+    reranker = CalibratedReranker(k=2, lam=0.0).fit(HISTORY, cats)
+    recs = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "c"], "rank": [1, 2]})
+    targets = reranker.target_distributions(["u"])
+    per_user = metrics.user_metrics(recs, targets, reranker.item_categories_)
+    for attribute in ("genre", "popularity"):
+        one = metrics.user_metrics(
+            recs, targets[attribute], reranker.item_categories_.attribute_table(attribute)
+        )
+        for column in one.columns:
+            assert per_user[f"{column}[{attribute}]"].equals(one[column])
+    assert "miscalibration_kl" not in per_user.columns  # no silent blend of the attributes
+    # genre of the list (a drama, c doc) against u's (2/3, 1/3)
+    q = [0.5, 0.5]
+    assert per_user.loc["u", "miscalibration_kl[genre]"] == pytest.approx(ref.kl([2 / 6, 4 / 6], q, 0.01))
+
+
+def test_exact_solver_refused_with_several_attributes():
+    reranker = CalibratedReranker(k=2, solver="exact").fit(HISTORY, two_attributes())
+    with pytest.raises(InputError, match="exact"):
+        reranker.rerank(pd.DataFrame({"user_id": "u", "item_id": ["a", "b", "c"], "score": [1.0, 0.5, 0.1]}))
+
+
+def test_attribute_column_checked_like_an_id():
+    cats = two_attributes()
+    cats.loc[0, "attribute"] = None
+    with pytest.raises(InputError, match="attribute"):
+        CalibratedReranker().fit(HISTORY, cats)
