@@ -51,6 +51,9 @@ class RerankReport(RowAccounting):
     that user's candidates meets every quota (0 for everyone whose quotas are feasible; see
     :mod:`rerank.engine.quota`); ``None`` without ``min_share``. ``solver="exact"``: ``exact_gap``
     is a Series ``user_id -> certified relative optimality gap`` (:mod:`rerank.engine.exact`).
+    ``shown=``: ``shown_removed`` is a Series ``user_id -> candidates left out because they were
+    shown already`` (those rows are reranked rows that produce no output, so ``n_output_rows``
+    is ``Σ_u min(k, n_u − shown_u)``).
     """
 
     n_users: int
@@ -65,6 +68,7 @@ class RerankReport(RowAccounting):
     n_expected_output_rows: int | None = None
     quota_shortfall: pd.Series | None = None
     exact_gap: pd.Series | None = None
+    shown_removed: pd.Series | None = None
 
     def summary(self) -> str:
         return summary_line(

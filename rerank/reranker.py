@@ -35,7 +35,7 @@ from rerank.distributions import (
 from rerank.engine.arrays import Attributes, Problem, check_attributes, solve
 from rerank.engine.options import MAX_ENUMERATE, RerankOptions
 from rerank.errors import InputError, InputTypeError
-from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values
+from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values, shown_prefix
 from rerank.params import check_lam_array, check_n_threads, check_positive, check_unit_interval
 from rerank.report import RerankReport
 
@@ -310,8 +310,14 @@ class CalibratedReranker:
             csr.item_kind, "candidates column 'item_id'", kinds["item_id"], "the item_categories' item_id"
         )
 
-    def rerank(self, candidates: pd.DataFrame, *, on_invalid: str = "raise") -> pd.DataFrame:
+    def rerank(self, candidates: pd.DataFrame, *, on_invalid: str = "raise", shown=None) -> pd.DataFrame:
         """Rerank each user's candidates; returns ``user_id, item_id, score, rank`` (rank from 1).
+
+        ``shown`` (pages that remember, docs/design.md §9.3): a frame ``user_id, item_id``
+        (+ ``rank``) of items already shown to the users, in shown order; they count in ``q`` as
+        the list's first positions with their rank weights, and the candidates among them are
+        not picked again (``report_.shown_removed`` counts them per user). Page 2 thus
+        calibrates the union of pages 1 and 2.
 
         Users keep the order in which they first appear; ``score`` is the input score (float64).
         Invalid input raises :class:`rerank.errors.InputError` naming the column, user or item;
@@ -323,13 +329,25 @@ class CalibratedReranker:
         self._check_id_kinds(csr)
         target_rows, cold = self.target_rows(csr.users)
         # The frame was validated once (candidates_to_csr); the engine takes the arrays as checked.
+        prefix = excluded = None
+        if shown is not None:
+            checked_shown = schemas.validate_shown(shown)
+            schemas.check_same_id_kind(
+                checked_shown.user_kind, "shown column 'user_id'", csr.user_kind, "candidates column 'user_id'"
+            )
+            schemas.check_same_id_kind(
+                checked_shown.item_kind, "shown column 'item_id'", csr.item_kind, "candidates column 'item_id'"
+            )
+            prefix, excluded = shown_prefix(checked_shown, csr, self.item_rows)
         problem = Problem(
             csr.lists(self.item_rows(csr.item_ids)), self.category_matrix_, self.targets_, target_rows,
-            self._lam_per_user(candidates, csr), self.attributes_,
+            self._lam_per_user(candidates, csr), self.attributes_, prefix, excluded,
         )
         result = solve(problem, self.options_, self.n_threads)
         out = output_frame(csr, result.indptr, result.positions)
         lengths = np.diff(csr.indptr)
+        if result.shown_removed is not None:
+            lengths = lengths - result.shown_removed
         k = self.options_.k
         self.report_ = RerankReport(
             n_users=len(csr.users),
@@ -344,5 +362,6 @@ class CalibratedReranker:
             n_expected_output_rows=int(np.minimum(lengths, k).sum()),
             quota_shortfall=_per_user(csr.users, result.quota_shortfall, "quota_shortfall"),
             exact_gap=_per_user(csr.users, result.gap, "exact_gap"),
+            shown_removed=_per_user(csr.users, result.shown_removed, "shown_removed"),
         )
         return out

@@ -84,10 +84,13 @@ def worker_reranker(reranker):
     return local
 
 
-def rerank_group(reranker, frame: pd.DataFrame, position_col: str, on_invalid: str = "raise") -> pd.DataFrame:
-    """Rerank one pandas group (one user or one bucket of users) in input order."""
+def rerank_group(
+    reranker, frame: pd.DataFrame, position_col: str, on_invalid: str = "raise", shown: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Rerank one pandas group (one user or one bucket of users) in input order; ``shown``: the
+    group's shown items with their shown order in ``rank``."""
     order = np.argsort(frame[position_col].to_numpy(), kind="stable")
-    return reranker.rerank(frame.take(order), on_invalid=on_invalid)
+    return reranker.rerank(frame.take(order), on_invalid=on_invalid, shown=shown)
 
 
 def id_kind_of(dtype) -> str | None:
@@ -135,6 +138,7 @@ def rerank_spark(
     n_buckets: int | None = None,
     position_col: str | None = None,
     on_invalid: str = "raise",
+    shown=None,
 ):
     """Rerank a Spark DataFrame ``user_id, item_id, score`` (+ the λ column if ``reranker.lam``
     names one); returns a Spark DataFrame ``user_id, item_id, score, rank`` with the same rows
@@ -152,6 +156,10 @@ def rerank_spark(
 
     ``on_invalid="skip"`` drops users with invalid rows, as ``rerank`` does (the skipped users
     are not reported back from the executors); ``"raise"`` fails the job with the same error.
+
+    ``shown``: a Spark DataFrame ``user_id, item_id`` (+ ``rank``) of items already shown
+    (``CalibratedReranker.rerank(shown=)``, docs/design.md §9.3); it is co-grouped with the
+    candidates by the same user buckets (its order: ``rank``, else its own row order).
     """
     from pyspark.sql import functions as F
 
@@ -192,10 +200,36 @@ def rerank_spark(
         return rerank_group(state.value, frame, POSITION_COLUMN, on_invalid)
 
     schema = output_schema(candidates)
+    if shown is not None:
+        return _rerank_with_shown(rows, shown, state, schema, by, n_buckets, on_invalid)
     if by == "user":
         return rows.groupBy("user_id").applyInPandas(rerank_one_group, schema)
     bucket = F.pmod(F.xxhash64("user_id"), F.lit(n_buckets))
     return rows.withColumn(BUCKET_COLUMN, bucket).groupBy(BUCKET_COLUMN).applyInPandas(rerank_one_group, schema)
+
+
+def _rerank_with_shown(rows, shown, state, schema, by: str, n_buckets: int, on_invalid: str):
+    """Candidates and shown items co-grouped by user (``by="user"``) or user bucket."""
+    from pyspark.sql import functions as F
+
+    s_fields = _fields(shown, "shown")
+    _require_columns(s_fields, ["user_id", "item_id"], "shown")
+    order = F.col("rank").cast("double") if "rank" in s_fields else F.monotonically_increasing_id().cast("double")
+    shown_rows = shown.select(F.col("user_id"), F.col("item_id"), order.alias("rank"))
+    key = "user_id" if by == "user" else BUCKET_COLUMN
+    if by != "user":
+        bucket = F.pmod(F.xxhash64("user_id"), F.lit(n_buckets))
+        rows, shown_rows = rows.withColumn(BUCKET_COLUMN, bucket), shown_rows.withColumn(BUCKET_COLUMN, bucket)
+    columns = [field.name for field in schema.fields]
+
+    def rerank_cogroup(frame: pd.DataFrame, seen: pd.DataFrame) -> pd.DataFrame:
+        if not len(frame):
+            return pd.DataFrame({name: [] for name in columns})
+        return rerank_group(
+            state.value, frame, POSITION_COLUMN, on_invalid, shown=seen[["user_id", "item_id", "rank"]],
+        )
+
+    return rows.groupBy(key).cogroup(shown_rows.groupBy(key)).applyInPandas(rerank_cogroup, schema)
 
 
 # ---------------------------------------------------------------------------- fit

@@ -25,7 +25,7 @@ from rerank.errors import InputError, InputTypeError
 from rerank.params import check_bool, show
 from rerank.report import RerankReport, RowAccounting, summary_line
 from rerank.reranker import CalibratedReranker
-from rerank.schemas import at_row, check_on_invalid, empty_skipped
+from rerank.schemas import at_row, check_on_invalid, empty_skipped, validate_shown
 
 
 class SeenIds:
@@ -159,6 +159,7 @@ class RerankStream:
         *,
         on_invalid: str = "raise",
         check_repeats: bool = True,
+        shown=None,
     ):
         if not isinstance(reranker, CalibratedReranker):
             raise InputTypeError(
@@ -170,6 +171,7 @@ class RerankStream:
         self.on_invalid = check_on_invalid(on_invalid)
         self.check_repeats = check_bool("check_repeats", check_repeats)
         self.report = StreamReport()
+        self.shown = None if shown is None else validate_shown(shown)  # checked once for every batch
         self._seen = SeenIds() if self.check_repeats else None
 
     def _check_new_users(self, batch: pd.DataFrame) -> None:
@@ -190,7 +192,7 @@ class RerankStream:
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         for batch in self.batches:
-            out = self.reranker.rerank(batch, on_invalid=self.on_invalid)
+            out = self.reranker.rerank(batch, on_invalid=self.on_invalid, shown=self.shown)
             if self._seen is not None:
                 self._check_new_users(batch)
             self.report.add(self.reranker.report_)
@@ -203,12 +205,14 @@ def rerank_batches(
     *,
     on_invalid: str = "raise",
     check_repeats: bool = True,
+    shown=None,
 ) -> RerankStream:
     """Rerank an iterable of candidate frames, each holding whole users; yields one output frame
     (``user_id, item_id, score, rank``) per batch, exactly ``reranker.rerank(batch)``.
 
     ``stream.report`` (a :class:`StreamReport`) sums the per-batch reports: users and rows in,
     reranked, skipped (``on_invalid="skip"``) and out, and whether they reconcile. With
-    ``check_repeats`` a user appearing in two batches raises ``InputError``.
+    ``check_repeats`` a user appearing in two batches raises ``InputError``. ``shown``: items
+    already shown (``CalibratedReranker.rerank(shown=)``), one frame for every batch.
     """
-    return RerankStream(reranker, batches, on_invalid=on_invalid, check_repeats=check_repeats)
+    return RerankStream(reranker, batches, on_invalid=on_invalid, check_repeats=check_repeats, shown=shown)

@@ -50,6 +50,8 @@ def run(args) -> int:
         "history": io.input_path(args.history, "history"),
         "item_categories": io.input_path(args.item_categories, "item_categories"),
     }
+    if args.shown:
+        paths["shown"] = io.input_path(args.shown, "shown")
     inputs = list(paths.values())
     output = io.output_path(args.output, "output", inputs)
     skipped_path = io.output_path(args.skipped, "--skipped", inputs + [output]) if args.skipped else None
@@ -59,7 +61,11 @@ def run(args) -> int:
     history = io.read_whole(paths["history"], "history", ["user_id", "item_id"])
     categories = io.read_whole(paths["item_categories"], "item_categories", ["item_id", "category"])
     source = io.CandidateSource(paths["candidates"], batch_rows, [args.lam_column], skip)
-    io.align_ids(history, categories, source, paths)
+    shown = io.read_whole(paths["shown"], "shown", ["user_id", "item_id"]) if args.shown else None
+    io.align_ids(history, categories, source, paths, shown)
+    if shown is not None:
+        with io.reading(paths["shown"], "shown"):
+            shown = schemas.validate_shown(shown)
     # validated once, file by file (errors name the file); fit takes the checked frames as they are
     with io.reading(paths["history"], "history"):
         if reranker.half_life is not None:
@@ -79,7 +85,7 @@ def run(args) -> int:
 
     with io.AtomicFiles() as files:
         sink = io.Sink(files.temp_for(output), output, "output")
-        stream = rerank_batches(reranker, source.batches(), on_invalid="skip" if skip else "raise")
+        stream = rerank_batches(reranker, source.batches(), on_invalid="skip" if skip else "raise", shown=shown)
         # no bar with --quiet, nor when stderr is not a terminal (logs stay clean)
         bar = tqdm(total=source.n_rows, unit=" rows", unit_scale=True, desc="rerank apply",
                    disable=True if args.quiet else None, file=sys.stderr, leave=False)
@@ -167,6 +173,8 @@ def register(subparsers) -> None:
     files.add_argument("--output", required=True, help="user_id, item_id, score, rank (written atomically)")
     files.add_argument("--skipped", help="write the skipped users (user_id, reason, n_rows) here")
     files.add_argument("--report", help="write a JSON report (counts, reconciliation, parameters) here")
+    files.add_argument("--shown", help="user_id, item_id [, rank]: items already shown (earlier pages); they fill "
+                                       "the first positions of q and are not picked again")
     opts = parser.add_argument_group("reranking")
     add_rerank_arguments(opts)
     opts.add_argument("--half-life", type=float, help="recency half-life on the history's timestamp")

@@ -16,6 +16,7 @@ orders the exact solver's sets.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -32,6 +33,7 @@ from rerank.engine.layout import (
     KernelOutput,
     KernelParams,
     QuotaPlan,
+    ShownPrefix,
     category_matrix,
 )
 from rerank.engine.options import RerankOptions
@@ -48,7 +50,8 @@ class RerankResult:
     ``indptr`` (U+1) delimits each user's output; ``positions`` are indices into the input
     candidate arrays, in output order; ``items`` the chosen item indices; ``objective`` the
     objective ``(1-λ)Σs - λC`` of each output list (on the normalised scores); ``used_topk``
-    whether the safeguard replaced the greedy list by plain top-k.
+    whether the safeguard replaced the greedy list by plain top-k. ``shown_removed`` (with a
+    shown prefix): per user, the candidates left out because they were shown already.
     ``gap`` (``solver="exact"`` only): each list's certified relative optimality gap
     (0 when enumerated or forced; see :mod:`rerank.engine.exact`), with the route taken per user
     (``exact_route``: 0 forced, 1 enumeration, 2 MILP) and the seconds spent (``exact_seconds``).
@@ -66,6 +69,7 @@ class RerankResult:
     quota_shortfall: np.ndarray | None = None
     exact_route: np.ndarray | None = None
     exact_seconds: np.ndarray | None = None
+    shown_removed: np.ndarray | None = None
 
 
 class Attributes(NamedTuple):
@@ -132,7 +136,11 @@ class Problem(NamedTuple):
     """Checked engine inputs: the candidate ``lists``, the item × category matrix ``categories``
     (canonical float64 CSR), ``targets`` float64 (T × G), and per user its ``target_rows`` (int64)
     and ``lam`` (float64); ``attributes`` (:class:`Attributes`) with several attributes, else
-    ``None`` (one attribute: the plain divergence)."""
+    ``None`` (one attribute: the plain divergence); ``shown`` the items already shown to each
+    user (:class:`~rerank.engine.layout.ShownPrefix`, item rows), or ``None``; ``excluded``
+    (bool, one per candidate entry) the candidates that were shown (``None``: those whose item
+    row is in the user's prefix; the frame API decides it by item id, since unknown items share
+    one empty row)."""
 
     lists: CandidateLists
     categories: sp.csr_matrix
@@ -140,11 +148,13 @@ class Problem(NamedTuple):
     target_rows: np.ndarray
     lam: np.ndarray
     attributes: Attributes | None = None
+    shown: ShownPrefix | None = None
+    excluded: np.ndarray | None = None
 
 
 def check_problem(
     lists: CandidateLists, categories, targets, target_rows, lam, options: RerankOptions, *,
-    category_attribute=None, attribute_weights=None,
+    category_attribute=None, attribute_weights=None, shown_indptr=None, shown_items=None,
 ) -> Problem:
     """The checks that relate the arrays to each other (finite scores, items within the category
     matrix, one target row and one λ per user, one attribute per category); returns the
@@ -180,7 +190,35 @@ def check_problem(
             raise InputError("options.lam is None (per-user λ): pass lam, one value per user")
         lam = options.lam
     attributes = check_attributes(category_attribute, attribute_weights, matrix.shape[1])
-    return Problem(lists, matrix, targets, target_rows, check_lam_array(lam, n_users), attributes)
+    shown = check_shown(shown_indptr, shown_items, n_users, n_items)
+    return Problem(lists, matrix, targets, target_rows, check_lam_array(lam, n_users), attributes, shown)
+
+
+def check_shown(shown_indptr, shown_items, n_users: int, n_items: int) -> ShownPrefix | None:
+    """The shown prefix as raw CSR arrays: user ``u``'s shown item rows are
+    ``shown_items[shown_indptr[u]:shown_indptr[u+1]]``, in shown order, distinct per user."""
+    if shown_indptr is None and shown_items is None:
+        return None
+    if shown_indptr is None or shown_items is None:
+        raise InputError("a shown prefix needs both shown_indptr and shown_items")
+    indptr = int_array("shown_indptr", shown_indptr)
+    items = int_array("shown_items", shown_items)
+    if indptr.shape != (n_users + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != items.size:
+        raise InputError(
+            f"shown_indptr must be nondecreasing from 0 with {n_users + 1} entries (one per user + 1) "
+            f"ending at len(shown_items)={items.size}"
+        )
+    if items.size and (items.min() < 0 or items.max() >= n_items):
+        bad = np.flatnonzero((items < 0) | (items >= n_items))[0]
+        raise InputError(f"shown_items[{bad}]={items[bad]} is outside the category matrix's {n_items} rows")
+    owners = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(indptr))
+    pairs = owners * np.int64(n_items + 1) + items
+    order = np.argsort(pairs, kind="stable")
+    repeated = np.flatnonzero(pairs[order][1:] == pairs[order][:-1])
+    if repeated.size:
+        first = order[repeated[0] + 1]
+        raise InputError(f"shown_items[{first}]={items[first]} is shown twice to user row {owners[first]}")
+    return ShownPrefix(indptr, items)
 
 
 def rerank_lists(
@@ -193,6 +231,8 @@ def rerank_lists(
     lam=None,
     category_attribute=None,
     attribute_weights=None,
+    shown_indptr=None,
+    shown_items=None,
     n_threads: int | None = None,
 ) -> RerankResult:
     """Calibrated reranking of candidate lists with ``options`` (docs/design.md §3, §4).
@@ -205,10 +245,14 @@ def rerank_lists(
     column and ``attribute_weights`` their weights (normalised to sum to 1; equal by default).
     Each item's row and each target are then normalised *within* each attribute, and the
     divergence is ``Σ_a w_a C(p_a, q_a)``.
+
+    Pages that remember (docs/design.md §9.3): ``shown_indptr`` / ``shown_items`` (a CSR of item
+    rows per user, in shown order) are items already shown; they fill the first positions of
+    ``q`` with their rank weights, and the candidates among them are not picked again.
     """
     problem = check_problem(
         lists, categories, targets, target_rows, lam, options, category_attribute=category_attribute,
-        attribute_weights=attribute_weights,
+        attribute_weights=attribute_weights, shown_indptr=shown_indptr, shown_items=shown_items,
     )
     return solve(problem, options, n_threads)
 
@@ -227,6 +271,8 @@ def rerank_arrays(
     target_rows=None,
     category_attribute=None,
     attribute_weights=None,
+    shown_indptr=None,
+    shown_items=None,
     n_threads: int | None = None,
     **keywords,
 ) -> RerankResult:
@@ -242,8 +288,8 @@ def rerank_arrays(
     ``rank_weights``, ``normalize``, ``safeguard``, ``order``, ``method``, ``pm2_theta``,
     ``min_share``, ``min_share_threshold``, ``solver``, ``time_limit``, ``max_enumerate``).
     ``lam`` may also hold one value per user (with ``options`` too, where it overrides
-    ``options.lam``). Several attributes: ``category_attribute`` and ``attribute_weights`` as in
-    :func:`rerank_lists`.
+    ``options.lam``). Several attributes: ``category_attribute`` and ``attribute_weights``, a shown
+    prefix: ``shown_indptr`` and ``shown_items``, as in :func:`rerank_lists`.
 
     Returns a :class:`RerankResult` (``result.indptr`` delimits each user's ``result.items``).
     """
@@ -259,15 +305,61 @@ def rerank_arrays(
     lists = CandidateLists(indptr, item_idx, scores)
     return rerank_lists(
         lists, categories, targets, options, target_rows=target_rows, lam=lam,
-        category_attribute=category_attribute, attribute_weights=attribute_weights, n_threads=n_threads,
+        category_attribute=category_attribute, attribute_weights=attribute_weights, shown_indptr=shown_indptr,
+        shown_items=shown_items, n_threads=n_threads,
     )
 
 
+def shown_candidates(lists: CandidateLists, shown: ShownPrefix, n_items: int) -> np.ndarray:
+    """Which candidate entries are in their user's shown prefix (by item row)."""
+    owners = lists.owners()
+    shown_owners = np.repeat(np.arange(lists.n_users, dtype=np.int64), np.diff(shown.indptr))
+    width = np.int64(n_items + 1)
+    return np.isin(owners * width + lists.items, shown_owners * width + shown.items)
+
+
+def drop_shown(lists: CandidateLists, excluded: np.ndarray) -> tuple[np.ndarray, CandidateLists]:
+    """The candidates that were not shown to their user: the kept global positions and the
+    lists without the shown ones (docs/design.md §9.3: a shown item cannot be picked again)."""
+    owners = lists.owners()
+    kept = np.flatnonzero(~excluded)
+    indptr = np.zeros(lists.n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owners[kept], minlength=lists.n_users), out=indptr[1:])
+    return kept, CandidateLists(indptr, lists.items[kept], lists.scores[kept])
+
+
 def solve(problem: Problem, options: RerankOptions, n_threads: int | None = None) -> RerankResult:
-    """Run the kernel (and the quota feasibility / exact solver when asked) on checked inputs."""
+    """Run the kernel (and the quota feasibility / exact solver when asked) on checked inputs.
+
+    A shown prefix (``problem.shown``): the shown candidates are removed first (they cannot be
+    picked again, and nothing downstream sees them: normalisation, top-k, quotas), the kernel
+    starts each ``q`` from the prefix, and the positions are mapped back to the input arrays;
+    ``shown_removed`` counts the candidates removed per user."""
+    refuse_attributes(problem.attributes, options)
+    shown = problem.shown
+    if shown is None or not (shown.items.size or (problem.excluded is not None and problem.excluded.any())):
+        result = _solve(problem, options, n_threads, ShownPrefix.empty(problem.lists.n_users))
+        if shown is None:
+            return result
+        return dataclasses.replace(result, shown_removed=np.zeros(problem.lists.n_users, dtype=np.int64))
+    if options.validate().exact:
+        raise InputError("solver='exact' does not take a shown prefix; use solver='greedy'")
+    if not isinstance(options.rank_weights, str):
+        raise InputError(
+            "a shown prefix needs rank weights for the shown positions too: rank_weights='uniform' or 'dcg'"
+        )
+    excluded = problem.excluded
+    if excluded is None:
+        excluded = shown_candidates(problem.lists, shown, problem.categories.shape[0])
+    kept, compact = drop_shown(problem.lists, excluded)
+    result = _solve(problem._replace(lists=compact), options, n_threads, shown)
+    removed = problem.lists.lengths() - compact.lengths()
+    return dataclasses.replace(result, positions=kept[result.positions], shown_removed=removed)
+
+
+def _solve(problem: Problem, options: RerankOptions, n_threads, shown: ShownPrefix) -> RerankResult:
     codes = options.validate()
-    lists, matrix, targets, target_rows, lam, attributes = problem
-    refuse_attributes(attributes, options)
+    lists, matrix, targets, target_rows, lam, attributes, _, _ = problem
     n_users = lists.n_users
     k = options.k
     quota = QuotaPlan(np.zeros((1, 1), dtype=np.int64), np.zeros(max(n_users, 1), dtype=np.int64))
@@ -281,7 +373,7 @@ def solve(problem: Problem, options: RerankOptions, n_threads: int | None = None
     # k above every user's candidate count changes nothing but the buffers: size them by the
     # longest list, so a huge k (e.g. 10**12) cannot exhaust memory.
     k = min(k, max(max_n, 1))
-    weights = options.weights(k)
+    weights = options.weights(k + shown.longest)
     out_indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(np.minimum(lengths, k), out=out_indptr[1:])
     out = KernelOutput(
@@ -295,7 +387,7 @@ def solve(problem: Problem, options: RerankOptions, n_threads: int | None = None
     cats = CategoryCSR.of(matrix, None if attributes is None else attributes.category_weights())
     if n_users:
         with num_threads(n_threads), kernel_lock():
-            rerank_kernel(lists, cats, targets, target_rows, lam, weights, params, quota, out)
+            rerank_kernel(lists, cats, targets, target_rows, lam, weights, params, quota, out, shown)
     positions, objective, used_topk = out.positions, out.objective, out.used_topk
     exact = None
     if codes.exact and n_users:

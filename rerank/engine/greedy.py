@@ -183,8 +183,13 @@ def gather_user(n, width, items, cats, pairs, user, buf):
 
 
 @compiled()
-def greedy_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, width, pairs, user, buf):
+def greedy_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, start_mass, start_w, width, pairs,
+                    user, buf):
     """Steck's greedy for one user; writes local positions into ``buf.chosen[:kk]``.
+
+    A shown prefix (docs/design.md §9.3) enters as ``start_mass`` (G: ``Σ_r w_r A[shown_r, g]``)
+    and ``start_w`` (``Σ_r w_r`` over the shown positions); ``rank_w`` then starts at the first
+    position after the prefix. Without one both are zero and every value is the same as before.
 
     ``width`` ≥ the most categories of a candidate (``buf.ent_slot`` holds ``n · width``).
     Per step ``t`` the cost is: the terms ``B_g`` of the categories already in the list (a
@@ -214,11 +219,14 @@ def greedy_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, wi
     slot_cat, slot_share, slot_val = buf.slot_cat, buf.slot_share, buf.slot_val
     slot_val[0] = 0.0
     total_w = rank_w[0]
-    for g in range(n_cat):
-        mass[g] = 0.0
-        base[g] = divergence_term(p[g], 0.0 / total_w, alpha, divergence) * cat_w[g]
     n_touched = 0
-    total_w = 0.0
+    for g in range(n_cat):
+        mass[g] = start_mass[g]
+        base[g] = divergence_term(p[g], 0.0 / total_w, alpha, divergence) * cat_w[g]
+        if mass[g] != 0.0:  # shown before: its term changes with W at every step
+            touched[n_touched] = g
+            n_touched += 1
+    total_w = start_w
     for t in range(kk):
         w = rank_w[t]
         total_w += w

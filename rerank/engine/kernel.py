@@ -5,6 +5,8 @@ outer loop is a ``prange`` over blocks of ``USERS_PER_BLOCK`` users, each block 
 work buffers once (:func:`rerank.engine.greedy.new_buffers`), so the output does not depend on
 the thread count. Per user it
 
+0. adds up the mass of the items already shown to the user (a shown prefix, docs/design.md
+   §9.3): the new list's ``q`` starts from it and its rank weights start after it;
 1. normalises the scores (:func:`rerank.engine.scoring.normalize_scores`);
 2. builds the list with one of the list builders — Steck's greedy
    (:mod:`rerank.engine.greedy`), the quota greedy (:mod:`rerank.engine.quota`), PM-2
@@ -20,11 +22,12 @@ input position (:mod:`rerank.engine.ties`).
 
 from __future__ import annotations
 
+import numpy as np
 from numba import prange
 
 from rerank._numba import compiled
 from rerank.engine.greedy import SharePairs, greedy_one_user, grow_slots, new_buffers, share_pairs
-from rerank.engine.layout import CandidateLists, CategoryCSR, KernelOutput, KernelParams, QuotaPlan
+from rerank.engine.layout import CandidateLists, CategoryCSR, KernelOutput, KernelParams, QuotaPlan, ShownPrefix
 from rerank.engine.pm2 import pm2_one_user
 from rerank.engine.quota import met_units, quota_one_user
 from rerank.engine.scoring import list_objective, normalize_scores, sort_by_score, top_k_positions
@@ -50,14 +53,15 @@ def widest_item(n, items, cats):
 
 
 @compiled()
-def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, qrow, target, objective, buf):
+def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, start_mass, start_w, qrow, target, objective,
+                   buf):
     """Score plain top-k (by the input scores ``raw``) and keep it in ``buf.chosen`` when its
     objective beats ``objective`` (quota mode: only if it meets ``target`` quota units too).
     Returns the objective of the list kept and whether it is top-k."""
     top = buf.top
     top_k_positions(raw, n, kk, top)
     top_objective = list_objective(
-        top, kk, s, items, cats, p, lam, params.alpha, params.divergence, rank_w, buf.mass,
+        top, kk, s, items, cats, p, lam, params.alpha, params.divergence, rank_w, buf.mass, start_mass, start_w,
     )
     tol = TIE_RTOL * (1.0 + max(abs(objective), abs(top_objective)))
     if top_objective > objective + tol and (
@@ -70,13 +74,33 @@ def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, qrow, tar
 
 
 @compiled()
-def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, params, quota, out, pairs):
+def prefix_mass(u, prefix, cats, rank_w, start_mass):
+    """A shown prefix (docs/design.md §9.3): ``start_mass[g] = Σ_{r<m} w_r A[shown_r, g]`` over
+    user ``u``'s ``m`` shown items, in shown order; returns ``(m, Σ_{r<m} w_r)``."""
+    start_mass[:] = 0.0
+    start_w = 0.0
+    first = prefix.indptr[u]
+    m = prefix.indptr[u + 1] - first
+    for r in range(m):
+        w = rank_w[r]
+        start_w += w
+        item = prefix.items[first + r]
+        for e in range(cats.indptr[item], cats.indptr[item + 1]):
+            start_mass[cats.indices[e]] += w * cats.data[e]
+    return m, start_w
+
+
+@compiled()
+def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w_all, params, quota, out, pairs, prefix):
     """Rerank users ``first..last-1`` (one block: the work buffers are allocated once)."""
     indptr, cand_items, scores = lists.indptr, lists.items, lists.scores
     n_cat = targets.shape[1]
     k = params.k
     buf = new_buffers(params.max_n, k, n_cat, pairs, 4 * params.max_n)
+    start_mass = np.zeros(n_cat, dtype=np.float64)
     for u in range(first, last):
+        m, start_w = prefix_mass(u, prefix, cats, rank_w_all, start_mass)
+        rank_w = rank_w_all[m:]  # the new items' positions come after the shown ones
         lo = indptr[u]
         n = indptr[u + 1] - lo
         kk = min(k, n)
@@ -98,23 +122,27 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, pa
                 buf = grow_slots(buf, pairs, 2 * n * width)
         if params.method == METHOD_QUOTA:
             quota_one_user(
-                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, qrow, quota.met[u], buf,
+                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, start_mass, start_w, qrow,
+                quota.met[u], buf,
             )
         elif params.method == METHOD_PM2:
-            pm2_one_user(n, kk, s, items, cats, p, lam_u, params.pm2_theta, rank_w, buf.taken, buf.chosen)
+            pm2_one_user(n, kk, s, items, cats, p, lam_u, params.pm2_theta, rank_w, start_mass, buf.taken, buf.chosen)
         elif lam_u == 0.0:  # plain top-k by the input scores (normalising may merge near-ties)
             top_k_positions(raw, n, kk, buf.chosen)
         else:
             greedy_one_user(
-                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, width, pairs, u, buf,
+                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, start_mass, start_w, width,
+                pairs, u, buf,
             )
         objective = list_objective(
-            buf.chosen, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, buf.mass,
+            buf.chosen, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, buf.mass, start_mass,
+            start_w,
         )
         used_topk = False
         if params.safeguard and lam_u != 0.0 and params.method != METHOD_PM2:
             objective, used_topk = safeguard_user(
-                n, kk, raw, s, items, cats, p, lam_u, params, rank_w, qrow, quota.met[u], objective, buf,
+                n, kk, raw, s, items, cats, p, lam_u, params, rank_w, start_mass, start_w, qrow, quota.met[u],
+                objective, buf,
             )
         out.objective[u] = objective
         out.used_topk[u] = used_topk
@@ -127,7 +155,7 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, pa
 
 
 @compiled(parallel=True)
-def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota, out):
+def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota, out, prefix):
     """Rerank every user row of ``lists`` (a :class:`~rerank.engine.layout.CandidateLists`),
     in parallel over blocks of ``USERS_PER_BLOCK`` users.
 
@@ -136,7 +164,9 @@ def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota,
     ``lam`` float64 (U), ``rank_w`` float64 (≥ k), ``params`` the
     :class:`~rerank.engine.layout.KernelParams`, ``quota`` the
     :class:`~rerank.engine.layout.QuotaPlan` (quota mode only), ``out`` the
-    :class:`~rerank.engine.layout.KernelOutput` to fill.
+    :class:`~rerank.engine.layout.KernelOutput` to fill, ``prefix`` the
+    :class:`~rerank.engine.layout.ShownPrefix` (every user's shown items; all empty without one:
+    ``rank_w`` then needs ``k`` plus the longest prefix weights).
     """
     n_users = lists.indptr.shape[0] - 1
     n_blocks = (n_users + USERS_PER_BLOCK - 1) // USERS_PER_BLOCK
@@ -147,6 +177,7 @@ def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota,
     cat_indptr, cat_indices, cat_data, cat_weight = cats.indptr, cats.indices, cats.data, cats.weight
     quotas, quota_met = quota.quotas, quota.met
     out_indptr, out_positions, out_objective, out_used_topk = out.indptr, out.positions, out.objective, out.used_topk
+    prefix_indptr, prefix_items = prefix.indptr, prefix.items
     k, alpha, divergence, normalize = params.k, params.alpha, params.divergence, params.normalize
     safeguard, order_by_score, method, pm2_theta, max_n = (
         params.safeguard, params.order_by_score, params.method, params.pm2_theta, params.max_n
@@ -158,5 +189,5 @@ def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota,
             CategoryCSR(cat_indptr, cat_indices, cat_data, cat_weight), targets, target_rows, lam, rank_w,
             KernelParams(k, alpha, divergence, normalize, safeguard, order_by_score, method, pm2_theta, max_n),
             QuotaPlan(quotas, quota_met), KernelOutput(out_indptr, out_positions, out_objective, out_used_topk),
-            SharePairs(pair_of_entry, pair_cat, pair_share),
+            SharePairs(pair_of_entry, pair_cat, pair_share), ShownPrefix(prefix_indptr, prefix_items),
         )

@@ -241,7 +241,7 @@ def max_met_users(users, indptr, cand_items, cats, quotas, target_rows, k, out):
 
 
 @compiled()
-def quota_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, qrow, target, buf):
+def quota_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, start_mass, start_w, qrow, target, buf):
     """The quota greedy for one user (module docstring); writes ``buf.chosen[:kk]`` (work
     buffers ``buf.mass``, ``buf.base``, ``buf.taken``).
 
@@ -260,9 +260,9 @@ def quota_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, qro
     admissible = np.empty(max(n_types, 1), dtype=np.bool_)
     dec = np.empty(max(m, 1), dtype=np.int64)
     need = target
-    mass[:] = 0.0
+    mass[:] = start_mass  # a shown prefix's mass (zero without one); quotas count the new items only
     taken[:n] = False
-    total_w = 0.0
+    total_w = start_w
     for t in range(kk):
         w = rank_w[t]
         total_w += w

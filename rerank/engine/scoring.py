@@ -69,12 +69,14 @@ def top_k_positions(s, n, kk, out):
 
 
 @compiled()
-def list_objective(chosen, length, s, items, cats, p, lam, alpha, divergence, rank_w, mass):
+def list_objective(chosen, length, s, items, cats, p, lam, alpha, divergence, rank_w, mass, start_mass, start_w):
     """``(1-λ) Σ_{l∈L} s_l - λ Σ_a w_a C(p_a, q_a(L))`` for the list ``chosen[:length]`` in that
     order (``cats`` a :class:`~rerank.engine.layout.CategoryCSR` whose ``weight`` holds ``w_{a(g)}``
-    per category; ``mass`` a work buffer of length G)."""
-    mass[:] = 0.0
-    total_w = 0.0
+    per category; ``mass`` a work buffer of length G). A shown prefix (docs/design.md §9.3) adds
+    ``start_mass`` to the list's mass and ``start_w`` to its weight (zeros without one); the
+    score term counts the new items only."""
+    mass[:] = start_mass
+    total_w = start_w
     score_sum = 0.0
     for r in range(length):
         j = chosen[r]

@@ -32,3 +32,25 @@ def test_bad_attribute_weights_flag(tmp_path, data_two_attributes, text, message
     assert code == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_shown_flag_equals_the_frame_api(tmp_path, data_two_attributes):
+    hist, cats, cands = data_two_attributes
+    shown = cands.groupby("user_id", sort=False).head(2)[["user_id", "item_id"]]
+    shown_path = tmp_path / "shown.csv"
+    shown.to_csv(shown_path, index=False)
+    code, out = apply(tmp_path, *files(tmp_path, data_two_attributes), "out.csv", "--k", "3", "--lam", "0.8",
+                      "--shown", str(shown_path), "--batch-rows", "7")
+    assert code == 0
+    expected = CalibratedReranker(k=3, lam=0.8).fit(hist, cats).rerank(cands, shown=shown)
+    pd.testing.assert_frame_equal(read(out), expected, check_dtype=False)
+
+
+def test_bad_shown_file_names_the_file(tmp_path, data_two_attributes, capsys):
+    shown_path = tmp_path / "shown.csv"
+    pd.DataFrame({"user_id": ["u1", "u1"], "item_id": ["m1", "m1"]}).to_csv(shown_path, index=False)
+    code, out = apply(tmp_path, *files(tmp_path, data_two_attributes), "out.csv", "--shown", str(shown_path))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "shown.csv" in err and "twice" in err
+    assert not out.exists()
