@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.bench_simulation                  # default run + per policy
     .venv/bin/python -m benchmarks.bench_simulation --scale headline # 5 seeds x 7 policies
     .venv/bin/python -m benchmarks.bench_simulation --scale large    # 20,000 users x 5,000 items
+    .venv/bin/python -m benchmarks.bench_simulation --scale quick    # 10 rounds, each model once
     .venv/bin/python -m benchmarks.bench_simulation --json out.json
 
 * ``default``: the single-seed default run (``rerank simulate`` without options: 1,000 users,
@@ -13,6 +14,9 @@
   10 minutes on 2 cores.
 * ``large``: 20,000 users × 5,000 items × 50 rounds (retrain every 5, 50 arrivals per round),
   ``topk`` and ``calibrated`` in-process.
+* ``quick``: the default world for 10 rounds, in-process: ``topk`` with each model (``als``,
+  ``popularity``, ``oracle``, ``position-tower``: every candidate path) and ``calibrated`` with
+  ALS. A minute or two; for comparing two versions of the code on one machine, turn by turn.
 
 CPU seconds count this process and its worker processes (``resource.getrusage``): on a shared
 machine they show what the run itself costs. The load average is recorded at the start and
@@ -28,12 +32,13 @@ import os
 import resource
 import time
 
-from rerank.simulations.config import DEFAULT_POLICIES, HEADLINE_POLICIES, RUN_PRESETS, SimConfig
+from rerank.simulations.config import DEFAULT_POLICIES, HEADLINE_POLICIES, MODELS, RUN_PRESETS, SimConfig
 from rerank.simulations.run import seed_list, simulate
 
 SCALES = {
     "default": {},
     "headline": {},
+    "quick": {"n_rounds": 10},
     "large": {"n_users": 20_000, "n_items": 5_000, "n_rounds": 50, "retrain_every": 5,
               "new_items_per_round": 50, "fresh_pool": 500},
 }
@@ -79,6 +84,10 @@ def main(argv=None) -> int:
         runs.append(measure("default run, in-process", config, DEFAULT_POLICIES, (0,), 1))
         for policy in HEADLINE_POLICIES:
             runs.append(measure(f"one policy: {policy}", config, (policy,), (0,), 1))
+    elif args.scale == "quick":
+        for model in MODELS:
+            runs.append(measure(f"topk, model {model}", config.with_(model=model), ("topk",), (0,), 1))
+        runs.append(measure("calibrated, model als", config, ("calibrated",), (0,), 1))
     elif args.scale == "headline":
         seeds = seed_list(0, RUN_PRESETS["headline"]["n_seeds"])
         runs.append(measure("headline, jobs = 2", config, HEADLINE_POLICIES, seeds, 2))

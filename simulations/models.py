@@ -5,11 +5,10 @@
   unclicked impressions negatives ("known negatives": implicit reads a negative entry as
   preference 0 with confidence ``|entry|``). Each entry ``r`` becomes
   ``sign(r) · (1 + α|r|)``: confidence ``1 + α|r|`` as in Hu et al. and Spark's implicit
-  ALS, which applies the same ``α`` to negative entries. Candidates through the adapter
-  contract (:class:`rerank.adapters.base.CandidateAdapter`) with :class:`FactorAdapter`,
-  which scores blocks of users by ``X_u Y^T``.
+  ALS, which applies the same ``α`` to negative entries. :class:`FactorAdapter` scores
+  blocks of users by ``X_u Y^T``.
   (:class:`rerank.adapters.ImplicitAdapter` gives the same candidates but goes through
-  ``model.recommend``, about ten times slower per round here; see the module note.)
+  ``model.recommend``, about ten times slower per round here.)
 * ``popularity``: the (weighted) click count of each item, the same for every user.
 * ``oracle``: the true relevance ``rel(u,i)`` under the users' *current* interests.
 * ``position-tower``: :class:`rerank.simulations.tower.PositionTower` (position term dropped
@@ -18,103 +17,28 @@
 Training modes (``als`` and ``popularity``): ``naive`` counts each click as one positive;
 ``ips`` weights each click by ``min(1/propensity, clip)`` (organic rows: propensity 1).
 
-Every model returns candidates as CSR arrays ``(indptr, items, scores)``: per user the top
-``n`` available items by score (ties: lower item row), leaving out the items in ``exclude``
-(what the user consumed, when re-consumption is off), the input the reranking kernel takes.
+Every model returns :class:`rerank.CandidateLists` (the candidate currency the reranking
+engine takes) through the adapter contract (:class:`rerank.adapters.base.CandidateAdapter`:
+:class:`FactorAdapter` for ALS, :class:`BlockScorerAdapter` for the others): per user the top
+``n`` available items by score from the one top-n (:func:`rerank.engine.topn.top_n_dense`,
+ties by lower item row), leaving out the items in ``exclude`` (what the user consumed, when
+re-consumption is off).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from rerank.adapters.base import CandidateAdapter, seen_cells, top_n_dense
+from rerank.adapters.base import CandidateAdapter
 from rerank.simulations.config import SimConfig
 from rerank.simulations.log import InteractionLog
 from rerank.simulations.rng import stream
 from rerank.simulations.tower import PositionTower
 from rerank.simulations.world import RoundRelevance, World
 
-BLOCK_CELLS = 4_000_000
-
-
-@dataclass(frozen=True)
-class Candidates:
-    """CSR candidates: user ``u``'s are ``items[indptr[u]:indptr[u+1]]`` (score descending)."""
-
-    indptr: np.ndarray
-    items: np.ndarray
-    scores: np.ndarray
-
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.indptr)
-
-
-def _to_csr(rows: np.ndarray, items: np.ndarray, scores: np.ndarray, n_users: int) -> Candidates:
-    indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
-    return Candidates(indptr, items.astype(np.int64), scores.astype(np.float64))
-
-
-def fast_top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Same result as :func:`rerank.adapters.base.top_n_dense` (top ``n`` per row, ``-inf``
-    excluded, ties by lower column, rows sorted by score), faster.
-
-    ``argpartition`` at position ``n`` puts the n best columns of each row first and the
-    (n+1)-th best at position n. A row where that (n+1)-th value equals the n-th (a tie
-    straddling the cut, where argpartition's choice among equal scores may differ from "lower
-    column first"), or whose n-th value is ``-inf``, is redone by ``top_n_dense``; so are
-    blocks with a NaN or ``+inf`` score (which ``top_n_dense`` rejects).
-    """
-    n_rows, n_cols = scores.shape
-    if n >= n_cols or n_rows == 0:
-        return top_n_dense(scores, n)
-    peak = scores.max()
-    if np.isnan(peak) or peak == np.inf:
-        return top_n_dense(scores, n)
-    # ascending partition: the last n+1 columns hold the n+1 largest, the (n+1)-th first
-    part = np.argpartition(scores, n_cols - n - 1, axis=1)[:, n_cols - n - 1 :]
-    vals = np.take_along_axis(scores, part, axis=1)
-    kth = vals[:, 1:].min(axis=1)
-    redo = (vals[:, 0] == kth) | np.isneginf(kth)
-    part, vals = part[:, 1:], vals[:, 1:].astype(np.float64)
-    order = np.lexsort((part, -vals), axis=1)  # per row: score desc, then column asc
-    part = np.take_along_axis(part, order, axis=1)
-    vals = np.take_along_axis(vals, order, axis=1)
-    keep = np.flatnonzero(~redo)
-    rows = np.repeat(keep, n)
-    cols = part[keep].ravel()
-    flat = vals[keep].ravel()
-    if keep.size < n_rows:
-        bad = np.flatnonzero(redo)
-        r, c, v = top_n_dense(scores[bad], n)
-        rows = np.concatenate([rows, bad[r]])
-        cols = np.concatenate([cols, c])
-        flat = np.concatenate([flat, v])
-        by_row = np.argsort(rows, kind="stable")
-        rows, cols, flat = rows[by_row], cols[by_row], flat[by_row]
-    return rows.astype(np.int64), cols.astype(np.int64), flat
-
-
-def dense_candidates(score_block, n_users: int, exclude: sp.csr_matrix | None, n_available: int,
-                     n: int) -> Candidates:
-    """Top-``n`` per user from a dense scorer ``score_block(user_rows) -> rows × n_available``,
-    cells of ``exclude`` left out (``-inf``), in blocks of about ``BLOCK_CELLS`` scores."""
-    step = max(1, BLOCK_CELLS // max(n_available, 1))
-    rows_out, items_out, scores_out = [], [], []
-    for start in range(0, n_users, step):
-        block_rows = np.arange(start, min(start + step, n_users))
-        scores = np.array(score_block(block_rows), dtype=np.float64)
-        if exclude is not None:
-            seen = exclude[block_rows].tocoo()
-            scores[seen.row, seen.col] = -np.inf
-        r, c, s = fast_top_n(scores, n)
-        rows_out.append(r + start)
-        items_out.append(c)
-        scores_out.append(s)
-    return _to_csr(np.concatenate(rows_out), np.concatenate(items_out), np.concatenate(scores_out), n_users)
+from rerank import CandidateLists
 
 
 class LoopModel(ABC):
@@ -131,38 +55,48 @@ class LoopModel(ABC):
         """Retrain on the whole log (items ``0..n_available-1`` exist)."""
 
     @abstractmethod
-    def candidates(self, exclude: sp.csr_matrix | None, n_available: int, n: int) -> Candidates:
+    def candidates(self, exclude: sp.csr_matrix | None, n_available: int, n: int) -> CandidateLists:
         """Top-``n`` available items per user, without the cells of ``exclude``."""
 
 
 class FactorAdapter(CandidateAdapter):
     """Candidates from a factorisation ``score(u,i) = x_u·y_i`` through the adapter contract
-    (batching, ``exclude_seen``, deterministic top-n with ties by lower item index).
+    (batching, ``exclude_seen``, the one top-n with ties by lower item index).
 
     Used for implicit's ALS in the loop: the same scores as ``model.recommend`` (implicit's
     matrix-factorisation scorer is the dot product), computed as one dense block product.
     """
 
-    def __init__(self, user_factors, item_factors, user_items):
+    def __init__(self, user_factors, item_factors, user_items=None, *, batch_size=None):
         self.user_factors = np.asarray(user_factors)
         self.item_factors = np.asarray(item_factors)
         self._init_common(self.user_factors.shape[0], self.item_factors.shape[0], user_items,
-                          None, None, None)
+                          None, None, batch_size)
 
     def _score_block(self, rows, cols):
         items = self.item_factors if cols is None else self.item_factors[cols]
         return self.user_factors[rows] @ items.T
 
-    def _top_n_block(self, rows, n, exclude_seen, cols):
-        # the base class's block logic with the faster (same-result) top-n
-        if cols is not None:
-            return super()._top_n_block(rows, n, exclude_seen, cols)
-        scores = np.asarray(self._score_block(rows, cols))  # a fresh block (float32 for ALS)
-        if exclude_seen:
-            r, c = seen_cells(self.user_items, rows, None)
-            scores[r, c] = -np.inf
-        r, c, s = fast_top_n(scores, n)
-        return r, c, s
+
+class BlockScorerAdapter(CandidateAdapter):
+    """Candidates from a dense scorer ``score_block(user_rows) -> len(user_rows) × n_items``
+    through the adapter contract: the popularity, oracle and tower models of the loop."""
+
+    def __init__(self, score_block, n_users: int, n_items: int, user_items=None, *, batch_size=None):
+        self.score_block = score_block
+        self._init_common(n_users, n_items, user_items, None, None, batch_size)
+
+    def _score_block(self, rows, cols):
+        block = self.score_block(rows)
+        return block if cols is None else block[:, cols]
+
+
+def dense_candidates(score_block, n_users: int, exclude: sp.csr_matrix | None, n_available: int,
+                     n: int) -> CandidateLists:
+    """Top-``n`` per user of ``score_block`` over the ``n_available`` items, the cells of
+    ``exclude`` (users × ``n_available``) left out (:class:`BlockScorerAdapter`)."""
+    adapter = BlockScorerAdapter(score_block, n_users, n_available, exclude)
+    return adapter.candidate_lists(None, n=n, exclude_seen=exclude is not None)
 
 
 def als_confidence(feedback: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
@@ -210,8 +144,7 @@ class ALSModel(LoopModel):
         n_known = min(n_available, self.n_trained_items)
         seen = exclude[:, :n_known] if exclude is not None else None
         adapter = FactorAdapter(self.model.user_factors, self.model.item_factors[:n_known], seen)
-        lists = adapter.candidate_lists(None, n=n, exclude_seen=exclude is not None)
-        return Candidates(lists.indptr, lists.items, lists.scores)
+        return adapter.candidate_lists(None, n=n, exclude_seen=exclude is not None)
 
 
 class PopularityModel(LoopModel):

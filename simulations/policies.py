@@ -1,5 +1,5 @@
 """Slate policies and the two controls. Every recommender policy ends in the one reranking
-kernel, :func:`rerank.rerank_arrays`.
+kernel, :func:`rerank.rerank_lists` (the model's :class:`rerank.CandidateLists` in).
 
 A slate has ``k`` slots: the policy fills the first ``k - f`` from the model's candidates and
 the last ``f = fresh_slots`` show fresh arrivals (below). Policies (:data:`POLICY_SPECS`):
@@ -43,10 +43,9 @@ import numpy as np
 import scipy.sparse as sp
 from rerank.simulations.config import SimConfig
 from rerank.simulations.log import InteractionLog
-from rerank.simulations.models import Candidates
 from rerank.simulations.world import RoundRelevance, successive_sample
 
-from rerank import RerankOptions, rerank_arrays
+from rerank import CandidateLists, RerankOptions, rerank_lists
 from rerank.distributions import population_distribution, target_distributions
 from rerank.errors import InputError
 
@@ -139,7 +138,8 @@ def policy_targets(spec: PolicySpec, log: InteractionLog, n_users: int,
     return logged
 
 
-def _rerank(cand: Candidates, categories, targets, options: RerankOptions, n_threads) -> np.ndarray:
+def _rerank(cand: CandidateLists, categories, targets, options: RerankOptions, n_threads) -> np.ndarray:
+    """Each user's ``options.k`` items, reranked by the one kernel (a full list per user)."""
     k = options.k
     lengths = cand.lengths()
     if lengths.min(initial=k) < k:
@@ -148,8 +148,7 @@ def _rerank(cand: Candidates, categories, targets, options: RerankOptions, n_thr
             f"user {user} has only {lengths[user]} candidates for {k} slots: the catalogue is "
             "too small for this run (raise n_items or new_items_per_round)"
         )
-    result = rerank_arrays(cand.indptr, cand.items, cand.scores, categories, targets,
-                           options=options, n_threads=n_threads)
+    result = rerank_lists(cand, categories, targets, options, n_threads=n_threads)
     return result.items.reshape(-1, k)
 
 
@@ -219,7 +218,7 @@ def organic_slates(relevance: RoundRelevance, k: int, exclude: sp.csr_matrix | N
     return out
 
 
-def make_slates(spec: PolicySpec, cand: Candidates | None, categories: sp.csr_matrix,
+def make_slates(spec: PolicySpec, cand: CandidateLists, categories: sp.csr_matrix,
                 targets: np.ndarray, exam: np.ndarray, config: SimConfig,
                 exclude: sp.csr_matrix | None, n_available: int,
                 rng: np.random.Generator) -> np.ndarray:

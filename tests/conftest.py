@@ -2,10 +2,11 @@
 
 Layout (mirrors the package, docs/design.md §2): ``engine/`` the compiled core, ``frame/`` the
 pandas API and everything around it (schemas, Spark, streaming, metrics, datasets), ``cli/``
-the commands, ``adapters/`` the adapters (``adapters/contract.py``: the checks every adapter
-passes), and the simulator's ``test_sim_*.py``. Helpers every folder imports: ``reference.py``
-(the one pure-Python reference), ``strategies.py`` (hypothesis instances), ``hostile.py``
-(hostile frames and the valid-output check), ``budget.py`` (example budgets).
+the commands, ``adapters/`` the adapters, ``simulations/`` the simulator. Helpers every folder
+imports: ``reference.py`` (the one pure-Python reference), ``strategies.py`` (hypothesis
+instances), ``hostile.py`` (hostile frames and the valid-output check), ``budget.py`` (example
+budgets), ``contract.py`` (the checks every adapter passes: ``adapters/`` and the simulator's
+adapters). Test file names are unique across the folders (pytest imports them by name).
 
 Hypothesis profiles:
 

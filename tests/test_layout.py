@@ -209,3 +209,15 @@ def test_core_files_stay_small():
     big = {str(p.relative_to(ROOT)): n for p in (ROOT / "rerank").rglob("*.py")
            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_CORE_LINES}
     assert not big, big
+
+
+def test_tests_mirror_the_wings():
+    """Test modules live in the folder of the part they test (engine/, frame/, cli/, adapters/,
+    simulations/); only this file, which draws the whole house, sits at the top. Their names are
+    unique across folders: pytest imports a test module by its file name."""
+    tests = ROOT / "tests"
+    flat = sorted(p.name for p in tests.glob("test_*.py") if p.name != "test_layout.py")
+    assert not flat, f"move these into the folder of the part they test: {flat}"
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
+    assert {p.parent.name for p in tests.rglob("test_*.py")} >= {"engine", "frame", "cli", "adapters", "simulations"}

@@ -155,18 +155,3 @@ def test_tower_refuses_ips_training():
     with pytest.raises(ValueError, match="position-tower"):
         SimConfig(model="position-tower", train="ips")
 
-
-def test_fast_top_n_equals_the_adapter_top_n_including_ties_and_exclusions():
-    from rerank.adapters.base import top_n_dense
-    from rerank.simulations.models import fast_top_n
-
-    rng = np.random.default_rng(9)
-    for trial in range(30):
-        scores = rng.integers(0, 6, size=(40, 30)).astype(float)  # many ties
-        scores[rng.random(scores.shape) < 0.3] = -np.inf
-        if trial % 2:
-            scores += rng.random(scores.shape)  # no ties
-        n = int(rng.integers(1, 29))
-        for block in (scores, scores.astype(np.float32)):
-            for got, want in zip(fast_top_n(block, n), top_n_dense(block, n), strict=True):
-                np.testing.assert_array_equal(got, want)

@@ -1,11 +1,99 @@
-"""The simulator's ALS candidates equal rerank.adapters.ImplicitAdapter's (same model)."""
+"""The loop's models: their adapters pass the adapter contract, every model's candidates are
+the pure-Python top-n of its own scores (consumed items left out) as ``CandidateLists``, the ALS
+candidates equal rerank.adapters.ImplicitAdapter's (same model), and the training data."""
 
 import numpy as np
 import pytest
+import reference as ref
 import scipy.sparse as sp
+from contract import AdapterContract, Subject
 from rerank.adapters import ImplicitAdapter
-from rerank.simulations.models import FactorAdapter
+from rerank.simulations.config import SimConfig
+from rerank.simulations.log import InteractionLog
+from rerank.simulations.models import BlockScorerAdapter, FactorAdapter, make_model
+from rerank.simulations.world import RoundRelevance, make_world, sample_organic
 from threadpoolctl import threadpool_limits
+
+from rerank import CandidateLists
+
+# ---------------------------------------------------------------- the adapter contract
+RNG = np.random.default_rng(15)
+USER_F = RNG.integers(-2, 3, (7, 3)).astype(np.float64)  # integer factors: exact products, many ties
+ITEM_F = RNG.integers(-2, 3, (13, 3)).astype(np.float64)
+SEEN = sp.csr_matrix((RNG.random((7, 13)) < 0.3).astype(np.float32))
+
+
+class TestFactorAdapter(AdapterContract):
+    def make(self):
+        def build(batch=None):
+            return FactorAdapter(USER_F, ITEM_F, SEEN, batch_size=batch)
+
+        return Subject(build(), lambda u, i: float(USER_F[u] @ ITEM_F[i]), SEEN, build)
+
+
+class TestBlockScorerAdapter(AdapterContract):
+    def make(self):
+        scores = USER_F @ ITEM_F.T
+
+        def build(batch=None):
+            return BlockScorerAdapter(lambda rows: scores[rows], 7, 13, SEEN, batch_size=batch)
+
+        return Subject(build(), lambda u, i: scores[u, i], SEEN, build)
+
+
+# ---------------------------------------------------------------- the models' candidates
+CFG = SimConfig(n_users=30, n_items=60, n_candidates=12, organic_per_user=4, new_items_per_round=5,
+                fresh_pool=10, als_factors=4, als_iterations=3, tower_factors=4, tower_epochs=1)
+
+
+def _scores(model, name, world, n_avail):
+    """The model's own score of every user × available item, as the reference sees it."""
+    if name == "popularity":
+        return np.broadcast_to(model.counts[:n_avail], (world.n_users, n_avail))
+    if name == "oracle":
+        return model.relevance.rows(np.arange(world.n_users))
+    return model.tower.serving_scores(np.arange(world.n_users), n_avail)
+
+
+@pytest.mark.parametrize("name", ["popularity", "oracle", "position-tower"])
+@pytest.mark.parametrize("reconsume", [True, False])
+def test_model_candidates_are_the_reference_top_n_of_its_scores(name, reconsume):
+    world = make_world(CFG.with_(model=name))
+    n_avail = world.n_available(2)  # arrivals since the organic history
+    log = InteractionLog()
+    log.add_organic(*sample_organic(world, world.theta0, CFG.organic_per_user, world.n_available(0)))
+    model = make_model(world, world.config)
+    if name == "oracle":
+        model.relevance = RoundRelevance(world, world.theta0, n_avail)
+    model.fit(log, n_avail, 0)
+    consumed = None if reconsume else log.consumed(world.n_users, n_avail)
+    lists = model.candidates(consumed, n_avail, CFG.n_candidates)
+    assert isinstance(lists, CandidateLists) and lists.n_users == world.n_users
+    scores = _scores(model, name, world, n_avail)
+    seen = None if consumed is None else ref.seen_sets(consumed)
+    want = ref.top_n(lambda u, i: scores[u, i], range(world.n_users), n_avail, CFG.n_candidates, seen=seen)
+    for u in range(world.n_users):
+        got = lists.items[lists.indptr[u] : lists.indptr[u + 1]].tolist()
+        assert got == [i for i, _ in want[u]], f"user {u}"
+        np.testing.assert_array_equal(lists.scores[lists.indptr[u] : lists.indptr[u + 1]], [s for _, s in want[u]])
+
+
+def test_als_candidates_leave_out_items_it_was_not_trained_on():
+    """Cold start: items that arrived after the last retrain have no factors, so they are not
+    candidates until the next retrain; consumed items never are."""
+    world = make_world(CFG)
+    log = InteractionLog()
+    log.add_organic(*sample_organic(world, world.theta0, CFG.organic_per_user, world.n_available(0)))
+    model = make_model(world, CFG)
+    model.fit(log, world.n_available(0), 0)
+    n_avail = world.n_available(3)
+    consumed = log.consumed(world.n_users, n_avail)
+    lists = model.candidates(consumed, n_avail, CFG.n_candidates)
+    assert isinstance(lists, CandidateLists)
+    assert np.all(lists.lengths() == CFG.n_candidates)
+    assert lists.items.max() < world.n_available(0)
+    owners = lists.owners()
+    assert not np.asarray(consumed[owners, lists.items]).ravel().any()
 
 
 def test_factor_adapter_gives_the_implicit_adapter_candidates():
