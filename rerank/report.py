@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from rerank.schemas import empty_skipped
@@ -53,7 +54,9 @@ class RerankReport(RowAccounting):
     is a Series ``user_id -> certified relative optimality gap`` (:mod:`rerank.engine.exact`).
     ``shown=``: ``shown_removed`` is a Series ``user_id -> candidates left out because they were
     shown already`` (those rows are reranked rows that produce no output, so ``n_output_rows``
-    is ``Σ_u min(k, n_u − shown_u)``).
+    is ``Σ_u min(k, n_u − shown_u)``). ``explain=True``: ``reasons`` counts the output rows per
+    reason (``score``, ``calibration``, ``quota``, ``swap``, ``safeguard``; docs/design.md §9.4),
+    and :meth:`summary` lists them.
     """
 
     n_users: int
@@ -69,14 +72,30 @@ class RerankReport(RowAccounting):
     quota_shortfall: pd.Series | None = None
     exact_gap: pd.Series | None = None
     shown_removed: pd.Series | None = None
+    reasons: pd.Series | None = None
 
     def summary(self) -> str:
-        return summary_line(
+        line = summary_line(
             n_users=self.n_users, skipped=self.skipped, n_candidates=self.n_candidates,
             n_rows_reranked=self.n_rows_reranked, n_rows_without_user=self.n_rows_without_user,
             n_output_rows=self.n_output_rows, n_cold=len(self.cold_users),
             n_short=len(self.short_users), n_topk=len(self.topk_users), ok=self.reconciles,
         )
+        return with_reasons(line, self.reasons)
+
+
+def reason_counts(codes, names) -> pd.Series:
+    """Output rows per reason (every reason listed, 0 when unused), ``explain=True``."""
+    return pd.Series(np.bincount(codes, minlength=len(names)), index=pd.Index(names, name="reason"), name="rows")
+
+
+def with_reasons(line: str, reasons: pd.Series | None) -> str:
+    """The summary line with the reason counts before its final verdict (``explain=True``)."""
+    if reasons is None:
+        return line
+    head, tail = line.rsplit("; ", 1)
+    counts = ", ".join(f"{int(n)} {name}" for name, n in reasons.items())
+    return f"{head}; why each item is there: {counts}; {tail}"
 
 
 def reconciles(n_in, n_reranked, n_skipped_rows, n_without_user, n_out, n_expected_out) -> bool:

@@ -33,11 +33,12 @@ from rerank.distributions import (
     target_distributions,
 )
 from rerank.engine.arrays import Attributes, Problem, check_attributes, solve
+from rerank.engine.explain import REASONS
 from rerank.engine.options import MAX_ENUMERATE, RerankOptions
 from rerank.errors import InputError, InputTypeError
 from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values, shown_prefix
-from rerank.params import check_lam_array, check_n_threads, check_positive, check_unit_interval
-from rerank.report import RerankReport
+from rerank.params import check_bool, check_lam_array, check_n_threads, check_positive, check_unit_interval
+from rerank.report import RerankReport, reason_counts
 
 __all__ = ["CalibratedReranker", "RerankReport"]
 
@@ -310,7 +311,9 @@ class CalibratedReranker:
             csr.item_kind, "candidates column 'item_id'", kinds["item_id"], "the item_categories' item_id"
         )
 
-    def rerank(self, candidates: pd.DataFrame, *, on_invalid: str = "raise", shown=None) -> pd.DataFrame:
+    def rerank(
+        self, candidates: pd.DataFrame, *, on_invalid: str = "raise", shown=None, explain: bool = False,
+    ) -> pd.DataFrame:
         """Rerank each user's candidates; returns ``user_id, item_id, score, rank`` (rank from 1).
 
         ``shown`` (pages that remember, docs/design.md §9.3): a frame ``user_id, item_id``
@@ -318,6 +321,9 @@ class CalibratedReranker:
         the list's first positions with their rank weights, and the candidates among them are
         not picked again (``report_.shown_removed`` counts them per user). Page 2 thus
         calibrates the union of pages 1 and 2.
+
+        ``explain=True`` adds ``input_rank``, ``score_gain``, ``calibration_gain`` and ``reason``
+        (docs/design.md §9.4: why each item is there); ``report_.reasons`` counts the reasons.
 
         Users keep the order in which they first appear; ``score`` is the input score (float64).
         Invalid input raises :class:`rerank.errors.InputError` naming the column, user or item;
@@ -343,8 +349,16 @@ class CalibratedReranker:
             csr.lists(self.item_rows(csr.item_ids)), self.category_matrix_, self.targets_, target_rows,
             self._lam_per_user(candidates, csr), self.attributes_, prefix, excluded,
         )
-        result = solve(problem, self.options_, self.n_threads)
+        result = solve(problem, self.options_, self.n_threads, explain=check_bool("explain", explain))
         out = output_frame(csr, result.indptr, result.positions)
+        reasons = None
+        if result.explanation is not None:
+            why = result.explanation
+            out["input_rank"] = why.input_rank
+            out["score_gain"] = why.score_gain
+            out["calibration_gain"] = why.calibration_gain
+            out["reason"] = pd.array(np.asarray(REASONS, dtype=object)[why.reason], dtype="str")
+            reasons = reason_counts(why.reason, REASONS)
         lengths = np.diff(csr.indptr)
         if result.shown_removed is not None:
             lengths = lengths - result.shown_removed
@@ -363,5 +377,6 @@ class CalibratedReranker:
             quota_shortfall=_per_user(csr.users, result.quota_shortfall, "quota_shortfall"),
             exact_gap=_per_user(csr.users, result.gap, "exact_gap"),
             shown_removed=_per_user(csr.users, result.shown_removed, "shown_removed"),
+            reasons=reasons,
         )
         return out

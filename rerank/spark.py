@@ -42,7 +42,7 @@ import scipy.sparse as sp
 from rerank import schemas
 from rerank.distributions import item_categories_from_frame, target_distributions
 from rerank.errors import InputError, InputTypeError
-from rerank.params import check_choice, check_whole
+from rerank.params import check_bool, check_choice, check_whole
 
 POSITION_COLUMN = "__rerank_position"
 BUCKET_COLUMN = "__rerank_bucket"
@@ -86,11 +86,12 @@ def worker_reranker(reranker):
 
 def rerank_group(
     reranker, frame: pd.DataFrame, position_col: str, on_invalid: str = "raise", shown: pd.DataFrame | None = None,
+    explain: bool = False,
 ) -> pd.DataFrame:
     """Rerank one pandas group (one user or one bucket of users) in input order; ``shown``: the
     group's shown items with their shown order in ``rank``."""
     order = np.argsort(frame[position_col].to_numpy(), kind="stable")
-    return reranker.rerank(frame.take(order), on_invalid=on_invalid, shown=shown)
+    return reranker.rerank(frame.take(order), on_invalid=on_invalid, shown=shown, explain=explain)
 
 
 def id_kind_of(dtype) -> str | None:
@@ -115,19 +116,24 @@ def _check_id_types(reranker, fields: dict) -> None:
             schemas.check_same_id_kind(kind, f"candidates column '{column}'", kinds[column], fitted_from)
 
 
-def output_schema(candidates):
-    """``user_id, item_id`` with the input types, ``score double``, ``rank long``."""
-    from pyspark.sql.types import DoubleType, LongType, StructField, StructType
+def output_schema(candidates, explain: bool = False):
+    """``user_id, item_id`` with the input types, ``score double``, ``rank long`` (+ with
+    ``explain``: ``input_rank long, score_gain double, calibration_gain double, reason string``)."""
+    from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
     fields = _fields(candidates, "candidates")
-    return StructType(
-        [
-            StructField("user_id", fields["user_id"].dataType, True),
-            StructField("item_id", fields["item_id"].dataType, True),
-            StructField("score", DoubleType(), True),
-            StructField("rank", LongType(), True),
+    columns = [
+        StructField("user_id", fields["user_id"].dataType, True),
+        StructField("item_id", fields["item_id"].dataType, True),
+        StructField("score", DoubleType(), True),
+        StructField("rank", LongType(), True),
+    ]
+    if explain:
+        columns += [
+            StructField("input_rank", LongType(), True), StructField("score_gain", DoubleType(), True),
+            StructField("calibration_gain", DoubleType(), True), StructField("reason", StringType(), True),
         ]
-    )
+    return StructType(columns)
 
 
 def rerank_spark(
@@ -139,6 +145,7 @@ def rerank_spark(
     position_col: str | None = None,
     on_invalid: str = "raise",
     shown=None,
+    explain: bool = False,
 ):
     """Rerank a Spark DataFrame ``user_id, item_id, score`` (+ the λ column if ``reranker.lam``
     names one); returns a Spark DataFrame ``user_id, item_id, score, rank`` with the same rows
@@ -160,6 +167,7 @@ def rerank_spark(
     ``shown``: a Spark DataFrame ``user_id, item_id`` (+ ``rank``) of items already shown
     (``CalibratedReranker.rerank(shown=)``, docs/design.md §9.3); it is co-grouped with the
     candidates by the same user buckets (its order: ``rank``, else its own row order).
+    ``explain=True`` adds the columns of ``rerank(explain=True)`` (docs/design.md §9.4).
     """
     from pyspark.sql import functions as F
 
@@ -196,19 +204,21 @@ def rerank_spark(
         ) from exc
     state = context.broadcast(worker_reranker(reranker))
 
-    def rerank_one_group(frame: pd.DataFrame) -> pd.DataFrame:
-        return rerank_group(state.value, frame, POSITION_COLUMN, on_invalid)
+    explain = check_bool("explain", explain)
 
-    schema = output_schema(candidates)
+    def rerank_one_group(frame: pd.DataFrame) -> pd.DataFrame:
+        return rerank_group(state.value, frame, POSITION_COLUMN, on_invalid, explain=explain)
+
+    schema = output_schema(candidates, explain)
     if shown is not None:
-        return _rerank_with_shown(rows, shown, state, schema, by, n_buckets, on_invalid)
+        return _rerank_with_shown(rows, shown, state, schema, by, n_buckets, on_invalid, explain)
     if by == "user":
         return rows.groupBy("user_id").applyInPandas(rerank_one_group, schema)
     bucket = F.pmod(F.xxhash64("user_id"), F.lit(n_buckets))
     return rows.withColumn(BUCKET_COLUMN, bucket).groupBy(BUCKET_COLUMN).applyInPandas(rerank_one_group, schema)
 
 
-def _rerank_with_shown(rows, shown, state, schema, by: str, n_buckets: int, on_invalid: str):
+def _rerank_with_shown(rows, shown, state, schema, by: str, n_buckets: int, on_invalid: str, explain: bool):
     """Candidates and shown items co-grouped by user (``by="user"``) or user bucket."""
     from pyspark.sql import functions as F
 
@@ -227,6 +237,7 @@ def _rerank_with_shown(rows, shown, state, schema, by: str, n_buckets: int, on_i
             return pd.DataFrame({name: [] for name in columns})
         return rerank_group(
             state.value, frame, POSITION_COLUMN, on_invalid, shown=seen[["user_id", "item_id", "rank"]],
+            explain=explain,
         )
 
     return rows.groupBy(key).cogroup(shown_rows.groupBy(key)).applyInPandas(rerank_cogroup, schema)

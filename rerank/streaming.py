@@ -23,7 +23,7 @@ import pandas as pd
 
 from rerank.errors import InputError, InputTypeError
 from rerank.params import check_bool, show
-from rerank.report import RerankReport, RowAccounting, summary_line
+from rerank.report import RerankReport, RowAccounting, summary_line, with_reasons
 from rerank.reranker import CalibratedReranker
 from rerank.schemas import at_row, check_on_invalid, empty_skipped, validate_shown
 
@@ -87,6 +87,7 @@ class StreamReport(RowAccounting):
     n_short: int = 0
     n_topk: int = 0
     n_quota_short: int | None = None  # quota mode: users whose list misses some quota units
+    reasons: pd.Series | None = None  # explain=True: output rows per reason
     _skipped: list[pd.DataFrame] = field(default_factory=list, repr=False)
 
     def add(self, report: RerankReport) -> None:
@@ -105,6 +106,8 @@ class StreamReport(RowAccounting):
             self.n_quota_short = (self.n_quota_short or 0) + int((shortfall > 0).sum())
         if len(report.skipped):
             self._skipped.append(report.skipped)
+        if report.reasons is not None:
+            self.reasons = report.reasons if self.reasons is None else self.reasons + report.reasons
 
     @property
     def skipped(self) -> pd.DataFrame:
@@ -125,7 +128,7 @@ class StreamReport(RowAccounting):
         if self.n_quota_short is not None:  # before the final "nothing lost"
             head, tail = line.rsplit("; ", 1)
             line = f"{head}; {self.n_quota_short} users short of their quotas (no candidate subset meets them); {tail}"
-        return line
+        return with_reasons(line, self.reasons)
 
     def as_dict(self) -> dict:
         """JSON-ready counts, the skipped users and whether everything reconciles."""
@@ -145,6 +148,7 @@ class StreamReport(RowAccounting):
             "users_kept_top_k": self.n_topk,
             "batches": self.n_batches,
             "users_short_of_quotas": self.n_quota_short,
+            "rows_by_reason": None if self.reasons is None else {str(k): int(v) for k, v in self.reasons.items()},
             "reconciles": self.reconciles,
         }
 
@@ -160,6 +164,7 @@ class RerankStream:
         on_invalid: str = "raise",
         check_repeats: bool = True,
         shown=None,
+        explain: bool = False,
     ):
         if not isinstance(reranker, CalibratedReranker):
             raise InputTypeError(
@@ -172,6 +177,7 @@ class RerankStream:
         self.check_repeats = check_bool("check_repeats", check_repeats)
         self.report = StreamReport()
         self.shown = None if shown is None else validate_shown(shown)  # checked once for every batch
+        self.explain = check_bool("explain", explain)
         self._seen = SeenIds() if self.check_repeats else None
 
     def _check_new_users(self, batch: pd.DataFrame) -> None:
@@ -192,7 +198,7 @@ class RerankStream:
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         for batch in self.batches:
-            out = self.reranker.rerank(batch, on_invalid=self.on_invalid, shown=self.shown)
+            out = self.reranker.rerank(batch, on_invalid=self.on_invalid, shown=self.shown, explain=self.explain)
             if self._seen is not None:
                 self._check_new_users(batch)
             self.report.add(self.reranker.report_)
@@ -206,6 +212,7 @@ def rerank_batches(
     on_invalid: str = "raise",
     check_repeats: bool = True,
     shown=None,
+    explain: bool = False,
 ) -> RerankStream:
     """Rerank an iterable of candidate frames, each holding whole users; yields one output frame
     (``user_id, item_id, score, rank``) per batch, exactly ``reranker.rerank(batch)``.
@@ -213,6 +220,9 @@ def rerank_batches(
     ``stream.report`` (a :class:`StreamReport`) sums the per-batch reports: users and rows in,
     reranked, skipped (``on_invalid="skip"``) and out, and whether they reconcile. With
     ``check_repeats`` a user appearing in two batches raises ``InputError``. ``shown``: items
-    already shown (``CalibratedReranker.rerank(shown=)``), one frame for every batch.
+    already shown (``CalibratedReranker.rerank(shown=)``), one frame for every batch; ``explain``
+    as in ``rerank``.
     """
-    return RerankStream(reranker, batches, on_invalid=on_invalid, check_repeats=check_repeats, shown=shown)
+    return RerankStream(
+        reranker, batches, on_invalid=on_invalid, check_repeats=check_repeats, shown=shown, explain=explain,
+    )

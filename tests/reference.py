@@ -367,3 +367,34 @@ def general_greedy(scores, item_cats, p, k, lam, alpha=0.01, divergence="kl", ra
         if t_obj > g_obj + TIE_RTOL * (1 + max(abs(g_obj), abs(t_obj))):
             chosen = t
     return chosen
+
+
+def explain_reference(scores, item_cats, p, lam, chosen, used_topk, alpha=0.01, divergence="kl",
+                      rank_weights="uniform", normalize=None, cat_attr=None, attr_w=None, shown_cats=(), excluded=()):
+    """Why each item of ``chosen`` (pick order) is there, from docs/design.md §9.4 only:
+    [(input_rank, score_gain, calibration_gain, reason)] recomputed from the candidates."""
+    s = normalized(scores, normalize)
+    allowed = [j for j in range(len(scores)) if j not in set(excluded)]
+    kk = len(chosen)
+    m = len(shown_cats)
+    weights = rank_weight_list(rank_weights, m + kk)
+
+    def c_of(prefix_items):
+        cats = list(shown_cats) + [item_cats[j] for j in prefix_items]
+        if not cats:
+            return 0.0
+        total = sum(weights[: len(cats)])
+        q = [0.0] * len(p)
+        for r, c in enumerate(cats):
+            for g, a in c.items():
+                q[g] += weights[r] * a
+        return attribute_divergence(p, [x / total for x in q], alpha, divergence, cat_attr, attr_w)
+
+    out = []
+    for r, j in enumerate(chosen):
+        rank = 1 + sum(1 for i in allowed if (-scores[i], i) < (-scores[j], j))
+        score_gain = 0.0 if lam == 1 else (1 - lam) * s[j]
+        calibration_gain = 0.0 if lam == 0 else -lam * (c_of(chosen[: r + 1]) - c_of(chosen[:r]))
+        reason = "safeguard" if used_topk else ("score" if rank <= kk else "calibration")
+        out.append((rank, score_gain, calibration_gain, reason))
+    return out

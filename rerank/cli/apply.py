@@ -85,7 +85,9 @@ def run(args) -> int:
 
     with io.AtomicFiles() as files:
         sink = io.Sink(files.temp_for(output), output, "output")
-        stream = rerank_batches(reranker, source.batches(), on_invalid="skip" if skip else "raise", shown=shown)
+        stream = rerank_batches(
+            reranker, source.batches(), on_invalid="skip" if skip else "raise", shown=shown, explain=args.explain,
+        )
         # no bar with --quiet, nor when stderr is not a terminal (logs stay clean)
         bar = tqdm(total=source.n_rows, unit=" rows", unit_scale=True, desc="rerank apply",
                    disable=True if args.quiet else None, file=sys.stderr, leave=False)
@@ -178,6 +180,8 @@ def register(subparsers) -> None:
     opts = parser.add_argument_group("reranking")
     add_rerank_arguments(opts)
     opts.add_argument("--half-life", type=float, help="recency half-life on the history's timestamp")
+    opts.add_argument("--explain", action="store_true",
+                      help="add input_rank, score_gain, calibration_gain and reason (why each item is there)")
     opts.add_argument("--attribute-weights", metavar="NAME=W,...",
                       help="several attributes (an 'attribute' column in --item-categories): their weights w_a "
                            "in Σ_a w_a C(p_a, q_a), normalised to sum 1 (default: equal)")

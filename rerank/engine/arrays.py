@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from rerank._numba import kernel_lock, num_threads
 from rerank.engine.exact import ExactResult, normalized_scores, solve_exact
+from rerank.engine.explain import explain_users, input_ranks, reasons
 from rerank.engine.feasibility import max_quota_met, quota_matrix
 from rerank.engine.kernel import METHOD_QUOTA, rerank_kernel
 from rerank.engine.layout import (
@@ -38,9 +39,9 @@ from rerank.engine.layout import (
 )
 from rerank.engine.options import RerankOptions
 from rerank.errors import InputError
-from rerank.params import check_finite, check_lam_array, float_array, int_array
+from rerank.params import check_bool, check_finite, check_lam_array, float_array, int_array
 
-__all__ = ["Attributes", "Problem", "RerankResult", "rerank_arrays", "rerank_lists", "solve"]
+__all__ = ["Attributes", "Explanation", "Problem", "RerankResult", "rerank_arrays", "rerank_lists", "solve"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class RerankResult:
     exact_route: np.ndarray | None = None
     exact_seconds: np.ndarray | None = None
     shown_removed: np.ndarray | None = None
+    explanation: Explanation | None = None
 
 
 class Attributes(NamedTuple):
@@ -233,6 +235,7 @@ def rerank_lists(
     attribute_weights=None,
     shown_indptr=None,
     shown_items=None,
+    explain: bool = False,
     n_threads: int | None = None,
 ) -> RerankResult:
     """Calibrated reranking of candidate lists with ``options`` (docs/design.md §3, §4).
@@ -249,12 +252,15 @@ def rerank_lists(
     Pages that remember (docs/design.md §9.3): ``shown_indptr`` / ``shown_items`` (a CSR of item
     rows per user, in shown order) are items already shown; they fill the first positions of
     ``q`` with their rank weights, and the candidates among them are not picked again.
+
+    ``explain=True`` fills ``result.explanation`` (input rank, score and calibration gains and
+    the reason of every output item, docs/design.md §9.4).
     """
     problem = check_problem(
         lists, categories, targets, target_rows, lam, options, category_attribute=category_attribute,
         attribute_weights=attribute_weights, shown_indptr=shown_indptr, shown_items=shown_items,
     )
-    return solve(problem, options, n_threads)
+    return solve(problem, options, n_threads, explain=check_bool("explain", explain))
 
 
 def rerank_arrays(
@@ -273,6 +279,7 @@ def rerank_arrays(
     attribute_weights=None,
     shown_indptr=None,
     shown_items=None,
+    explain: bool = False,
     n_threads: int | None = None,
     **keywords,
 ) -> RerankResult:
@@ -289,7 +296,7 @@ def rerank_arrays(
     ``min_share``, ``min_share_threshold``, ``solver``, ``time_limit``, ``max_enumerate``).
     ``lam`` may also hold one value per user (with ``options`` too, where it overrides
     ``options.lam``). Several attributes: ``category_attribute`` and ``attribute_weights``, a shown
-    prefix: ``shown_indptr`` and ``shown_items``, as in :func:`rerank_lists`.
+    prefix: ``shown_indptr`` and ``shown_items``, and ``explain``, as in :func:`rerank_lists`.
 
     Returns a :class:`RerankResult` (``result.indptr`` delimits each user's ``result.items``).
     """
@@ -306,7 +313,7 @@ def rerank_arrays(
     return rerank_lists(
         lists, categories, targets, options, target_rows=target_rows, lam=lam,
         category_attribute=category_attribute, attribute_weights=attribute_weights, shown_indptr=shown_indptr,
-        shown_items=shown_items, n_threads=n_threads,
+        shown_items=shown_items, explain=explain, n_threads=n_threads,
     )
 
 
@@ -328,33 +335,92 @@ def drop_shown(lists: CandidateLists, excluded: np.ndarray) -> tuple[np.ndarray,
     return kept, CandidateLists(indptr, lists.items[kept], lists.scores[kept])
 
 
-def solve(problem: Problem, options: RerankOptions, n_threads: int | None = None) -> RerankResult:
+def solve(
+    problem: Problem, options: RerankOptions, n_threads: int | None = None, *, explain: bool = False,
+) -> RerankResult:
     """Run the kernel (and the quota feasibility / exact solver when asked) on checked inputs.
 
     A shown prefix (``problem.shown``): the shown candidates are removed first (they cannot be
     picked again, and nothing downstream sees them: normalisation, top-k, quotas), the kernel
     starts each ``q`` from the prefix, and the positions are mapped back to the input arrays;
-    ``shown_removed`` counts the candidates removed per user."""
+    ``shown_removed`` counts the candidates removed per user. ``explain``: also fill
+    ``result.explanation`` (:mod:`rerank.engine.explain`)."""
     refuse_attributes(problem.attributes, options)
     shown = problem.shown
-    if shown is None or not (shown.items.size or (problem.excluded is not None and problem.excluded.any())):
-        result = _solve(problem, options, n_threads, ShownPrefix.empty(problem.lists.n_users))
-        if shown is None:
-            return result
-        return dataclasses.replace(result, shown_removed=np.zeros(problem.lists.n_users, dtype=np.int64))
-    if options.validate().exact:
-        raise InputError("solver='exact' does not take a shown prefix; use solver='greedy'")
-    if not isinstance(options.rank_weights, str):
-        raise InputError(
-            "a shown prefix needs rank weights for the shown positions too: rank_weights='uniform' or 'dcg'"
-        )
-    excluded = problem.excluded
-    if excluded is None:
-        excluded = shown_candidates(problem.lists, shown, problem.categories.shape[0])
-    kept, compact = drop_shown(problem.lists, excluded)
-    result = _solve(problem._replace(lists=compact), options, n_threads, shown)
-    removed = problem.lists.lengths() - compact.lengths()
-    return dataclasses.replace(result, positions=kept[result.positions], shown_removed=removed)
+    n_users = problem.lists.n_users
+    kept = None
+    work, prefix = problem, ShownPrefix.empty(n_users)
+    if shown is not None and (shown.items.size or (problem.excluded is not None and problem.excluded.any())):
+        if options.validate().exact:
+            raise InputError("solver='exact' does not take a shown prefix; use solver='greedy'")
+        if not isinstance(options.rank_weights, str):
+            raise InputError(
+                "a shown prefix needs rank weights for the shown positions too: rank_weights='uniform' or 'dcg'"
+            )
+        excluded = problem.excluded
+        if excluded is None:
+            excluded = shown_candidates(problem.lists, shown, problem.categories.shape[0])
+        kept, compact = drop_shown(problem.lists, excluded)
+        work, prefix = problem._replace(lists=compact), shown
+    # explanations follow the pick order: re-sort by score only after explaining
+    by_score = explain and options.order == "score"
+    result = _solve(work, options.replace(order="greedy") if by_score else options, n_threads, prefix)
+    if explain:
+        result = explained(work, options, result, prefix, n_threads)
+    if shown is not None:
+        removed = problem.lists.lengths() - work.lists.lengths()
+        result = dataclasses.replace(result, shown_removed=removed)
+    if kept is not None:
+        result = dataclasses.replace(result, positions=kept[result.positions])
+    return result
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Per output entry (aligned with ``RerankResult.positions``): ``input_rank``,
+    ``score_gain``, ``calibration_gain`` and the ``reason`` code (an index into
+    :data:`rerank.engine.explain.REASONS`); see :mod:`rerank.engine.explain`."""
+
+    input_rank: np.ndarray
+    score_gain: np.ndarray
+    calibration_gain: np.ndarray
+    reason: np.ndarray
+
+
+def explained(problem: Problem, options: RerankOptions, result: RerankResult, prefix: ShownPrefix,
+              n_threads) -> RerankResult:
+    """``result`` (lists in pick order) with its :class:`Explanation`; re-sorted by score after
+    explaining when ``options.order == "score"``."""
+    lists, matrix, targets, target_rows, lam, attributes = problem[:6]
+    codes = options.validate()
+    out_indptr, positions = result.indptr, result.positions
+    sizes = np.diff(out_indptr)
+    owners = np.repeat(np.arange(lists.n_users, dtype=np.int64), sizes)
+    local = positions - lists.indptr[owners]
+    s_norm = np.empty_like(lists.scores)
+    if lists.scores.size:
+        normalized_scores(lists.indptr, lists.scores, codes.normalize, s_norm)
+    quota_mode = codes.method == METHOD_QUOTA
+    quotas = (quota_matrix(targets, options.k, codes.rho, float(options.min_share_threshold)) if quota_mode
+              else np.zeros((1, 1), dtype=np.int64))
+    rank_w = options.weights(int(sizes.max(initial=0)) + prefix.longest + 1)
+    n = positions.size
+    score_gain, calibration_gain, unit = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.bool_)
+    cats = CategoryCSR.of(matrix, None if attributes is None else attributes.category_weights())
+    if n:
+        with num_threads(n_threads), kernel_lock():
+            explain_users(
+                lists, cats, targets, target_rows, lam, rank_w, s_norm, prefix, out_indptr, local, quotas,
+                quota_mode, options.alpha, codes.divergence, score_gain, calibration_gain, unit,
+            )
+    rank = input_ranks(lists.indptr, lists.scores)[positions]
+    reason = reasons(rank, sizes[owners], result.used_topk[owners], unit)
+    explanation = Explanation(rank, score_gain, calibration_gain, reason)
+    if codes.order_by_score:
+        order = np.lexsort((positions, -lists.scores[positions], owners))
+        positions = positions[order]
+        explanation = Explanation(rank[order], score_gain[order], calibration_gain[order], reason[order])
+    return dataclasses.replace(result, positions=positions, items=lists.items[positions], explanation=explanation)
 
 
 def _solve(problem: Problem, options: RerankOptions, n_threads, shown: ShownPrefix) -> RerankResult:

@@ -54,3 +54,16 @@ def test_bad_shown_file_names_the_file(tmp_path, data_two_attributes, capsys):
     err = capsys.readouterr().err
     assert "shown.csv" in err and "twice" in err
     assert not out.exists()
+
+
+def test_explain_flag_equals_the_frame_api(tmp_path, data_two_attributes, capsys):
+    hist, cats, cands = data_two_attributes
+    code, out = apply(tmp_path, *files(tmp_path, data_two_attributes), "out.csv", "--k", "3", "--lam", "0.8",
+                      "--explain", "--batch-rows", "11")
+    assert code == 0
+    reranker = CalibratedReranker(k=3, lam=0.8).fit(hist, cats)
+    expected = reranker.rerank(cands, explain=True)
+    pd.testing.assert_frame_equal(read(out), expected, check_dtype=False)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    counts = reranker.report_.reasons
+    assert f"why each item is there: {counts['score']} score, {counts['calibration']} calibration" in line

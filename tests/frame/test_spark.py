@@ -396,5 +396,10 @@ def test_two_attributes_and_a_shown_prefix_on_spark(spark, int_data, str_data, i
     shown = candidates.groupby("user_id", sort=False).tail(2)[["user_id", "item_id"]].copy()
     shown["rank"] = np.arange(len(shown), 0, -1)
     out = local.rerank_spark(spark.createDataFrame(candidates), by=by, n_buckets=4,
-                             shown=spark.createDataFrame(shown))
-    assert_same_rows(out, local.rerank(candidates, shown=shown))
+                             shown=spark.createDataFrame(shown), explain=True)
+    expected = local.rerank(candidates, shown=shown, explain=True)
+    assert_same_rows(out, expected)
+    got = out.toPandas().astype({"user_id": object, "item_id": object}).sort_values(["user_id", "rank"])
+    expected = expected.astype({"user_id": object, "item_id": object}).sort_values(["user_id", "rank"])
+    for column in ("input_rank", "score_gain", "calibration_gain", "reason"):
+        assert got[column].tolist() == expected[column].tolist(), column

@@ -1,0 +1,110 @@
+"""Why each item is there (docs/design.md §9.4): per output item, its rank by input score, the
+two terms of the objective it added when it was placed, and a reason.
+
+For user ``u`` with list ``L = (l_1, …, l_kk)`` in pick order (after a shown prefix ``P``, if
+any) and ``L_r = (l_1, …, l_r)``:
+
+* ``input_rank``: 1 + the number of the user's (pickable) candidates before ``l_r`` by input
+  score (score desc, then input position: the tie rule);
+* ``score_gain_r = (1-λ) s_{l_r}`` (normalised score; 0 at λ = 1, where the score term is
+  dropped) and ``calibration_gain_r = -λ (C(P ∪ L_r) - C(P ∪ L_{r-1}))`` with
+  ``C(∅) := 0`` (no prefix: the first item's gain is ``-λ C(L_1)``), so that
+  ``Σ_r (score_gain_r + calibration_gain_r) = F(L) - F(P)``, the objective ``F`` of
+  docs/design.md §3 (with ``F(∅) = 0``); ``C`` is ``Σ_a w_a C(p_a, q_a)`` with several
+  attributes, and the rank weights follow the prefix;
+* ``reason``: ``safeguard`` when the safeguard returned plain top-k, else ``score`` when the item
+  is in the user's top-``kk`` by input score (``input_rank ≤ kk``), else ``quota`` (quota mode)
+  when it added a quota unit (it carries a protected category whose quota was not yet met
+  when it was placed), else ``swap`` when a refinement swapped it in (none yet: issue 13),
+  else ``calibration``.
+
+:func:`explain_users` computes the gains and the quota flags in one compiled pass over users;
+:func:`input_ranks` ranks by score, vectorised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from rerank._numba import compiled
+from rerank.engine.divergences import divergence_finish, divergence_term
+
+__all__ = ["REASONS", "explain_users", "input_ranks", "reasons"]
+
+REASONS = ("score", "calibration", "quota", "swap", "safeguard")
+REASON_SCORE, REASON_CALIBRATION, REASON_QUOTA, REASON_SWAP, REASON_SAFEGUARD = range(5)
+
+
+@compiled(inline="always")
+def _divergence(p, mass, total_w, cat_w, alpha, divergence):
+    total = 0.0
+    for g in range(p.shape[0]):
+        total += divergence_term(p[g], mass[g] / total_w, alpha, divergence) * cat_w[g]
+    return divergence_finish(total, divergence)
+
+
+@compiled(parallel=True)
+def explain_users(lists, cats, targets, target_rows, lam, rank_w, s_norm, prefix, out_indptr, local, quotas,
+                  quota_mode, alpha, divergence, score_gain, calibration_gain, quota_unit):
+    """Fill ``score_gain``, ``calibration_gain`` and ``quota_unit`` for every output entry
+    (``local``: each output item's local position, lists in pick order; module docstring)."""
+    n_users = lists.indptr.shape[0] - 1
+    n_cat = targets.shape[1]
+    for u in prange(n_users):
+        start = out_indptr[u]
+        kk = out_indptr[u + 1] - start
+        if kk == 0:
+            continue
+        lo = lists.indptr[u]
+        p = targets[target_rows[u]]
+        lam_u = lam[u]
+        mass = np.zeros(n_cat, dtype=np.float64)
+        counts = np.zeros(n_cat, dtype=np.int64)
+        first = prefix.indptr[u]
+        m = prefix.indptr[u + 1] - first
+        total_w = 0.0
+        for r in range(m):
+            w = rank_w[r]
+            total_w += w
+            item = prefix.items[first + r]
+            for e in range(cats.indptr[item], cats.indptr[item + 1]):
+                mass[cats.indices[e]] += w * cats.data[e]
+        previous = _divergence(p, mass, total_w, cats.weight, alpha, divergence) if m > 0 else 0.0
+        for r in range(kk):
+            j = local[start + r]
+            item = lists.items[lo + j]
+            w = rank_w[m + r]
+            total_w += w
+            unit = False
+            for e in range(cats.indptr[item], cats.indptr[item + 1]):
+                g = cats.indices[e]
+                mass[g] += w * cats.data[e]
+                if quota_mode and cats.data[e] > 0.0:
+                    if counts[g] < quotas[target_rows[u], g]:
+                        unit = True
+                    counts[g] += 1
+            current = _divergence(p, mass, total_w, cats.weight, alpha, divergence)
+            score_gain[start + r] = (1.0 - lam_u) * s_norm[lo + j] if lam_u != 1.0 else 0.0
+            calibration_gain[start + r] = -lam_u * (current - previous) if lam_u != 0.0 else 0.0
+            quota_unit[start + r] = unit
+            previous = current
+
+
+def input_ranks(indptr: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per candidate entry, its 1-based rank within its user by (score desc, position asc)."""
+    lengths = np.diff(indptr)
+    owners = np.repeat(np.arange(lengths.size), lengths)
+    order = np.lexsort((np.arange(scores.size), -scores, owners))
+    ranks = np.empty(scores.size, dtype=np.int64)
+    ranks[order] = np.arange(scores.size) - np.repeat(indptr[:-1], lengths) + 1
+    return ranks
+
+
+def reasons(rank: np.ndarray, kk: np.ndarray, used_topk: np.ndarray, quota_unit: np.ndarray) -> np.ndarray:
+    """The reason code of each output entry (``kk``, ``used_topk``: per entry, its user's)."""
+    out = np.full(rank.size, REASON_CALIBRATION, dtype=np.int8)
+    out[quota_unit] = REASON_QUOTA
+    out[rank <= kk] = REASON_SCORE
+    out[used_topk] = REASON_SAFEGUARD
+    return out
