@@ -56,7 +56,9 @@ class RerankReport(RowAccounting):
     shown already`` (those rows are reranked rows that produce no output, so ``n_output_rows``
     is ``Σ_u min(k, n_u − shown_u)``). ``explain=True``: ``reasons`` counts the output rows per
     reason (``score``, ``calibration``, ``quota``, ``swap``, ``safeguard``; docs/design.md §9.4),
-    and :meth:`summary` lists them.
+    and :meth:`summary` lists them. ``lam="auto"``: ``lam`` the λ chosen per user,
+    ``miscalibration`` each list's ``C``, ``max_miscalibration`` the budget τ and
+    :attr:`over_budget` the users above it (all at λ = 1).
     """
 
     n_users: int
@@ -73,6 +75,16 @@ class RerankReport(RowAccounting):
     exact_gap: pd.Series | None = None
     shown_removed: pd.Series | None = None
     reasons: pd.Series | None = None
+    lam: pd.Series | None = None
+    miscalibration: pd.Series | None = None
+    max_miscalibration: float | None = None
+
+    @property
+    def over_budget(self) -> pd.Index:
+        """``lam="auto"``: the users whose list exceeds the budget even at λ = 1."""
+        if self.lam is None:
+            return pd.Index([])
+        return self.miscalibration.index[(self.miscalibration > self.max_miscalibration).to_numpy()]
 
     def summary(self) -> str:
         line = summary_line(
@@ -81,7 +93,18 @@ class RerankReport(RowAccounting):
             n_output_rows=self.n_output_rows, n_cold=len(self.cold_users),
             n_short=len(self.short_users), n_topk=len(self.topk_users), ok=self.reconciles,
         )
-        return with_reasons(line, self.reasons)
+        line = with_reasons(line, self.reasons)
+        if self.lam is not None:
+            line = with_budget(line, len(self.lam), int((self.lam == 1.0).sum()), len(self.over_budget),
+                               self.max_miscalibration)
+        return line
+
+
+def with_budget(line: str, n_users: int, n_at_one: int, n_over: int, budget: float) -> str:
+    """The summary line with the ``lam="auto"`` outcome before its final verdict."""
+    head, tail = line.rsplit("; ", 1)
+    return (f"{head}; λ from the budget C ≤ {budget:g}: {n_users - n_over} users meet it, {n_at_one} at λ = 1 "
+            f"({n_over} of them still above it); {tail}")
 
 
 def reason_counts(codes, names) -> pd.Series:

@@ -66,7 +66,10 @@ class CalibratedReranker:
     ----------
     k : list length.
     lam : λ in [0, 1]; a float for everyone, the name of a candidates column holding a per-user
-        λ (constant within a user), or a mapping / Series ``user_id -> λ``.
+        λ (constant within a user), a mapping / Series ``user_id -> λ``, or ``"auto"``: per
+        user the smallest λ of ``rerank.engine.options.AUTO_LAMBDAS`` whose list has
+        ``C ≤ max_miscalibration`` (else λ = 1); the output gets a ``lam`` column and
+        ``report_.lam`` the chosen values (docs/design.md §9.5).
     alpha : KL smoothing α in (0, 1): ``q̃ = (1-α) q + α p``.
     divergence : ``"kl"``, ``"hellinger"`` or ``"chi2"`` (Pearson χ² on ``q̃``).
     rank_weights : ``"uniform"``, ``"dcg"`` or an array of k weights for ``q`` (Steck eq. 2).
@@ -117,6 +120,7 @@ class CalibratedReranker:
         time_limit: float = 10.0,
         max_enumerate: int = MAX_ENUMERATE,
         attribute_weights=None,
+        max_miscalibration: float | None = None,
     ):
         self.k = k
         self.lam = lam
@@ -136,6 +140,7 @@ class CalibratedReranker:
         self.time_limit = time_limit
         self.max_enumerate = max_enumerate
         self.attribute_weights = attribute_weights
+        self.max_miscalibration = max_miscalibration
 
     @classmethod
     def from_options(
@@ -160,6 +165,13 @@ class CalibratedReranker:
         """Check every parameter and return the :class:`rerank.RerankOptions` that ``fit`` stores
         as ``options_`` (``lam`` is ``None`` there when it is a column or a mapping)."""
         lam = self.lam
+        if lam == "auto":  # λ from a budget (docs/design.md §9.5); RerankOptions checks the budget
+            params = self.get_params()
+            fields = {name: params[name] for name in RerankOptions.__dataclass_fields__}
+            options = RerankOptions(**fields)
+            check_positive("half_life", self.half_life)
+            check_n_threads(self.n_threads)
+            return options
         if isinstance(lam, str):
             if lam in schemas.CANDIDATE_COLUMNS:
                 raise InputError(f"lam names the column {lam!r}, which is not a per-user lambda column")
@@ -289,6 +301,8 @@ class CalibratedReranker:
 
     # ------------------------------------------------------------------ rerank
     def _lam_per_user(self, candidates: pd.DataFrame, csr: CandidateCSR) -> np.ndarray:
+        if self.options_.lam == "auto":  # searched per user by the engine
+            return np.zeros(len(csr.users), dtype=np.float64)
         if isinstance(self.lam, str):
             values = per_user_values(candidates, self.lam, csr)
             return check_lam_array(values, len(csr.users), csr.users)
@@ -359,6 +373,8 @@ class CalibratedReranker:
             out["calibration_gain"] = why.calibration_gain
             out["reason"] = pd.array(np.asarray(REASONS, dtype=object)[why.reason], dtype="str")
             reasons = reason_counts(why.reason, REASONS)
+        if result.lam is not None:
+            out["lam"] = np.repeat(result.lam, np.diff(result.indptr))
         lengths = np.diff(csr.indptr)
         if result.shown_removed is not None:
             lengths = lengths - result.shown_removed
@@ -378,5 +394,8 @@ class CalibratedReranker:
             exact_gap=_per_user(csr.users, result.gap, "exact_gap"),
             shown_removed=_per_user(csr.users, result.shown_removed, "shown_removed"),
             reasons=reasons,
+            lam=_per_user(csr.users, result.lam, "lam"),
+            miscalibration=_per_user(csr.users, result.miscalibration, "miscalibration"),
+            max_miscalibration=self.options_.max_miscalibration,
         )
         return out

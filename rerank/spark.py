@@ -116,9 +116,10 @@ def _check_id_types(reranker, fields: dict) -> None:
             schemas.check_same_id_kind(kind, f"candidates column '{column}'", kinds[column], fitted_from)
 
 
-def output_schema(candidates, explain: bool = False):
+def output_schema(candidates, explain: bool = False, auto_lam: bool = False):
     """``user_id, item_id`` with the input types, ``score double``, ``rank long`` (+ with
-    ``explain``: ``input_rank long, score_gain double, calibration_gain double, reason string``)."""
+    ``explain``: ``input_rank long, score_gain double, calibration_gain double, reason string``;
+    + with ``lam="auto"``: ``lam double``)."""
     from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
     fields = _fields(candidates, "candidates")
@@ -133,6 +134,8 @@ def output_schema(candidates, explain: bool = False):
             StructField("input_rank", LongType(), True), StructField("score_gain", DoubleType(), True),
             StructField("calibration_gain", DoubleType(), True), StructField("reason", StringType(), True),
         ]
+    if auto_lam:
+        columns.append(StructField("lam", DoubleType(), True))
     return StructType(columns)
 
 
@@ -178,7 +181,8 @@ def rerank_spark(
     _require_columns(fields, ["user_id", "item_id", "score"], "candidates")
     _require_numeric(fields, "score", "candidates")
     columns = [F.col("user_id"), F.col("item_id"), F.col("score").cast("double").alias("score")]
-    if isinstance(reranker.lam, str):
+    auto_lam = reranker.lam == "auto"
+    if isinstance(reranker.lam, str) and not auto_lam:
         _require_columns(fields, [reranker.lam], "candidates")
         _require_numeric(fields, reranker.lam, "candidates")
         columns.append(F.col(reranker.lam).cast("double").alias(reranker.lam))
@@ -209,7 +213,7 @@ def rerank_spark(
     def rerank_one_group(frame: pd.DataFrame) -> pd.DataFrame:
         return rerank_group(state.value, frame, POSITION_COLUMN, on_invalid, explain=explain)
 
-    schema = output_schema(candidates, explain)
+    schema = output_schema(candidates, explain, auto_lam)
     if shown is not None:
         return _rerank_with_shown(rows, shown, state, schema, by, n_buckets, on_invalid, explain)
     if by == "user":

@@ -23,7 +23,7 @@ import pandas as pd
 
 from rerank.errors import InputError, InputTypeError
 from rerank.params import check_bool, show
-from rerank.report import RerankReport, RowAccounting, summary_line, with_reasons
+from rerank.report import RerankReport, RowAccounting, summary_line, with_budget, with_reasons
 from rerank.reranker import CalibratedReranker
 from rerank.schemas import at_row, check_on_invalid, empty_skipped, validate_shown
 
@@ -88,6 +88,9 @@ class StreamReport(RowAccounting):
     n_topk: int = 0
     n_quota_short: int | None = None  # quota mode: users whose list misses some quota units
     reasons: pd.Series | None = None  # explain=True: output rows per reason
+    budget: float | None = None  # lam="auto": the budget τ, users at λ = 1 and users above τ
+    n_lam_one: int = 0
+    n_over_budget: int = 0
     _skipped: list[pd.DataFrame] = field(default_factory=list, repr=False)
 
     def add(self, report: RerankReport) -> None:
@@ -108,6 +111,10 @@ class StreamReport(RowAccounting):
             self._skipped.append(report.skipped)
         if report.reasons is not None:
             self.reasons = report.reasons if self.reasons is None else self.reasons + report.reasons
+        if report.lam is not None:
+            self.budget = report.max_miscalibration
+            self.n_lam_one += int((report.lam == 1.0).sum())
+            self.n_over_budget += len(report.over_budget)
 
     @property
     def skipped(self) -> pd.DataFrame:
@@ -128,7 +135,10 @@ class StreamReport(RowAccounting):
         if self.n_quota_short is not None:  # before the final "nothing lost"
             head, tail = line.rsplit("; ", 1)
             line = f"{head}; {self.n_quota_short} users short of their quotas (no candidate subset meets them); {tail}"
-        return with_reasons(line, self.reasons)
+        line = with_reasons(line, self.reasons)
+        if self.budget is not None:
+            line = with_budget(line, self.n_users, self.n_lam_one, self.n_over_budget, self.budget)
+        return line
 
     def as_dict(self) -> dict:
         """JSON-ready counts, the skipped users and whether everything reconciles."""
@@ -148,6 +158,8 @@ class StreamReport(RowAccounting):
             "users_kept_top_k": self.n_topk,
             "batches": self.n_batches,
             "users_short_of_quotas": self.n_quota_short,
+            "users_at_lambda_1": self.n_lam_one if self.budget is not None else None,
+            "users_over_budget": self.n_over_budget if self.budget is not None else None,
             "rows_by_reason": None if self.reasons is None else {str(k): int(v) for k, v in self.reasons.items()},
             "reconciles": self.reconciles,
         }

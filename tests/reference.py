@@ -398,3 +398,35 @@ def explain_reference(scores, item_cats, p, lam, chosen, used_topk, alpha=0.01, 
         reason = "safeguard" if used_topk else ("score" if rank <= kk else "calibration")
         out.append((rank, score_gain, calibration_gain, reason))
     return out
+
+
+# λ from a budget (docs/design.md §9.5): the documented grid, smallest first
+AUTO_LAMBDAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0)
+
+
+def list_divergence(chosen, item_cats, p, alpha, divergence, rank_weights, cat_attr=None, attr_w=None, shown_cats=()):
+    """C(P ∪ L) of a list as returned (after its shown prefix)."""
+    cats = list(shown_cats) + [item_cats[j] for j in chosen]
+    if not cats:
+        return 0.0
+    weights = rank_weight_list(rank_weights, len(cats))
+    total = sum(weights)
+    q = [0.0] * len(p)
+    for r, c in enumerate(cats):
+        for g, a in c.items():
+            q[g] += weights[r] * a
+    return attribute_divergence(p, [x / total for x in q], alpha, divergence, cat_attr, attr_w)
+
+
+def auto_lambda(scores, item_cats, p, k, budget, alpha=0.01, divergence="kl", rank_weights="uniform",
+                cat_attr=None, attr_w=None, shown_cats=(), **options):
+    """The smallest grid λ whose reference-greedy list has C ≤ budget, else 1: (λ, list, C, all C)."""
+    seen = []
+    for lam in AUTO_LAMBDAS:
+        chosen = general_greedy(scores, item_cats, p, k, lam, alpha=alpha, divergence=divergence,
+                                rank_weights=rank_weights, cat_attr=cat_attr, attr_w=attr_w, shown_cats=shown_cats,
+                                **options)
+        c = list_divergence(chosen, item_cats, p, alpha, divergence, rank_weights, cat_attr, attr_w, shown_cats)
+        seen.append(c)
+        if c <= budget or lam == 1.0:
+            return lam, chosen, c, seen

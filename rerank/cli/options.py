@@ -40,8 +40,12 @@ def add_rerank_arguments(
         group.add_argument("--lam", type=float, nargs="+", default=[0.5, 0.9], help="λ values (default 0.5 0.9)")
     else:
         lam = group.add_mutually_exclusive_group()
-        lam.add_argument("--lam", type=float, default=0.5, help="trade-off λ in [0, 1] (default 0.5)")
+        lam.add_argument("--lam", type=_lam_or_auto, default=0.5,
+                         help="trade-off λ in [0, 1] (default 0.5), or 'auto' with --max-miscalibration")
         lam.add_argument("--lam-column", help="candidates column holding a per-user λ (constant within a user)")
+        group.add_argument("--max-miscalibration", type=float, metavar="TAU",
+                           help="with --lam auto: per user the smallest λ on the documented grid whose list has "
+                                "C <= TAU (else λ = 1); the output gets a 'lam' column")
     group.add_argument("--alpha", type=float, default=0.01, help="KL smoothing α in (0, 1) (default 0.01)")
     group.add_argument("--divergence", choices=list(divergences), default="kl")
     group.add_argument("--normalize", choices=list(NORMALIZATIONS), default=normalize,
@@ -62,6 +66,16 @@ def add_rerank_arguments(
         group.add_argument("--solver", choices=list(SOLVERS), default="greedy",
                            help="greedy (default) or the certified exact solver (uniform rank weights)")
     group.add_argument("--time-limit", type=float, default=10.0, help="exact solver seconds per user (default 10)")
+
+
+def _lam_or_auto(text: str):
+    """``--lam``: a number, or ``auto`` (λ from the budget ``--max-miscalibration``)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1] or 'auto', got {text!r}") from None
 
 
 def _rank_weights(text: str):
@@ -105,6 +119,8 @@ def options_from_args(args: argparse.Namespace, **overrides) -> RerankOptions:
         fields["lam"] = None
     elif not isinstance(args.lam, list):
         fields["lam"] = args.lam
+    if getattr(args, "max_miscalibration", None) is not None:
+        fields["max_miscalibration"] = args.max_miscalibration
     if hasattr(args, "order"):
         fields.update(
             order=args.order, rank_weights=_rank_weights(args.rank_weights), safeguard=not args.no_safeguard,

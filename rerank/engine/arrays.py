@@ -24,8 +24,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from rerank._numba import kernel_lock, num_threads
+from rerank.engine.budget import search_lambda
 from rerank.engine.exact import ExactResult, normalized_scores, solve_exact
-from rerank.engine.explain import explain_users, input_ranks, reasons
+from rerank.engine.explain import explain_users, input_ranks, list_divergences, reasons
 from rerank.engine.feasibility import max_quota_met, quota_matrix
 from rerank.engine.kernel import METHOD_QUOTA, rerank_kernel
 from rerank.engine.layout import (
@@ -37,7 +38,7 @@ from rerank.engine.layout import (
     ShownPrefix,
     category_matrix,
 )
-from rerank.engine.options import RerankOptions
+from rerank.engine.options import AUTO_LAMBDAS, RerankOptions
 from rerank.errors import InputError
 from rerank.params import check_bool, check_finite, check_lam_array, float_array, int_array
 
@@ -51,7 +52,9 @@ class RerankResult:
     ``indptr`` (U+1) delimits each user's output; ``positions`` are indices into the input
     candidate arrays, in output order; ``items`` the chosen item indices; ``objective`` the
     objective ``(1-λ)Σs - λC`` of each output list (on the normalised scores); ``used_topk``
-    whether the safeguard replaced the greedy list by plain top-k. ``shown_removed`` (with a
+    whether the safeguard replaced the greedy list by plain top-k. ``lam="auto"``: ``lam`` the λ
+    chosen per user and ``miscalibration`` each list's divergence ``C`` (≤ ``max_miscalibration``
+    unless λ = 1). ``shown_removed`` (with a
     shown prefix): per user, the candidates left out because they were shown already.
     ``gap`` (``solver="exact"`` only): each list's certified relative optimality gap
     (0 when enumerated or forced; see :mod:`rerank.engine.exact`), with the route taken per user
@@ -72,6 +75,8 @@ class RerankResult:
     exact_seconds: np.ndarray | None = None
     shown_removed: np.ndarray | None = None
     explanation: Explanation | None = None
+    lam: np.ndarray | None = None
+    miscalibration: np.ndarray | None = None
 
 
 class Attributes(NamedTuple):
@@ -187,6 +192,10 @@ def check_problem(
             raise InputError(f"target_rows must have one entry per user ({n_users})")
         if n_users and (target_rows.min() < 0 or target_rows.max() >= targets.shape[0]):
             raise InputError("target_rows points outside targets")
+    if options.lam == "auto":  # λ is searched per user (solve); a placeholder until then
+        if lam is not None:
+            raise InputError("lam='auto' chooses each user's λ; do not pass lam values too")
+        lam = 0.0
     if lam is None:
         if options.lam is None:
             raise InputError("options.lam is None (per-user λ): pass lam, one value per user")
@@ -344,8 +353,12 @@ def solve(
     picked again, and nothing downstream sees them: normalisation, top-k, quotas), the kernel
     starts each ``q`` from the prefix, and the positions are mapped back to the input arrays;
     ``shown_removed`` counts the candidates removed per user. ``explain``: also fill
-    ``result.explanation`` (:mod:`rerank.engine.explain`)."""
+    ``result.explanation`` (:mod:`rerank.engine.explain`). ``options.lam == "auto"``: each user's
+    λ is searched (:mod:`rerank.engine.budget`) and returned in ``result.lam``, with each list's
+    divergence in ``result.miscalibration``."""
     refuse_attributes(problem.attributes, options)
+    if options.lam == "auto":
+        return solve_auto(problem, options, n_threads, explain)
     shown = problem.shown
     n_users = problem.lists.n_users
     kept = None
@@ -373,6 +386,39 @@ def solve(
     if kept is not None:
         result = dataclasses.replace(result, positions=kept[result.positions])
     return result
+
+
+def result_divergences(problem: Problem, options: RerankOptions, result: RerankResult) -> np.ndarray:
+    """``C(P_u ∪ L_u)`` of each user's output list (as returned, after its shown prefix)."""
+    lists = problem.lists
+    sizes = np.diff(result.indptr)
+    owners = np.repeat(np.arange(lists.n_users, dtype=np.int64), sizes)
+    shown = problem.shown if problem.shown is not None else ShownPrefix.empty(lists.n_users)
+    out = np.zeros(lists.n_users)
+    if lists.n_users:
+        attributes = problem.attributes
+        cats = CategoryCSR.of(problem.categories, None if attributes is None else attributes.category_weights())
+        rank_w = options.weights(int(sizes.max(initial=0)) + shown.longest + 1)
+        with kernel_lock():
+            list_divergences(
+                lists, cats, problem.targets, problem.target_rows, rank_w, shown, result.indptr,
+                result.positions - lists.indptr[owners], options.alpha, options.validate().divergence, out,
+            )
+    return out
+
+
+def solve_auto(problem: Problem, options: RerankOptions, n_threads, explain: bool) -> RerankResult:
+    """``lam="auto"``: per user the smallest λ of ``AUTO_LAMBDAS`` whose list has
+    ``C ≤ max_miscalibration``, else 1 (:mod:`rerank.engine.budget`); then one plain run."""
+    fixed = options.replace(lam=None, max_miscalibration=None)
+
+    def divergence_of(sub: Problem) -> np.ndarray:
+        return result_divergences(sub, fixed, solve(sub, fixed, n_threads))
+
+    lam = search_lambda(problem, float(options.max_miscalibration), AUTO_LAMBDAS, divergence_of)
+    final = problem._replace(lam=lam)
+    result = solve(final, fixed, n_threads, explain=explain)
+    return dataclasses.replace(result, lam=lam, miscalibration=result_divergences(final, fixed, result))
 
 
 @dataclass(frozen=True)

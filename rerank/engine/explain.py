@@ -108,3 +108,26 @@ def reasons(rank: np.ndarray, kk: np.ndarray, used_topk: np.ndarray, quota_unit:
     out[rank <= kk] = REASON_SCORE
     out[used_topk] = REASON_SAFEGUARD
     return out
+
+
+@compiled(parallel=True)
+def list_divergences(lists, cats, targets, target_rows, rank_w, prefix, out_indptr, local, alpha, divergence, out):
+    """``out[u] = C(P_u ∪ L_u)``: each output list's divergence (``Σ_a w_a C(p_a, q_a)``), the
+    list in output order after its shown prefix ``P_u`` (0 for an empty list and no prefix)."""
+    n_users = lists.indptr.shape[0] - 1
+    n_cat = targets.shape[1]
+    for u in prange(n_users):
+        start = out_indptr[u]
+        kk = out_indptr[u + 1] - start
+        lo = lists.indptr[u]
+        mass = np.zeros(n_cat, dtype=np.float64)
+        first = prefix.indptr[u]
+        m = prefix.indptr[u + 1] - first
+        total_w = 0.0
+        for r in range(m + kk):
+            item = prefix.items[first + r] if r < m else lists.items[lo + local[start + r - m]]
+            w = rank_w[r]
+            total_w += w
+            for e in range(cats.indptr[item], cats.indptr[item + 1]):
+                mass[cats.indices[e]] += w * cats.data[e]
+        out[u] = _divergence(targets[target_rows[u]], mass, total_w, cats.weight, alpha, divergence) if m + kk else 0.0

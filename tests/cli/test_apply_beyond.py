@@ -67,3 +67,19 @@ def test_explain_flag_equals_the_frame_api(tmp_path, data_two_attributes, capsys
     line = capsys.readouterr().err.strip().splitlines()[-1]
     counts = reranker.report_.reasons
     assert f"why each item is there: {counts['score']} score, {counts['calibration']} calibration" in line
+
+
+def test_lam_auto_flags_equal_the_frame_api(tmp_path, data_two_attributes, capsys):
+    hist, cats, cands = data_two_attributes
+    code, out = apply(tmp_path, *files(tmp_path, data_two_attributes), "out.csv", "--k", "3", "--lam", "auto",
+                      "--max-miscalibration", "0.4", "--batch-rows", "13")
+    assert code == 0
+    expected = CalibratedReranker(k=3, lam="auto", max_miscalibration=0.4).fit(hist, cats).rerank(cands)
+    pd.testing.assert_frame_equal(read(out), expected, check_dtype=False)
+    assert "λ from the budget C ≤ 0.4" in capsys.readouterr().err
+
+
+def test_max_miscalibration_without_auto_is_refused(tmp_path, data_two_attributes, capsys):
+    code, out = apply(tmp_path, *files(tmp_path, data_two_attributes), "out.csv", "--max-miscalibration", "0.4")
+    assert code == 2
+    assert "lam='auto'" in capsys.readouterr().err

@@ -109,3 +109,24 @@ def test_attribute_column_checked_like_an_id():
     cats.loc[0, "attribute"] = None
     with pytest.raises(InputError, match="attribute"):
         CalibratedReranker().fit(HISTORY, cats)
+
+
+def test_lambda_from_a_budget_frame_api():
+    """lam="auto": a 'lam' column per row, report_.lam per user, equal to a plain run with
+    those λ as a mapping, and each list within the budget or at λ = 1."""
+    cats = two_attributes()
+    cand = pd.DataFrame({"user_id": ["u"] * 6 + ["v"] * 6, "item_id": list("abcdef") * 2,
+                         "score": [0.9, 0.8, 0.5, 0.45, 0.3, 0.2, 0.2, 0.3, 0.9, 0.8, 0.7, 0.1]})
+    reranker = CalibratedReranker(k=3, lam="auto", max_miscalibration=0.3).fit(HISTORY, cats)
+    out = reranker.rerank(cand, explain=True)
+    report = reranker.report_
+    assert out.groupby("user_id")["lam"].first().to_dict() == report.lam.to_dict()
+    plain = CalibratedReranker(k=3, lam=report.lam.to_dict()).fit(HISTORY, cats).rerank(cand)
+    assert out["item_id"].tolist() == plain["item_id"].tolist()
+    assert ((report.miscalibration <= 0.3) | (report.lam == 1.0)).all()
+    assert "λ from the budget C ≤ 0.3" in report.summary()
+
+
+def test_lam_auto_needs_a_budget():
+    with pytest.raises(InputError, match="max_miscalibration"):
+        CalibratedReranker(lam="auto").fit(HISTORY, GENRES)

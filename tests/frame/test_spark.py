@@ -403,3 +403,8 @@ def test_two_attributes_and_a_shown_prefix_on_spark(spark, int_data, str_data, i
     expected = expected.astype({"user_id": object, "item_id": object}).sort_values(["user_id", "rank"])
     for column in ("input_rank", "score_gain", "calibration_gain", "reason"):
         assert got[column].tolist() == expected[column].tolist(), column
+    auto = CalibratedReranker(k=K, lam="auto", max_miscalibration=0.3).fit(history, cats)
+    out = auto.rerank_spark(spark.createDataFrame(candidates), by=by, n_buckets=4).toPandas()
+    expected = auto.rerank(candidates)
+    assert_same_rows(spark.createDataFrame(out[["user_id", "item_id", "score", "rank"]]), expected)
+    assert out.groupby("user_id")["lam"].first().sort_index().tolist() == auto.report_.lam.sort_index().tolist()
