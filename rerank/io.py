@@ -421,32 +421,23 @@ def write_frame(frame: pd.DataFrame, tmp: Path, final: Path, role: str) -> None:
 def align_ids(
     history: pd.DataFrame, categories: pd.DataFrame, source: CandidateSource, paths, shown: pd.DataFrame | None = None,
 ) -> None:
-    """Make ids of the same column comparable across files: if any file holds text ids, the
-    integer ids of the others are compared as text (``shown``: the ``--shown`` file, if any)."""
+    """Make ids of the same column comparable across files (``shown``: the ``--shown`` file, if
+    any): if any file holds text ids, the integer ids of the others are compared as text."""
     with reading(paths["history"], "history"):
-        hist_user = schemas.id_kind(history["user_id"], "history")
-        hist_item = schemas.id_kind(history["item_id"], "history")
+        users = [(history, "user_id", schemas.id_kind(history["user_id"], "history"))]
+        items = [(history, "item_id", schemas.id_kind(history["item_id"], "history"))]
     with reading(paths["item_categories"], "item_categories"):
-        cat_item = schemas.id_kind(categories["item_id"], "item_categories")
-    shown_user = shown_item = schemas.ID_EMPTY
+        items.append((categories, "item_id", schemas.id_kind(categories["item_id"], "item_categories")))
     if shown is not None:
         with reading(paths["shown"], "shown"):
-            shown_user = schemas.id_kind(shown["user_id"], "shown")
-            shown_item = schemas.id_kind(shown["item_id"], "shown")
-    if schemas.ID_STRING in (hist_user, source.user_kind, shown_user):
-        if hist_user == schemas.ID_INTEGER:
-            history["user_id"] = ids_as_text(history["user_id"])
-        if shown_user == schemas.ID_INTEGER:
-            shown["user_id"] = ids_as_text(shown["user_id"])
-        source.user_as_text = source.user_kind == schemas.ID_INTEGER
-    if schemas.ID_STRING in (hist_item, cat_item, source.item_kind, shown_item):
-        if hist_item == schemas.ID_INTEGER:
-            history["item_id"] = ids_as_text(history["item_id"])
-        if cat_item == schemas.ID_INTEGER:
-            categories["item_id"] = ids_as_text(categories["item_id"])
-        if shown_item == schemas.ID_INTEGER:
-            shown["item_id"] = ids_as_text(shown["item_id"])
-        source.item_as_text = source.item_kind == schemas.ID_INTEGER
+            users.append((shown, "user_id", schemas.id_kind(shown["user_id"], "shown")))
+            items.append((shown, "item_id", schemas.id_kind(shown["item_id"], "shown")))
+    for frames, kind, attr in ((users, source.user_kind, "user_as_text"), (items, source.item_kind, "item_as_text")):
+        if schemas.ID_STRING in (kind, *(k for _, _, k in frames)):
+            for frame, column, k in frames:
+                if k == schemas.ID_INTEGER:
+                    frame[column] = ids_as_text(frame[column])
+            setattr(source, attr, kind == schemas.ID_INTEGER)
 
 
 def parse_timestamps(history: pd.DataFrame) -> None:

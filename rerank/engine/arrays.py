@@ -24,9 +24,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from rerank._numba import kernel_lock, num_threads
+from rerank.engine.attributes import Attributes, check_attributes, refuse_attributes
 from rerank.engine.budget import search_lambda
 from rerank.engine.exact import ExactResult, normalized_scores, solve_exact
-from rerank.engine.explain import explain_users, input_ranks, list_divergences, reasons
+from rerank.engine.explain import Explanation, explained, result_divergences
 from rerank.engine.feasibility import max_quota_met, quota_matrix
 from rerank.engine.kernel import METHOD_QUOTA, rerank_kernel
 from rerank.engine.layout import (
@@ -39,6 +40,7 @@ from rerank.engine.layout import (
     category_matrix,
 )
 from rerank.engine.options import AUTO_LAMBDAS, RerankOptions
+from rerank.engine.shown import check_shown, drop_shown, shown_candidates
 from rerank.errors import InputError
 from rerank.params import check_bool, check_finite, check_lam_array, float_array, int_array
 
@@ -77,66 +79,6 @@ class RerankResult:
     explanation: Explanation | None = None
     lam: np.ndarray | None = None
     miscalibration: np.ndarray | None = None
-
-
-class Attributes(NamedTuple):
-    """Several attributes in one objective (docs/design.md §3): ``codes`` int64 (G) the attribute
-    of each column of the category matrix, ``weights`` float64 (one per attribute, summing to 1).
-    The divergence is ``Σ_a w_a C(p_a, q_a)``, each ``p_a`` / ``q_a`` over the attribute's columns."""
-
-    codes: np.ndarray
-    weights: np.ndarray
-
-    @property
-    def n_attributes(self) -> int:
-        return int(self.weights.size)
-
-    def category_weights(self) -> np.ndarray:
-        """``w_{a(g)}`` per category: the factor of each category's divergence term."""
-        return self.weights[self.codes]
-
-
-def check_attributes(category_attribute, attribute_weights, n_cat: int) -> Attributes | None:
-    """``category_attribute`` (G integers from 0: the attribute of each category) and
-    ``attribute_weights`` (one nonnegative weight per attribute, normalised here to sum to 1;
-    equal by default) → :class:`Attributes`; ``None`` when neither is given (one attribute)."""
-    if category_attribute is None:
-        if attribute_weights is not None:
-            raise InputError("attribute_weights needs category_attribute (the attribute of each category)")
-        return None
-    codes = int_array("category_attribute", category_attribute)
-    if codes.shape != (n_cat,):
-        raise InputError(f"category_attribute must have one entry per category ({n_cat}), got shape {codes.shape}")
-    if codes.size and codes.min() < 0:
-        raise InputError("category_attribute must hold attribute numbers from 0")
-    n_attr = int(codes.max(initial=-1)) + 1
-    if attribute_weights is None:
-        weights = np.ones(max(n_attr, 1), dtype=np.float64)
-    else:
-        weights = float_array("attribute_weights", attribute_weights)
-        check_finite("attribute_weights", weights)
-        if weights.size < n_attr:
-            raise InputError(f"attribute_weights has {weights.size} values for {n_attr} attributes")
-        if weights.size and weights.min() < 0:
-            raise InputError("attribute_weights must be nonnegative")
-    if not weights.sum() > 0:
-        raise InputError("attribute_weights must not all be 0")
-    return Attributes(codes, weights / weights.sum())
-
-
-def refuse_attributes(attributes: Attributes | None, options: RerankOptions) -> None:
-    """What several attributes do not support, refused with one clear message."""
-    if attributes is None or attributes.n_attributes <= 1:
-        return
-    if options.divergence == "hellinger":
-        raise InputError(
-            "several attributes need a divergence that is a sum of per-category terms ('kl' or 'chi2'); "
-            "Hellinger takes a square root per attribute"
-        )
-    if options.method == "pm2":
-        raise InputError("method='pm2' calibrates one attribute; use method='greedy' with several attributes")
-    if options.solver == "exact":
-        raise InputError("solver='exact' (and rerank gap) solve one attribute; use solver='greedy' with several")
 
 
 class Problem(NamedTuple):
@@ -203,33 +145,6 @@ def check_problem(
     attributes = check_attributes(category_attribute, attribute_weights, matrix.shape[1])
     shown = check_shown(shown_indptr, shown_items, n_users, n_items)
     return Problem(lists, matrix, targets, target_rows, check_lam_array(lam, n_users), attributes, shown)
-
-
-def check_shown(shown_indptr, shown_items, n_users: int, n_items: int) -> ShownPrefix | None:
-    """The shown prefix as raw CSR arrays: user ``u``'s shown item rows are
-    ``shown_items[shown_indptr[u]:shown_indptr[u+1]]``, in shown order, distinct per user."""
-    if shown_indptr is None and shown_items is None:
-        return None
-    if shown_indptr is None or shown_items is None:
-        raise InputError("a shown prefix needs both shown_indptr and shown_items")
-    indptr = int_array("shown_indptr", shown_indptr)
-    items = int_array("shown_items", shown_items)
-    if indptr.shape != (n_users + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != items.size:
-        raise InputError(
-            f"shown_indptr must be nondecreasing from 0 with {n_users + 1} entries (one per user + 1) "
-            f"ending at len(shown_items)={items.size}"
-        )
-    if items.size and (items.min() < 0 or items.max() >= n_items):
-        bad = np.flatnonzero((items < 0) | (items >= n_items))[0]
-        raise InputError(f"shown_items[{bad}]={items[bad]} is outside the category matrix's {n_items} rows")
-    owners = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(indptr))
-    pairs = owners * np.int64(n_items + 1) + items
-    order = np.argsort(pairs, kind="stable")
-    repeated = np.flatnonzero(pairs[order][1:] == pairs[order][:-1])
-    if repeated.size:
-        first = order[repeated[0] + 1]
-        raise InputError(f"shown_items[{first}]={items[first]} is shown twice to user row {owners[first]}")
-    return ShownPrefix(indptr, items)
 
 
 def rerank_lists(
@@ -326,24 +241,6 @@ def rerank_arrays(
     )
 
 
-def shown_candidates(lists: CandidateLists, shown: ShownPrefix, n_items: int) -> np.ndarray:
-    """Which candidate entries are in their user's shown prefix (by item row)."""
-    owners = lists.owners()
-    shown_owners = np.repeat(np.arange(lists.n_users, dtype=np.int64), np.diff(shown.indptr))
-    width = np.int64(n_items + 1)
-    return np.isin(owners * width + lists.items, shown_owners * width + shown.items)
-
-
-def drop_shown(lists: CandidateLists, excluded: np.ndarray) -> tuple[np.ndarray, CandidateLists]:
-    """The candidates that were not shown to their user: the kept global positions and the
-    lists without the shown ones (docs/design.md §9.3: a shown item cannot be picked again)."""
-    owners = lists.owners()
-    kept = np.flatnonzero(~excluded)
-    indptr = np.zeros(lists.n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(owners[kept], minlength=lists.n_users), out=indptr[1:])
-    return kept, CandidateLists(indptr, lists.items[kept], lists.scores[kept])
-
-
 def solve(
     problem: Problem, options: RerankOptions, n_threads: int | None = None, *, explain: bool = False,
 ) -> RerankResult:
@@ -388,25 +285,6 @@ def solve(
     return result
 
 
-def result_divergences(problem: Problem, options: RerankOptions, result: RerankResult) -> np.ndarray:
-    """``C(P_u ∪ L_u)`` of each user's output list (as returned, after its shown prefix)."""
-    lists = problem.lists
-    sizes = np.diff(result.indptr)
-    owners = np.repeat(np.arange(lists.n_users, dtype=np.int64), sizes)
-    shown = problem.shown if problem.shown is not None else ShownPrefix.empty(lists.n_users)
-    out = np.zeros(lists.n_users)
-    if lists.n_users:
-        attributes = problem.attributes
-        cats = CategoryCSR.of(problem.categories, None if attributes is None else attributes.category_weights())
-        rank_w = options.weights(int(sizes.max(initial=0)) + shown.longest + 1)
-        with kernel_lock():
-            list_divergences(
-                lists, cats, problem.targets, problem.target_rows, rank_w, shown, result.indptr,
-                result.positions - lists.indptr[owners], options.alpha, options.validate().divergence, out,
-            )
-    return out
-
-
 def solve_auto(problem: Problem, options: RerankOptions, n_threads, explain: bool) -> RerankResult:
     """``lam="auto"``: per user the smallest λ of ``AUTO_LAMBDAS`` whose list has
     ``C ≤ max_miscalibration``, else 1 (:mod:`rerank.engine.budget`); then one plain run."""
@@ -419,54 +297,6 @@ def solve_auto(problem: Problem, options: RerankOptions, n_threads, explain: boo
     final = problem._replace(lam=lam)
     result = solve(final, fixed, n_threads, explain=explain)
     return dataclasses.replace(result, lam=lam, miscalibration=result_divergences(final, fixed, result))
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """Per output entry (aligned with ``RerankResult.positions``): ``input_rank``,
-    ``score_gain``, ``calibration_gain`` and the ``reason`` code (an index into
-    :data:`rerank.engine.explain.REASONS`); see :mod:`rerank.engine.explain`."""
-
-    input_rank: np.ndarray
-    score_gain: np.ndarray
-    calibration_gain: np.ndarray
-    reason: np.ndarray
-
-
-def explained(problem: Problem, options: RerankOptions, result: RerankResult, prefix: ShownPrefix,
-              n_threads) -> RerankResult:
-    """``result`` (lists in pick order) with its :class:`Explanation`; re-sorted by score after
-    explaining when ``options.order == "score"``."""
-    lists, matrix, targets, target_rows, lam, attributes = problem[:6]
-    codes = options.validate()
-    out_indptr, positions = result.indptr, result.positions
-    sizes = np.diff(out_indptr)
-    owners = np.repeat(np.arange(lists.n_users, dtype=np.int64), sizes)
-    local = positions - lists.indptr[owners]
-    s_norm = np.empty_like(lists.scores)
-    if lists.scores.size:
-        normalized_scores(lists.indptr, lists.scores, codes.normalize, s_norm)
-    quota_mode = codes.method == METHOD_QUOTA
-    quotas = (quota_matrix(targets, options.k, codes.rho, float(options.min_share_threshold)) if quota_mode
-              else np.zeros((1, 1), dtype=np.int64))
-    rank_w = options.weights(int(sizes.max(initial=0)) + prefix.longest + 1)
-    n = positions.size
-    score_gain, calibration_gain, unit = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.bool_)
-    cats = CategoryCSR.of(matrix, None if attributes is None else attributes.category_weights())
-    if n:
-        with num_threads(n_threads), kernel_lock():
-            explain_users(
-                lists, cats, targets, target_rows, lam, rank_w, s_norm, prefix, out_indptr, local, quotas,
-                quota_mode, options.alpha, codes.divergence, score_gain, calibration_gain, unit,
-            )
-    rank = input_ranks(lists.indptr, lists.scores)[positions]
-    reason = reasons(rank, sizes[owners], result.used_topk[owners], unit)
-    explanation = Explanation(rank, score_gain, calibration_gain, reason)
-    if codes.order_by_score:
-        order = np.lexsort((positions, -lists.scores[positions], owners))
-        positions = positions[order]
-        explanation = Explanation(rank[order], score_gain[order], calibration_gain[order], reason[order])
-    return dataclasses.replace(result, positions=positions, items=lists.items[positions], explanation=explanation)
 
 
 def _solve(problem: Problem, options: RerankOptions, n_threads, shown: ShownPrefix) -> RerankResult:

@@ -24,13 +24,20 @@ any) and ``L_r = (l_1, …, l_r)``:
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import numpy as np
 from numba import prange
 
-from rerank._numba import compiled
+from rerank._numba import compiled, kernel_lock, num_threads
 from rerank.engine.divergences import divergence_finish, divergence_term
+from rerank.engine.exact import normalized_scores
+from rerank.engine.feasibility import quota_matrix
+from rerank.engine.kernel import METHOD_QUOTA
+from rerank.engine.layout import CategoryCSR, ShownPrefix
 
-__all__ = ["REASONS", "explain_users", "input_ranks", "reasons"]
+__all__ = ["REASONS", "Explanation", "explain_users", "explained", "input_ranks", "list_divergences", "reasons"]
 
 REASONS = ("score", "calibration", "quota", "swap", "safeguard")
 REASON_SCORE, REASON_CALIBRATION, REASON_QUOTA, REASON_SWAP, REASON_SAFEGUARD = range(5)
@@ -131,3 +138,69 @@ def list_divergences(lists, cats, targets, target_rows, rank_w, prefix, out_indp
             for e in range(cats.indptr[item], cats.indptr[item + 1]):
                 mass[cats.indices[e]] += w * cats.data[e]
         out[u] = _divergence(targets[target_rows[u]], mass, total_w, cats.weight, alpha, divergence) if m + kk else 0.0
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Per output entry (aligned with ``RerankResult.positions``): ``input_rank``,
+    ``score_gain``, ``calibration_gain`` and the ``reason`` code (an index into
+    :data:`rerank.engine.explain.REASONS`); see :mod:`rerank.engine.explain`."""
+
+    input_rank: np.ndarray
+    score_gain: np.ndarray
+    calibration_gain: np.ndarray
+    reason: np.ndarray
+
+
+def explained(problem, options, result, prefix: ShownPrefix, n_threads):
+    """``result`` (lists in pick order) with its :class:`Explanation`; re-sorted by score after
+    explaining when ``options.order == "score"``."""
+    lists, matrix, targets, target_rows, lam, attributes = problem[:6]
+    codes = options.validate()
+    out_indptr, positions = result.indptr, result.positions
+    sizes = np.diff(out_indptr)
+    owners = np.repeat(np.arange(lists.n_users, dtype=np.int64), sizes)
+    local = positions - lists.indptr[owners]
+    s_norm = np.empty_like(lists.scores)
+    if lists.scores.size:
+        normalized_scores(lists.indptr, lists.scores, codes.normalize, s_norm)
+    quota_mode = codes.method == METHOD_QUOTA
+    quotas = (quota_matrix(targets, options.k, codes.rho, float(options.min_share_threshold)) if quota_mode
+              else np.zeros((1, 1), dtype=np.int64))
+    rank_w = options.weights(int(sizes.max(initial=0)) + prefix.longest + 1)
+    n = positions.size
+    score_gain, calibration_gain, unit = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.bool_)
+    cats = CategoryCSR.of(matrix, None if attributes is None else attributes.category_weights())
+    if n:
+        with num_threads(n_threads), kernel_lock():
+            explain_users(
+                lists, cats, targets, target_rows, lam, rank_w, s_norm, prefix, out_indptr, local, quotas,
+                quota_mode, options.alpha, codes.divergence, score_gain, calibration_gain, unit,
+            )
+    rank = input_ranks(lists.indptr, lists.scores)[positions]
+    reason = reasons(rank, sizes[owners], result.used_topk[owners], unit)
+    explanation = Explanation(rank, score_gain, calibration_gain, reason)
+    if codes.order_by_score:
+        order = np.lexsort((positions, -lists.scores[positions], owners))
+        positions = positions[order]
+        explanation = Explanation(rank[order], score_gain[order], calibration_gain[order], reason[order])
+    return dataclasses.replace(result, positions=positions, items=lists.items[positions], explanation=explanation)
+
+
+def result_divergences(problem, options, result) -> np.ndarray:
+    """``C(P_u ∪ L_u)`` of each user's output list (as returned, after its shown prefix)."""
+    lists = problem.lists
+    sizes = np.diff(result.indptr)
+    owners = np.repeat(np.arange(lists.n_users, dtype=np.int64), sizes)
+    shown = problem.shown if problem.shown is not None else ShownPrefix.empty(lists.n_users)
+    out = np.zeros(lists.n_users)
+    if lists.n_users:
+        attributes = problem.attributes
+        cats = CategoryCSR.of(problem.categories, None if attributes is None else attributes.category_weights())
+        rank_w = options.weights(int(sizes.max(initial=0)) + shown.longest + 1)
+        with kernel_lock():
+            list_divergences(
+                lists, cats, problem.targets, problem.target_rows, rank_w, shown, result.indptr,
+                result.positions - lists.indptr[owners], options.alpha, options.validate().divergence, out,
+            )
+    return out
