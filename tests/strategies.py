@@ -135,3 +135,39 @@ def attribute_instances(draw, max_users=3, max_n=7, n_attr=2, lam=None):
     return AttributeInstance(
         n_items, n_cat, item_cats, base.users, base.scores, targets, base.lam, cat_attr=cat_attr, attr_w=attr_w
     )
+
+
+# Options and helpers shared by the issue-14 properties (tests/engine/test_shown.py,
+# test_explain.py, test_budget.py): KL / χ² (several attributes refuse Hellinger).
+BEYOND_OPTIONS = st.fixed_dictionaries(
+    {
+        "divergence": st.sampled_from(["kl", "chi2"]),
+        "rank_weights": st.sampled_from(["uniform", "dcg"]),
+        "normalize": st.sampled_from([None, "minmax"]),
+        "safeguard": st.booleans(),
+    }
+)
+
+
+@st.composite
+def shown_prefixes(draw, inst, max_size=4):
+    """Per user: a few distinct items shown before (from the whole catalogue, so some are
+    candidates and some are not)."""
+    return [draw(st.lists(st.integers(0, inst.n_items - 1), max_size=max_size, unique=True)) for _ in inst.users]
+
+
+def beyond_keywords(inst, shown) -> dict:
+    """``rerank_arrays`` keywords for a shown prefix (a list per user) and, for an
+    :class:`AttributeInstance`, its attributes."""
+    out = {
+        "shown_indptr": np.concatenate([[0], np.cumsum([len(s) for s in shown])]).astype(np.int64),
+        "shown_items": np.array([i for s in shown for i in s], dtype=np.int64),
+    }
+    if isinstance(inst, AttributeInstance):
+        out.update(category_attribute=np.array(inst.cat_attr), attribute_weights=np.array(inst.attr_w))
+    return out
+
+
+def reference_attributes(inst) -> dict:
+    """The reference's ``cat_attr`` / ``attr_w`` keywords (none for one attribute)."""
+    return {"cat_attr": inst.cat_attr, "attr_w": inst.attr_w} if isinstance(inst, AttributeInstance) else {}

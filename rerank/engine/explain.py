@@ -34,7 +34,7 @@ from rerank._numba import compiled, kernel_lock, num_threads
 from rerank.engine.divergences import divergence_finish, divergence_term
 from rerank.engine.exact import normalized_scores
 from rerank.engine.feasibility import quota_matrix
-from rerank.engine.kernel import METHOD_QUOTA
+from rerank.engine.kernel import METHOD_QUOTA, prefix_mass
 from rerank.engine.layout import CategoryCSR, ShownPrefix
 
 __all__ = ["REASONS", "Explanation", "explain_users", "explained", "input_ranks", "list_divergences", "reasons"]
@@ -68,15 +68,7 @@ def explain_users(lists, cats, targets, target_rows, lam, rank_w, s_norm, prefix
         lam_u = lam[u]
         mass = np.zeros(n_cat, dtype=np.float64)
         counts = np.zeros(n_cat, dtype=np.int64)
-        first = prefix.indptr[u]
-        m = prefix.indptr[u + 1] - first
-        total_w = 0.0
-        for r in range(m):
-            w = rank_w[r]
-            total_w += w
-            item = prefix.items[first + r]
-            for e in range(cats.indptr[item], cats.indptr[item + 1]):
-                mass[cats.indices[e]] += w * cats.data[e]
+        m, total_w = prefix_mass(u, prefix, cats, rank_w, mass)
         previous = _divergence(p, mass, total_w, cats.weight, alpha, divergence) if m > 0 else 0.0
         for r in range(kk):
             j = local[start + r]

@@ -118,3 +118,22 @@ def test_bad_attribute_arrays(keywords, message):
 
     with pytest.raises(InputError, match=message):
         rerank_arrays([0, 2], [0, 1], [1.0, 0.0], sp.csr_matrix(np.eye(2)), np.array([[1.0, 1.0]]), k=1, **keywords)
+
+
+@SETTINGS
+@given(inst=attribute_instances(max_n=6), k=st.integers(1, 4), lam=st.sampled_from([0.0, 0.5, 0.9]))
+def test_quotas_apply_per_attribute(inst, k, lam):
+    """min_share=True with two attributes: each attribute's quotas ⌊k p_a(g)⌋ (its own shares),
+    and the list meets as many quota units as any k-subset (brute force over the reference)."""
+    indptr, items, scores = inst.csr()
+    result = rerank_arrays(
+        indptr, items, scores, inst.matrix, np.array(inst.targets), k, lam, min_share=True,
+        category_attribute=np.array(inst.cat_attr), attribute_weights=np.array(inst.attr_w),
+    )
+    for u, got in enumerate(lists_of(result, len(inst.users))):
+        r = ref.quotas(inst.targets[u], k)
+        cats = inst.local_cats(u)
+        chosen = [inst.users[u].index(i) for i in got]
+        best = ref.best_met(len(inst.users[u]), k, cats, r) if inst.users[u] else 0
+        assert ref.met(chosen, cats, r) == best
+        assert result.quota_shortfall[u] == sum(r) - best

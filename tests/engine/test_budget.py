@@ -10,20 +10,20 @@ import scipy.sparse as sp
 from budget import examples
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from strategies import attribute_instances, instances
+from strategies import (
+    BEYOND_OPTIONS,
+    attribute_instances,
+    beyond_keywords,
+    instances,
+    reference_attributes,
+    shown_prefixes,
+)
 
 from rerank import RerankOptions, rerank_arrays
 from rerank.engine.options import AUTO_LAMBDAS
 from rerank.errors import InputError
 
 SETTINGS = settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-OPTIONS = st.fixed_dictionaries(
-    {
-        "divergence": st.sampled_from(["kl", "chi2"]),
-        "rank_weights": st.sampled_from(["uniform", "dcg"]),
-        "safeguard": st.booleans(),
-    }
-)
 
 
 def test_grid_is_the_documented_one():
@@ -31,20 +31,15 @@ def test_grid_is_the_documented_one():
 
 
 @SETTINGS
-@given(data=st.data(), k=st.integers(1, 4), options=OPTIONS, two=st.booleans(),
+@given(data=st.data(), k=st.integers(1, 4), options=BEYOND_OPTIONS, two=st.booleans(),
        budget=st.sampled_from([0.0, 0.02, 0.1, 0.3, 1.0]))
 def test_auto_lambda_equals_the_reference_and_meets_the_budget(data, k, options, two, budget):
     inst = data.draw(attribute_instances() if two else instances())
-    shown = [data.draw(st.lists(st.integers(0, inst.n_items - 1), max_size=3, unique=True)) for _ in inst.users]
+    shown = data.draw(shown_prefixes(inst, max_size=3))
     indptr, items, scores = inst.csr()
-    shown_indptr = np.concatenate([[0], np.cumsum([len(s) for s in shown])]).astype(np.int64)
-    extra = {"category_attribute": np.array(inst.cat_attr), "attribute_weights": np.array(inst.attr_w)} if two else {}
-    result = rerank_arrays(
-        indptr, items, scores, inst.matrix, np.array(inst.targets), k, "auto", max_miscalibration=budget,
-        shown_indptr=shown_indptr, shown_items=np.array([i for s in shown for i in s], dtype=np.int64),
-        **extra, **options,
-    )
-    attrs = {"cat_attr": inst.cat_attr, "attr_w": inst.attr_w} if two else {}
+    result = rerank_arrays(indptr, items, scores, inst.matrix, np.array(inst.targets), k, "auto",
+                           max_miscalibration=budget, **beyond_keywords(inst, shown), **options)
+    attrs = reference_attributes(inst)
     for u in range(len(inst.users)):
         left = [j for j, item in enumerate(inst.users[u]) if item not in shown[u]]
         lam, chosen, c, seen = ref.auto_lambda(

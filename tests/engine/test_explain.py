@@ -11,39 +11,32 @@ import scipy.sparse as sp
 from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import attribute_instances, instances
+from strategies import (
+    BEYOND_OPTIONS,
+    attribute_instances,
+    beyond_keywords,
+    instances,
+    reference_attributes,
+    shown_prefixes,
+)
 
 from rerank import CalibratedReranker, rerank_arrays
 from rerank.engine.explain import REASONS
 
 SETTINGS = settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-OPTIONS = st.fixed_dictionaries(
-    {
-        "divergence": st.sampled_from(["kl", "chi2"]),
-        "rank_weights": st.sampled_from(["uniform", "dcg"]),
-        "normalize": st.sampled_from([None, "minmax"]),
-        "safeguard": st.booleans(),
-        "order": st.sampled_from(["greedy", "score"]),
-    }
-)
 
 
 @SETTINGS
-@given(data=st.data(), k=st.integers(1, 5), options=OPTIONS, two=st.booleans())
-def test_explanations_equal_a_recomputation(data, k, options, two):
+@given(data=st.data(), k=st.integers(1, 5), pick=BEYOND_OPTIONS, order=st.sampled_from(["greedy", "score"]),
+       two=st.booleans())
+def test_explanations_equal_a_recomputation(data, k, pick, order, two):
     inst = data.draw(attribute_instances() if two else instances())
-    shown = [data.draw(st.lists(st.integers(0, inst.n_items - 1), max_size=3, unique=True)) for _ in inst.users]
+    shown = data.draw(shown_prefixes(inst, max_size=3))
     indptr, items, scores = inst.csr()
-    shown_indptr = np.concatenate([[0], np.cumsum([len(s) for s in shown])]).astype(np.int64)
-    extra = {"category_attribute": np.array(inst.cat_attr), "attribute_weights": np.array(inst.attr_w)} if two else {}
-    result = rerank_arrays(
-        indptr, items, scores, inst.matrix, np.array(inst.targets), k, np.array(inst.lam),
-        shown_indptr=shown_indptr, shown_items=np.array([i for s in shown for i in s], dtype=np.int64),
-        explain=True, **extra, **options,
-    )
+    result = rerank_arrays(indptr, items, scores, inst.matrix, np.array(inst.targets), k, np.array(inst.lam),
+                           explain=True, order=order, **beyond_keywords(inst, shown), **pick)
     why = result.explanation
-    attrs = {"cat_attr": inst.cat_attr, "attr_w": inst.attr_w} if two else {}
-    order, pick = options["order"], {key: v for key, v in options.items() if key != "order"}
+    attrs = reference_attributes(inst)
     for u in range(len(inst.users)):
         left = [j for j, item in enumerate(inst.users[u]) if item not in shown[u]]
         sc = [inst.scores[u][j] for j in left]

@@ -10,80 +10,51 @@ import scipy.sparse as sp
 from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import attribute_instances, instances
+from strategies import (
+    BEYOND_OPTIONS,
+    attribute_instances,
+    beyond_keywords,
+    instances,
+    reference_attributes,
+    shown_prefixes,
+)
 
 from rerank import rerank_arrays
 from rerank.errors import InputError
 
 SETTINGS = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-OPTIONS = st.fixed_dictionaries(
-    {
-        "divergence": st.sampled_from(["kl", "chi2"]),
-        "rank_weights": st.sampled_from(["uniform", "dcg"]),
-        "normalize": st.sampled_from([None, "minmax"]),
-        "safeguard": st.booleans(),
-        "alpha": st.sampled_from([0.01, 0.3]),
-    }
-)
 
 
-@st.composite
-def shown_prefixes(draw, inst):
-    """Per user: a few distinct items (from the whole catalogue, so some are candidates)."""
-    return [draw(st.lists(st.integers(0, inst.n_items - 1), max_size=4, unique=True)) for _ in inst.users]
-
-
-def prefix_csr(shown):
-    indptr = np.concatenate([[0], np.cumsum([len(s) for s in shown])]).astype(np.int64)
-    return indptr, np.array([i for s in shown for i in s], dtype=np.int64)
-
-
-def check_against_reference(inst, shown, k, options, attributes=None):
+def check_against_reference(inst, shown, k, options):
+    """The shown candidates are gone before anything runs (min-max included): the reference
+    gets only the candidates left, and the shown items as the prefix of q."""
     indptr, items, scores = inst.csr()
-    shown_indptr, shown_items = prefix_csr(shown)
-    extra = {} if attributes is None else {
-        "category_attribute": np.array(inst.cat_attr), "attribute_weights": np.array(inst.attr_w)
-    }
-    result = rerank_arrays(
-        indptr, items, scores, inst.matrix, np.array(inst.targets), k, np.array(inst.lam),
-        shown_indptr=shown_indptr, shown_items=shown_items, **extra, **options,
-    )
+    result = rerank_arrays(indptr, items, scores, inst.matrix, np.array(inst.targets), k, np.array(inst.lam),
+                           **beyond_keywords(inst, shown), **options)
     for u in range(len(inst.users)):
         got = result.items[result.indptr[u] : result.indptr[u + 1]].tolist()
-        excluded = [j for j, item in enumerate(inst.users[u]) if item in shown[u]]
-        chosen = ref.general_greedy(
-            inst.scores[u], inst.local_cats(u), inst.targets[u], k, inst.lam[u],
-            cat_attr=None if attributes is None else inst.cat_attr,
-            attr_w=None if attributes is None else inst.attr_w,
-            shown_cats=[inst.item_cats[i] for i in shown[u]], excluded=excluded,
-            normalize=None, **{key: v for key, v in options.items() if key != "normalize"},
-        ) if options.get("normalize") is None else None
-        if chosen is None:  # min-max over the candidates that are left: the reference gets only those
-            left = [j for j in range(len(inst.users[u])) if j not in excluded]
-            local = ref.general_greedy(
-                [inst.scores[u][j] for j in left], [inst.local_cats(u)[j] for j in left], inst.targets[u], k,
-                inst.lam[u], cat_attr=None if attributes is None else inst.cat_attr,
-                attr_w=None if attributes is None else inst.attr_w,
-                shown_cats=[inst.item_cats[i] for i in shown[u]], **options,
-            )
-            chosen = [left[j] for j in local]
-        assert got == [inst.users[u][j] for j in chosen]
+        left = [j for j, item in enumerate(inst.users[u]) if item not in shown[u]]
+        local = ref.general_greedy(
+            [inst.scores[u][j] for j in left], [inst.local_cats(u)[j] for j in left], inst.targets[u], k,
+            inst.lam[u], shown_cats=[inst.item_cats[i] for i in shown[u]], **reference_attributes(inst), **options,
+        )
+        assert got == [inst.users[u][left[j]] for j in local]
         assert not set(got) & set(shown[u])
-        assert result.shown_removed[u] == len(excluded)
+        assert result.shown_removed[u] == len(inst.users[u]) - len(left)
 
 
 @SETTINGS
-@given(data=st.data(), k=st.integers(1, 5), options=OPTIONS)
-def test_shown_prefix_equals_the_reference(data, k, options):
+@given(data=st.data(), k=st.integers(1, 5), options=BEYOND_OPTIONS, alpha=st.sampled_from([0.01, 0.3]))
+def test_shown_prefix_equals_the_reference(data, k, options, alpha):
     inst = data.draw(instances())
-    check_against_reference(inst, data.draw(shown_prefixes(inst)), k, options)
+    check_against_reference(inst, data.draw(shown_prefixes(inst)), k, {**options, "alpha": alpha})
 
 
 @SETTINGS
-@given(data=st.data(), k=st.integers(1, 4), options=OPTIONS)
+@given(data=st.data(), k=st.integers(1, 4), options=BEYOND_OPTIONS)
 def test_shown_prefix_with_two_attributes_equals_the_reference(data, k, options):
     inst = data.draw(attribute_instances())
-    check_against_reference(inst, data.draw(shown_prefixes(inst)), k, options, attributes=True)
+    check_against_reference(inst, data.draw(shown_prefixes(inst)), k, options)
 
 
 @SETTINGS
