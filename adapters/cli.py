@@ -64,6 +64,8 @@ def register(subparsers) -> None:
     parser.add_argument("--attributes", type=lambda text: [a.strip() for a in text.split(",")], default=["genre"],
                         help="what to calibrate, comma-separated: genre (default), popularity (head/mid/tail of "
                              "the training positives) or genre,popularity (one objective, equal weights)")
+    parser.add_argument("--refine", choices=["none", "swap"], default="none",
+                        help="local-search refinement of each list (refine='swap'; default none)")
     parser.add_argument("--out", default="out/evaluate", help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -103,6 +105,7 @@ def run(args) -> int:
         n_boot=args.bootstrap,
         progress=not args.quiet,
         attributes=args.attributes,
+        refine=None if args.refine == "none" else args.refine,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -126,7 +129,7 @@ def run(args) -> int:
         f"MovieLens {variant}: model {args.model}, {args.split} split, seed {args.seed}, {result.n_users} test "
         f"users ({without_minority} without a minority interest), {result.n_items} items, {result.n_train} "
         f"train / {result.n_test} test positives, n={args.candidates} candidates, k={args.k}, scores "
-        f"normalised: {args.normalize}, calibrated attributes: {','.join(args.attributes)}"
+        f"normalised: {args.normalize}, refine: {args.refine}, calibrated attributes: {','.join(args.attributes)}"
     )
     print(markdown)
     acc = result.acceptance()

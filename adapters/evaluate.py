@@ -448,9 +448,13 @@ def evaluate(
     threads: int = 0,
     n_boot: int = DEFAULT_BOOTSTRAP,
     progress: bool = False,
+    refine: str | None = None,
     attributes=("genre",),
 ) -> Evaluation:
     """Run the pipeline of the module docstring; returns the λ sweep per user group.
+
+    ``refine``: the reranker's ``refine`` option (``"swap"``: local-search refinement of each
+    list, :mod:`rerank.engine.refine`).
 
     ``n_boot``: bootstrap draws for :func:`bootstrap_contrasts` (seeded with ``seed``; 0 skips).
     ``attributes``: what to calibrate, among ``ATTRIBUTES`` (:func:`attribute_table`); with
@@ -494,7 +498,7 @@ def evaluate(
         iterator = tqdm(lambdas, desc="λ sweep", unit="λ")
     per_user, tables = {}, {}
     for lam in iterator:
-        reranker = CalibratedReranker(k=k, lam=lam, normalize=normalize).fit(history, item_categories)
+        reranker = CalibratedReranker(k=k, lam=lam, normalize=normalize, refine=refine).fit(history, item_categories)
         recs = reranker.rerank(candidates)
         per_user[lam] = measure_users(recs, test, reranker, k, groups)
         tables[lam] = group_means(per_user[lam], recs, adapter.n_items)

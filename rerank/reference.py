@@ -80,11 +80,16 @@ def python_greedy(
     divergence: str = "kl",
     rank_weights: Sequence[float] | None = None,
     safeguard: bool = True,
+    refine: bool = False,
 ) -> list[int]:
     """Local positions of the chosen candidates, in pick order.
 
     ``item_cats[j]`` is candidate ``j``'s ``{category: p(g|i)}``; ``p`` the target (length G);
-    ``rank_weights`` the ``w_1..w_k`` (uniform when ``None``).
+    ``rank_weights`` the ``w_1..w_k`` (uniform when ``None``). ``refine``: start from the better
+    of the greedy and top-k, then swap (a candidate outside the list into some position) until
+    no swap improves the objective by more than ``TIE_RTOL``: positions in list order,
+    cyclically from the one after the last swap; at the first position with improving swaps,
+    the best of them by the tie rule. Every objective computed from scratch; no cap.
     """
     n = len(scores)
     kk = min(k, n)
@@ -105,11 +110,31 @@ def python_greedy(
             if best is None or _py_better((obj, scores[j], j), best):
                 best = (obj, scores[j], j)
         chosen.append(best[2])
-    if safeguard and lam != 0.0 and kk:
+    if (safeguard or refine) and lam != 0.0 and kk:
         top = sorted(range(n), key=lambda j: (-scores[j], j))[:kk]
         greedy_obj, top_obj = objective(chosen), objective(top)
         if top_obj > greedy_obj + TIE_RTOL * (1.0 + max(abs(greedy_obj), abs(top_obj))):
             chosen = top
+    first = 0
+    while refine and lam != 0.0 and kk:
+        current = objective(chosen)
+        best = None
+        for step in range(kk):
+            r = (first + step) % kk
+            for c in range(n):
+                if c in chosen:
+                    continue
+                obj = objective(chosen[:r] + [c] + chosen[r + 1 :])
+                if obj > current + TIE_RTOL * (1.0 + max(abs(obj), abs(current))) and (
+                    best is None or _py_better((obj, scores[c], c), best[0])
+                ):
+                    best = ((obj, scores[c], c), r)
+            if best is not None:
+                break
+        if best is None:
+            break
+        chosen[best[1]] = best[0][2]
+        first = (best[1] + 1) % kk
     return chosen
 
 

@@ -40,7 +40,7 @@ class RerankReport(RowAccounting):
 
     ``n_users``: users reranked (each has ``min(k, n_u)`` output rows); ``cold_users``: users
     given the population target; ``short_users``: users with fewer candidates than k (all
-    returned); ``topk_users``: users for whom the safeguard kept plain top-k.
+    returned); ``topk_users``: users whose list is plain top-k kept by the safeguard.
 
     Nothing lost: ``skipped`` lists the users left out with ``on_invalid="skip"``
     (``user_id, reason, n_rows``); ``n_rows_without_user`` counts rows dropped for a null
@@ -59,6 +59,9 @@ class RerankReport(RowAccounting):
     and :meth:`summary` lists them. ``lam="auto"``: ``lam`` the λ chosen per user,
     ``miscalibration`` each list's ``C``, ``max_miscalibration`` the budget τ and
     :attr:`over_budget` the users above it (all at λ = 1).
+    ``refine="swap"``: ``swaps`` is a Series ``user_id -> swaps made`` and ``swap_cap_hit`` a
+    Series ``user_id -> bool``, True where ``max_swaps`` stopped the search while an improving
+    swap remained (:mod:`rerank.engine.refine`); both ``None`` without refinement.
     """
 
     n_users: int
@@ -85,6 +88,8 @@ class RerankReport(RowAccounting):
         if self.lam is None:
             return pd.Index([])
         return self.miscalibration.index[(self.miscalibration > self.max_miscalibration).to_numpy()]
+    swaps: pd.Series | None = None
+    swap_cap_hit: pd.Series | None = None
 
     def summary(self) -> str:
         line = summary_line(

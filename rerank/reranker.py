@@ -35,6 +35,7 @@ from rerank.distributions import (
 from rerank.engine.arrays import Attributes, Problem, check_attributes, solve
 from rerank.engine.explain import REASONS
 from rerank.engine.options import MAX_ENUMERATE, RerankOptions
+from rerank.engine.refine import DEFAULT_MAX_SWAPS
 from rerank.errors import InputError, InputTypeError
 from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values, shown_prefix
 from rerank.params import check_bool, check_lam_array, check_n_threads, check_positive, check_unit_interval
@@ -93,6 +94,13 @@ class CalibratedReranker:
         ``{attribute: w_a}`` for the divergence ``Σ_a w_a C(p_a, q_a)``, normalised to sum to 1
         (default: equal). Targets and list distributions are per attribute; quotas apply per
         attribute; Hellinger, PM-2 and the exact solver are refused with several attributes.
+    refine : ``None`` (the list as built) or ``"swap"``: start from the better of the list and
+        top-k, then make improving single swaps (a listed item out, a candidate in at its
+        position) until none improves the objective (:mod:`rerank.engine.refine`; greedy and
+        quota mode, not ``method="pm2"``). ``safeguard=False, refine=None`` is exactly Steck's
+        greedy.
+    max_swaps : cap on the swaps per user (default 30; ``None``: no cap); the swaps made and the
+        users whose search the cap stopped are in ``report_.swaps`` / ``report_.swap_cap_hit``.
 
     Attributes after ``fit``: ``options_`` (the checked :class:`rerank.RerankOptions`),
     ``targets_``, ``users_``, ``category_matrix_``, ``item_categories_``, ``categories_``,
@@ -121,6 +129,8 @@ class CalibratedReranker:
         max_enumerate: int = MAX_ENUMERATE,
         attribute_weights=None,
         max_miscalibration: float | None = None,
+        refine: str | None = None,
+        max_swaps: int | None = DEFAULT_MAX_SWAPS,
     ):
         self.k = k
         self.lam = lam
@@ -141,6 +151,8 @@ class CalibratedReranker:
         self.max_enumerate = max_enumerate
         self.attribute_weights = attribute_weights
         self.max_miscalibration = max_miscalibration
+        self.refine = refine
+        self.max_swaps = max_swaps
 
     @classmethod
     def from_options(
@@ -397,5 +409,7 @@ class CalibratedReranker:
             lam=_per_user(csr.users, result.lam, "lam"),
             miscalibration=_per_user(csr.users, result.miscalibration, "miscalibration"),
             max_miscalibration=self.options_.max_miscalibration,
+            swaps=_per_user(csr.users, result.swaps, "swaps"),
+            swap_cap_hit=_per_user(csr.users, result.swap_cap_hit, "swap_cap_hit"),
         )
         return out

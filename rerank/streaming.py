@@ -91,6 +91,8 @@ class StreamReport(RowAccounting):
     budget: float | None = None  # lam="auto": the budget τ, users at λ = 1 and users above τ
     n_lam_one: int = 0
     n_over_budget: int = 0
+    n_swaps: int | None = None  # refine="swap": swaps made over all users
+    n_swap_cap_hits: int | None = None  # refine="swap": users whose search the swap cap stopped
     _skipped: list[pd.DataFrame] = field(default_factory=list, repr=False)
 
     def add(self, report: RerankReport) -> None:
@@ -107,6 +109,10 @@ class StreamReport(RowAccounting):
         shortfall = getattr(report, "quota_shortfall", None)
         if shortfall is not None:
             self.n_quota_short = (self.n_quota_short or 0) + int((shortfall > 0).sum())
+        swaps = getattr(report, "swaps", None)
+        if swaps is not None:
+            self.n_swaps = (self.n_swaps or 0) + int(swaps.sum())
+            self.n_swap_cap_hits = (self.n_swap_cap_hits or 0) + int(report.swap_cap_hit.sum())
         if len(report.skipped):
             self._skipped.append(report.skipped)
         if report.reasons is not None:
@@ -138,6 +144,9 @@ class StreamReport(RowAccounting):
         line = with_reasons(line, self.reasons)
         if self.budget is not None:
             line = with_budget(line, self.n_users, self.n_lam_one, self.n_over_budget, self.budget)
+        if self.n_swaps is not None:
+            head, tail = line.rsplit("; ", 1)
+            line = f"{head}; {self.n_swaps} improving swaps, swap cap hit for {self.n_swap_cap_hits} users; {tail}"
         return line
 
     def as_dict(self) -> dict:
@@ -161,6 +170,8 @@ class StreamReport(RowAccounting):
             "users_at_lambda_1": self.n_lam_one if self.budget is not None else None,
             "users_over_budget": self.n_over_budget if self.budget is not None else None,
             "rows_by_reason": None if self.reasons is None else {str(k): int(v) for k, v in self.reasons.items()},
+            "swaps": self.n_swaps,
+            "users_swap_cap_hit": self.n_swap_cap_hits,
             "reconciles": self.reconciles,
         }
 

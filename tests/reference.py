@@ -103,9 +103,57 @@ def _better(a, b):
     return a[2] < b[2]
 
 
+def improves(new, current):
+    """``new`` beats ``current`` by more than the library's tie tolerance."""
+    return new > current + TIE_RTOL * (1 + max(abs(new), abs(current)))
+
+
+def refine_swaps(chosen, s, item_cats, p, lam, alpha, divergence, weights, max_swaps=None, admissible=None):
+    """Improving single swaps (issue 13), every objective recomputed from scratch.
+
+    A swap puts a candidate c outside the list at position r. Positions are visited in list
+    order, cyclically, starting after the last swap's position (at 0 first); at the first
+    position that has swaps improving the list's objective by more than the tie tolerance, the
+    best of them by (objective within the tolerance, higher score of c, earlier c) is made.
+    This repeats until a whole round of positions has no improving swap, or ``max_swaps`` swaps
+    were made. ``admissible(list)`` filters swaps (quota mode). Returns
+    ``(list, swaps, cap_hit)``; ``cap_hit``: the cap stopped an improving swap.
+    """
+    chosen = list(chosen)
+    swaps = 0
+    first = 0
+    while chosen:
+        current = objective(chosen, s, item_cats, p, lam, alpha, divergence, weights)
+        best = None
+        for step in range(len(chosen)):
+            r = (first + step) % len(chosen)
+            for c in range(len(s)):
+                if c in chosen:
+                    continue
+                new = chosen[:r] + [c] + chosen[r + 1 :]
+                if admissible is not None and not admissible(new):
+                    continue
+                obj = objective(new, s, item_cats, p, lam, alpha, divergence, weights)
+                if improves(obj, current) and (best is None or _better((obj, s[c], c), best[0])):
+                    best = ((obj, s[c], c), r)
+            if best is not None:
+                break
+        if best is None:
+            return chosen, swaps, False
+        if max_swaps is not None and swaps == max_swaps:
+            return chosen, swaps, True
+        chosen[best[1]] = best[0][2]
+        swaps += 1
+        first = (best[1] + 1) % len(chosen)
+    return chosen, 0, False  # an empty list
+
+
 def greedy(scores, item_cats, p, k, lam, alpha=0.01, divergence="kl", rank_weights="uniform",
-           normalize=None, safeguard=True, order="greedy"):
+           normalize=None, safeguard=True, order="greedy", refine=None, max_swaps=None):
     """Steck's greedy (docs/design.md §3) with the safeguard of §4.2; returns local positions.
+
+    ``refine="swap"``: start from the better of the greedy and top-k (whatever ``safeguard``),
+    then :func:`refine_swaps` (not for λ = 0, where top-k is already optimal).
 
     The comparison at a step uses the objective of the whole extended list (the constant
     (1-λ)Σ_{L} s is subtracted so the tie tolerance is applied to the same quantity as the
@@ -127,12 +175,14 @@ def greedy(scores, item_cats, p, k, lam, alpha=0.01, divergence="kl", rank_weigh
             if best is None or _better(cand, best):
                 best = cand
         chosen.append(best[2])
-    if safeguard and lam != 0 and kk:
+    if (safeguard or refine) and lam != 0 and kk:
         top = top_k(scores, kk)
         g_obj = objective(chosen, s, item_cats, p, lam, alpha, divergence, weights)
         t_obj = objective(top, s, item_cats, p, lam, alpha, divergence, weights)
         if t_obj > g_obj + TIE_RTOL * (1 + max(abs(g_obj), abs(t_obj))):
             chosen = top
+    if refine and lam != 0:
+        chosen = refine_swaps(chosen, s, item_cats, p, lam, alpha, divergence, weights, max_swaps)[0]
     if order == "score":
         chosen = sorted(chosen, key=lambda j: (-scores[j], j))
     return chosen
@@ -177,9 +227,11 @@ def can_complete(chosen, n, k, item_cats, r, target):
 
 
 def quota_greedy(scores, item_cats, p, k, lam, r, alpha=0.01, divergence="kl", rank_weights="uniform",
-                 normalize=None, safeguard=True):
+                 normalize=None, safeguard=True, refine=None, max_swaps=None):
     """Steck's greedy restricted, at each step, to candidates after which the best reachable
-    quota units can still be met; safeguard: top-k only if it meets them too."""
+    quota units can still be met; safeguard: top-k only if it meets them too. ``refine="swap"``:
+    start from the better of the two, then swaps that keep the best reachable units
+    (:func:`refine_swaps`), at every λ."""
     s = normalized(scores, normalize)
     n = len(s)
     kk = min(k, n)
@@ -197,12 +249,17 @@ def quota_greedy(scores, item_cats, p, k, lam, r, alpha=0.01, divergence="kl", r
             if best is None or _better(cand, best):
                 best = cand
         chosen.append(best[2])
-    if safeguard and lam != 0 and kk:
+    if (safeguard or refine) and lam != 0 and kk:
         top = top_k(scores, kk)  # top-k always means by the input scores (as the kernel)
         g_obj = objective(chosen, s, item_cats, p, lam, alpha, divergence, weights)
         t_obj = objective(top, s, item_cats, p, lam, alpha, divergence, weights)
         if t_obj > g_obj + TIE_RTOL * (1 + max(abs(g_obj), abs(t_obj))) and met(top, item_cats, r) >= target:
             chosen = top
+    if refine:
+        chosen = refine_swaps(
+            chosen, s, item_cats, p, lam, alpha, divergence, weights, max_swaps,
+            admissible=lambda new: met(new, item_cats, r) >= target,
+        )[0]
     return chosen, target
 
 

@@ -149,6 +149,7 @@ def _report_json(report: StreamReport, args, paths, output) -> dict:
             "safeguard": not args.no_safeguard, "on_invalid": args.on_invalid,
             "min_share": args.min_share, "min_share_threshold": args.min_share_threshold,
             "method": args.method, "pm2_theta": args.pm2_theta, "solver": args.solver, "time_limit": args.time_limit,
+            "refine": args.refine, "max_swaps": args.max_swaps,
         },
         "counts": report.as_dict(),
         "summary": report.summary(),

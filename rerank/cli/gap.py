@@ -15,8 +15,9 @@ from rerank.gap import format_markdown, gap_table
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "gap",
-        help="optimality gap of the greedy against the certified exact solver",
-        description="For each λ, the gap between the greedy (plain and safeguarded) and the certified "
+        help="optimality gap of the greedy and the refined list against the certified exact solver",
+        description="For each λ, the gap between the greedy (plain and safeguarded), the refined list "
+        "(refine='swap') and the certified "
         "optimum of the calibrated objective (uniform rank weights), and the exact solver's time per user. "
         "See docs/guarantees.md.",
     )

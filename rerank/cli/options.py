@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from rerank.engine.options import MAX_ENUMERATE, METHODS, ORDERS, RANK_WEIGHT_NAMES, SOLVERS, RerankOptions
+from rerank.engine.refine import DEFAULT_MAX_SWAPS
 from rerank.errors import InputError
 
 DIVERGENCES = ("kl", "hellinger", "chi2")
@@ -65,6 +66,12 @@ def add_rerank_arguments(
                            help="with --min-share: protect only categories with p_g >= this share (default 0)")
         group.add_argument("--solver", choices=list(SOLVERS), default="greedy",
                            help="greedy (default) or the certified exact solver (uniform rank weights)")
+        group.add_argument("--refine", choices=["none", "swap"], default="none",
+                           help="swap: improve each list by single swaps until none improves the objective "
+                                "(starts from the better of the list and top-k; docs/guarantees.md); default none")
+        group.add_argument("--max-swaps", type=_max_swaps, default=DEFAULT_MAX_SWAPS,
+                           help=f"with --refine swap: cap on the swaps per user (default {DEFAULT_MAX_SWAPS}; "
+                                "none: no cap)")
     group.add_argument("--time-limit", type=float, default=10.0, help="exact solver seconds per user (default 10)")
 
 
@@ -104,6 +111,16 @@ def attribute_weights(text: str | None) -> dict | None:
     return out
 
 
+def _max_swaps(text: str):
+    """``--max-swaps``: a whole number, or ``none`` for no cap (the range is checked by the options)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0 or 'none', got {text!r}") from None
+
+
 def options_from_args(args: argparse.Namespace, **overrides) -> RerankOptions:
     """The :class:`rerank.RerankOptions` of the flags (``overrides`` win); ``lam`` is ``None``
     with ``--lam-column`` and left at its default for a λ sweep (``--lam`` with several values)."""
@@ -125,6 +142,7 @@ def options_from_args(args: argparse.Namespace, **overrides) -> RerankOptions:
         fields.update(
             order=args.order, rank_weights=_rank_weights(args.rank_weights), safeguard=not args.no_safeguard,
             method=args.method, pm2_theta=args.pm2_theta, solver=args.solver,
+            refine=None if args.refine == "none" else args.refine, max_swaps=args.max_swaps,
         )
         if args.min_share is not None:
             fields["min_share"] = args.min_share

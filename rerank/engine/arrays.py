@@ -64,6 +64,9 @@ class RerankResult:
     ``quota_shortfall`` (``min_share`` only): per user, how many quota units
     ``Σ_g max(0, r_g - c_g)`` the list misses because no k-subset of the candidates meets them
     all (see :mod:`rerank.engine.quota`).
+    ``swaps`` / ``swap_cap_hit`` (``refine="swap"`` only): per user, the improving swaps made
+    and whether ``max_swaps`` stopped the search while an improving swap remained
+    (:mod:`rerank.engine.refine`); ``used_topk`` then means the output is plain top-k.
     """
 
     indptr: np.ndarray
@@ -75,6 +78,8 @@ class RerankResult:
     quota_shortfall: np.ndarray | None = None
     exact_route: np.ndarray | None = None
     exact_seconds: np.ndarray | None = None
+    swaps: np.ndarray | None = None
+    swap_cap_hit: np.ndarray | None = None
     shown_removed: np.ndarray | None = None
     explanation: Explanation | None = None
     lam: np.ndarray | None = None
@@ -217,7 +222,8 @@ def rerank_arrays(
     Options: either ``options=RerankOptions(...)``, or keywords — ``k`` (default 10), ``lam``
     (0.5), ``alpha`` (0.01) and any other field of :class:`RerankOptions` (``divergence``,
     ``rank_weights``, ``normalize``, ``safeguard``, ``order``, ``method``, ``pm2_theta``,
-    ``min_share``, ``min_share_threshold``, ``solver``, ``time_limit``, ``max_enumerate``).
+    ``min_share``, ``min_share_threshold``, ``solver``, ``time_limit``, ``max_enumerate``,
+    ``refine``, ``max_swaps``).
     ``lam`` may also hold one value per user (with ``options`` too, where it overrides
     ``options.lam``). Several attributes: ``category_attribute`` and ``attribute_weights``, a shown
     prefix: ``shown_indptr`` and ``shown_items``, and ``explain``, as in :func:`rerank_lists`.
@@ -261,6 +267,8 @@ def solve(
     kept = None
     work, prefix = problem, ShownPrefix.empty(n_users)
     if shown is not None and (shown.items.size or (problem.excluded is not None and problem.excluded.any())):
+        if options.refine is not None:
+            raise InputError("refine='swap' scores swaps without a shown prefix; use refine=None with shown items")
         if options.validate().exact:
             raise InputError("solver='exact' does not take a shown prefix; use solver='greedy'")
         if not isinstance(options.rank_weights, str):
@@ -276,7 +284,11 @@ def solve(
     by_score = explain and options.order == "score"
     result = _solve(work, options.replace(order="greedy") if by_score else options, n_threads, prefix)
     if explain:
-        result = explained(work, options, result, prefix, n_threads)
+        before = None  # refine="swap": the list before the swaps tells which items a swap put in
+        if options.refine is not None:
+            start = options.replace(refine=None, safeguard=True, order="greedy")  # the refinement's start list
+            before = _solve(work, start, n_threads, prefix).positions
+        result = explained(work, options, result, prefix, n_threads, before)
     if shown is not None:
         removed = problem.lists.lengths() - work.lists.lengths()
         result = dataclasses.replace(result, shown_removed=removed)
@@ -320,11 +332,11 @@ def _solve(problem: Problem, options: RerankOptions, n_threads, shown: ShownPref
     np.cumsum(np.minimum(lengths, k), out=out_indptr[1:])
     out = KernelOutput(
         out_indptr, np.empty(out_indptr[-1], dtype=np.int64), np.zeros(n_users, dtype=np.float64),
-        np.zeros(n_users, dtype=np.bool_),
+        np.zeros(n_users, dtype=np.bool_), np.zeros(n_users, dtype=np.int64), np.zeros(n_users, dtype=np.bool_),
     )
     params = KernelParams(
         k, options.alpha, codes.divergence, codes.normalize, options.safeguard, codes.order_by_score, codes.method,
-        float(options.pm2_theta), max(max_n, 1),
+        float(options.pm2_theta), max(max_n, 1), codes.refine, codes.max_swaps,
     )
     cats = CategoryCSR.of(matrix, None if attributes is None else attributes.category_weights())
     if n_users:
@@ -344,6 +356,7 @@ def _solve(problem: Problem, options: RerankOptions, n_threads, shown: ShownPref
         out_indptr, positions, lists.items[positions], objective, used_topk,
         gap=None if exact is None else exact.gap, quota_shortfall=shortfall,
         exact_route=None if exact is None else exact.route, exact_seconds=None if exact is None else exact.seconds,
+        swaps=out.swaps if codes.refine else None, swap_cap_hit=out.cap_hit if codes.refine else None,
     )
 
 
@@ -368,5 +381,5 @@ def order_sets(problem: Problem, exact: ExactResult, options: RerankOptions, k: 
         CandidateLists(exact.indptr, lists.items[positions], s_norm[positions]), problem.categories,
         problem.targets, problem.target_rows, problem.lam,
     )
-    greedy = options.replace(k=k, normalize=None, safeguard=False, solver="greedy", order="greedy")
+    greedy = options.replace(k=k, normalize=None, safeguard=False, solver="greedy", order="greedy", refine=None)
     return positions[solve(subset, greedy, n_threads).positions]

@@ -74,3 +74,5 @@ def refuse_attributes(attributes: Attributes | None, options: RerankOptions) -> 
         raise InputError("method='pm2' calibrates one attribute; use method='greedy' with several attributes")
     if options.solver == "exact":
         raise InputError("solver='exact' (and rerank gap) solve one attribute; use solver='greedy' with several")
+    if options.refine is not None:
+        raise InputError("refine='swap' scores swaps on one attribute; use refine=None with several attributes")

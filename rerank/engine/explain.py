@@ -12,11 +12,12 @@ any) and ``L_r = (l_1, …, l_r)``:
   ``Σ_r (score_gain_r + calibration_gain_r) = F(L) - F(P)``, the objective ``F`` of
   docs/design.md §3 (with ``F(∅) = 0``); ``C`` is ``Σ_a w_a C(p_a, q_a)`` with several
   attributes, and the rank weights follow the prefix;
-* ``reason``: ``safeguard`` when the safeguard returned plain top-k, else ``score`` when the item
-  is in the user's top-``kk`` by input score (``input_rank ≤ kk``), else ``quota`` (quota mode)
-  when it added a quota unit (it carries a protected category whose quota was not yet met
-  when it was placed), else ``swap`` when a refinement swapped it in (none yet: issue 13),
-  else ``calibration``.
+* ``reason``: ``swap`` when ``refine="swap"`` put it in (it is not in the refinement's start
+  list, the better of the built list and top-k), else ``safeguard`` when the safeguard returned
+  plain top-k, else ``score`` when the item is in the user's top-``kk`` by input score
+  (``input_rank ≤ kk``), else ``quota`` (quota mode) when it added a quota unit (it carries a
+  protected category whose quota was not yet met when it was placed), else ``calibration``.
+  The gains of a refined list are still those of its final order, item by item.
 
 :func:`explain_users` computes the gains and the quota flags in one compiled pass over users;
 :func:`input_ranks` ranks by score, vectorised.
@@ -100,12 +101,15 @@ def input_ranks(indptr: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def reasons(rank: np.ndarray, kk: np.ndarray, used_topk: np.ndarray, quota_unit: np.ndarray) -> np.ndarray:
-    """The reason code of each output entry (``kk``, ``used_topk``: per entry, its user's)."""
+def reasons(rank: np.ndarray, kk: np.ndarray, used_topk: np.ndarray, quota_unit: np.ndarray,
+            swapped: np.ndarray) -> np.ndarray:
+    """The reason code of each output entry (``kk``, ``used_topk``: per entry, its user's;
+    ``swapped``: the refinement put it in). A swap clears ``used_topk``, so the two never meet."""
     out = np.full(rank.size, REASON_CALIBRATION, dtype=np.int8)
     out[quota_unit] = REASON_QUOTA
     out[rank <= kk] = REASON_SCORE
     out[used_topk] = REASON_SAFEGUARD
+    out[swapped] = REASON_SWAP
     return out
 
 
@@ -144,7 +148,7 @@ class Explanation:
     reason: np.ndarray
 
 
-def explained(problem, options, result, prefix: ShownPrefix, n_threads):
+def explained(problem, options, result, prefix: ShownPrefix, n_threads, before_refine=None):
     """``result`` (lists in pick order) with its :class:`Explanation`; re-sorted by score after
     explaining when ``options.order == "score"``."""
     lists, matrix, targets, target_rows, lam, attributes = problem[:6]
@@ -170,7 +174,8 @@ def explained(problem, options, result, prefix: ShownPrefix, n_threads):
                 quota_mode, options.alpha, codes.divergence, score_gain, calibration_gain, unit,
             )
     rank = input_ranks(lists.indptr, lists.scores)[positions]
-    reason = reasons(rank, sizes[owners], result.used_topk[owners], unit)
+    swapped = np.zeros(n, dtype=np.bool_) if before_refine is None else ~np.isin(positions, before_refine)
+    reason = reasons(rank, sizes[owners], result.used_topk[owners], unit, swapped)
     explanation = Explanation(rank, score_gain, calibration_gain, reason)
     if codes.order_by_score:
         order = np.lexsort((positions, -lists.scores[positions], owners))

@@ -185,7 +185,8 @@ def gather_user(n, width, items, cats, pairs, user, buf):
 @compiled()
 def greedy_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, start_mass, start_w, width, pairs,
                     user, buf):
-    """Steck's greedy for one user; writes local positions into ``buf.chosen[:kk]``.
+    """Steck's greedy for one user; writes local positions into ``buf.chosen[:kk]``, returns the
+    number of slots gathered (:func:`gather_user`; 0 for λ = 0, which gathers none).
 
     A shown prefix (docs/design.md §9.3) enters as ``start_mass`` (G: ``Σ_r w_r A[shown_r, g]``)
     and ``start_w`` (``Σ_r w_r`` over the shown positions); ``rank_w`` then starts at the first
@@ -213,7 +214,7 @@ def greedy_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, st
                     best = j
             taken[best] = True
             chosen[t] = best
-        return
+        return 0
     n_used = gather_user(n, width, items, cats, pairs, user, buf)
     ent_count, ent_slot, used = buf.ent_count, buf.ent_slot, buf.used
     slot_cat, slot_share, slot_val = buf.slot_cat, buf.slot_share, buf.slot_val
@@ -265,3 +266,4 @@ def greedy_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, st
             if was_empty and mass[g] != 0.0:  # mass only grows: each category enters once
                 touched[n_touched] = g
                 n_touched += 1
+    return n_used

@@ -14,7 +14,10 @@ the thread count. Per user it
 3. applies the safeguard (greedy and quota): the plain top-k list is scored too and returned
    when its objective is strictly higher (ties within ``TIE_RTOL``; in quota mode only if it
    meets the quota units too), docs/design.md §4.2;
-4. re-sorts the list by score with ``order="score"`` and writes global positions.
+4. with ``refine="swap"`` (greedy and quota), starts from the better of the list and top-k
+   (the safeguard's comparison, whatever ``safeguard``) and makes improving single swaps
+   (:mod:`rerank.engine.refine`);
+5. re-sorts the list by score with ``order="score"`` and writes global positions.
 
 Ties (objective equal up to ``TIE_RTOL`` relative) go to the higher score, then to the earlier
 input position (:mod:`rerank.engine.ties`).
@@ -30,6 +33,7 @@ from rerank.engine.greedy import SharePairs, greedy_one_user, grow_slots, new_bu
 from rerank.engine.layout import CandidateLists, CategoryCSR, KernelOutput, KernelParams, QuotaPlan, ShownPrefix
 from rerank.engine.pm2 import pm2_one_user
 from rerank.engine.quota import met_units, quota_one_user
+from rerank.engine.refine import REFINE_NONE, refine_buffers, refine_user
 from rerank.engine.scoring import list_objective, normalize_scores, sort_by_score, top_k_positions
 from rerank.engine.ties import TIE_RTOL
 
@@ -98,12 +102,15 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w_all
     k = params.k
     buf = new_buffers(params.max_n, k, n_cat, pairs, 4 * params.max_n)
     start_mass = np.zeros(n_cat, dtype=np.float64)
+    work = refine_buffers(n_cat, buf, params)
     for u in range(first, last):
         m, start_w = prefix_mass(u, prefix, cats, rank_w_all, start_mass)
         rank_w = rank_w_all[m:]  # the new items' positions come after the shown ones
         lo = indptr[u]
         n = indptr[u + 1] - lo
         kk = min(k, n)
+        out.swaps[u] = 0
+        out.cap_hit[u] = False
         if kk == 0:
             out.objective[u] = 0.0
             out.used_topk[u] = False
@@ -116,10 +123,16 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w_all
         qrow = quota.quotas[target_rows[u]] if params.method == METHOD_QUOTA else quota.quotas[0]
         lam_u = lam[u]
         width = 0
-        if lam_u != 0.0:
+        # refine: λ = 0 lists are plain top-k, already optimal; quota lists may still gain score
+        refine = params.refine != REFINE_NONE and kk < n and params.method != METHOD_PM2 and (
+            lam_u != 0.0 or params.method == METHOD_QUOTA
+        )
+        if lam_u != 0.0 or refine:
             width = widest_item(n, items, cats)
             if n * width > buf.ent_slot.shape[0]:  # rare: items with many categories; grow
                 buf = grow_slots(buf, pairs, 2 * n * width)
+                work = refine_buffers(n_cat, buf, params)
+        n_used = -1  # slots not gathered yet
         if params.method == METHOD_QUOTA:
             quota_one_user(
                 n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, start_mass, start_w, qrow,
@@ -130,7 +143,7 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w_all
         elif lam_u == 0.0:  # plain top-k by the input scores (normalising may merge near-ties)
             top_k_positions(raw, n, kk, buf.chosen)
         else:
-            greedy_one_user(
+            n_used = greedy_one_user(
                 n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, start_mass, start_w, width,
                 pairs, u, buf,
             )
@@ -139,10 +152,15 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w_all
             start_w,
         )
         used_topk = False
-        if params.safeguard and lam_u != 0.0 and params.method != METHOD_PM2:
+        if (params.safeguard or refine) and lam_u != 0.0 and params.method != METHOD_PM2:
             objective, used_topk = safeguard_user(
                 n, kk, raw, s, items, cats, p, lam_u, params, rank_w, start_mass, start_w, qrow, quota.met[u],
                 objective, buf,
+            )
+        if refine:
+            objective, used_topk, out.swaps[u], out.cap_hit[u] = refine_user(
+                n, kk, s, items, cats, p, lam_u, params, rank_w, start_mass, start_w, qrow, quota.met[u],
+                params.method == METHOD_QUOTA, width, n_used, pairs, u, objective, used_topk, buf, work,
             )
         out.objective[u] = objective
         out.used_topk[u] = used_topk
@@ -178,16 +196,21 @@ def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota,
     quotas, quota_met = quota.quotas, quota.met
     out_indptr, out_positions, out_objective, out_used_topk = out.indptr, out.positions, out.objective, out.used_topk
     prefix_indptr, prefix_items = prefix.indptr, prefix.items
+    out_swaps, out_cap_hit = out.swaps, out.cap_hit
     k, alpha, divergence, normalize = params.k, params.alpha, params.divergence, params.normalize
     safeguard, order_by_score, method, pm2_theta, max_n = (
         params.safeguard, params.order_by_score, params.method, params.pm2_theta, params.max_n
     )
+    refine, max_swaps = params.refine, params.max_swaps
     for block in prange(n_blocks):
         first = block * USERS_PER_BLOCK
         rerank_block(
             first, min(first + USERS_PER_BLOCK, n_users), CandidateLists(indptr, items, scores),
             CategoryCSR(cat_indptr, cat_indices, cat_data, cat_weight), targets, target_rows, lam, rank_w,
-            KernelParams(k, alpha, divergence, normalize, safeguard, order_by_score, method, pm2_theta, max_n),
-            QuotaPlan(quotas, quota_met), KernelOutput(out_indptr, out_positions, out_objective, out_used_topk),
+            KernelParams(
+                k, alpha, divergence, normalize, safeguard, order_by_score, method, pm2_theta, max_n, refine, max_swaps,
+            ),
+            QuotaPlan(quotas, quota_met),
+            KernelOutput(out_indptr, out_positions, out_objective, out_used_topk, out_swaps, out_cap_hit),
             SharePairs(pair_of_entry, pair_cat, pair_share), ShownPrefix(prefix_indptr, prefix_items),
         )

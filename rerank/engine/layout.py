@@ -141,6 +141,8 @@ class KernelParams(NamedTuple):
     method: int
     pm2_theta: float
     max_n: int  # the longest candidate list (work buffer size)
+    refine: int  # rerank.engine.refine: REFINE_NONE or REFINE_SWAP
+    max_swaps: int  # the swap cap; -1: none
 
 
 class QuotaPlan(NamedTuple):
@@ -153,9 +155,12 @@ class QuotaPlan(NamedTuple):
 
 class KernelOutput(NamedTuple):
     """Outputs: ``positions`` global candidate positions (CSR by ``indptr``), each list's
-    ``objective`` and whether the safeguard returned top-k."""
+    ``objective``, whether it is plain top-k kept by the safeguard, and with ``refine`` the
+    ``swaps`` made per user and whether the cap stopped the search (``cap_hit``)."""
 
     indptr: np.ndarray
     positions: np.ndarray
     objective: np.ndarray
     used_topk: np.ndarray
+    swaps: np.ndarray
+    cap_hit: np.ndarray

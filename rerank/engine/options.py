@@ -23,7 +23,9 @@ Fields (docs/design.md §3, §4):
 * ``method`` ``"greedy"`` (Steck) or ``"pm2"`` (``pm2_theta``); ``min_share`` quota mode
   (``True``, or ρ in (0, 1]) on categories with ``p_g ≥ min_share_threshold``;
 * ``solver`` ``"greedy"`` or ``"exact"`` (``time_limit`` seconds per user, enumeration up to
-  ``max_enumerate`` subsets).
+  ``max_enumerate`` subsets);
+* ``refine`` ``None`` or ``"swap"`` (improving single swaps after the list is built, at most
+  ``max_swaps`` per user, ``None``: no cap; not with PM-2; :mod:`rerank.engine.refine`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import numpy as np
 
 from rerank.engine.divergences import DIVERGENCE_CODES
 from rerank.engine.kernel import METHOD_GREEDY, METHOD_PM2, METHOD_QUOTA
+from rerank.engine.refine import DEFAULT_MAX_SWAPS, check_refine
 from rerank.engine.scoring import NORMALIZE_CODES
 from rerank.errors import InputError, InputTypeError
 from rerank.params import (
@@ -70,6 +73,8 @@ class KernelCodes(NamedTuple):
     method: int  # METHOD_GREEDY, METHOD_QUOTA (min_share) or METHOD_PM2
     rho: float  # quota scale ρ; 0 when quota mode is off
     exact: bool
+    refine: int  # REFINE_NONE or REFINE_SWAP (rerank.engine.refine)
+    max_swaps: int  # the swap cap; -1: none
 
 
 def check_rank_weights(spec, k: int) -> tuple[float, ...] | str:
@@ -133,6 +138,8 @@ class RerankOptions:
     solver: str = "greedy"
     time_limit: float = 10.0
     max_enumerate: int = MAX_ENUMERATE
+    refine: str | None = None
+    max_swaps: int | None = DEFAULT_MAX_SWAPS
     max_miscalibration: float | None = None
 
     def __post_init__(self) -> None:
@@ -181,9 +188,10 @@ class RerankOptions:
         if self.solver == "exact" and first.size and not np.all(first == first[0]):
             raise InputError("solver='exact' needs uniform rank weights (rank_weights='uniform')")
         method = METHOD_QUOTA if rho > 0 else (METHOD_PM2 if self.method == "pm2" else METHOD_GREEDY)
+        refine, max_swaps = check_refine(self.refine, self.max_swaps, method == METHOD_PM2)
         return KernelCodes(
             DIVERGENCE_CODES[self.divergence], NORMALIZE_CODES[self.normalize], self.order == "score", method,
-            rho, self.solver == "exact",
+            rho, self.solver == "exact", refine, max_swaps,
         )
 
     def validate(self) -> KernelCodes:

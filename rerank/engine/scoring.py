@@ -1,7 +1,8 @@
 """Per-user helpers shared by every list builder, the safeguard and the exact solver.
 
 * :func:`normalize_scores` — the per-user score normalisation (``normalize=``);
-* :func:`top_k_positions` — plain top-k by (score desc, position asc);
+* :func:`top_k_positions` — plain top-k by (score desc, position asc), through
+  :func:`insert_ranked` (a bounded sorted insertion, also the refinement's best keys);
 * :func:`list_objective` — ``(1-λ) Σ_{l∈L} s_l - λ C(p, q(L))`` of a list, docs/design.md §3;
 * :func:`sort_by_score` — ``order="score"``.
 """
@@ -13,7 +14,10 @@ import numpy as np
 from rerank._numba import compiled
 from rerank.engine.divergences import divergence_finish, divergence_term
 
-__all__ = ["NORMALIZE_CODES", "list_objective", "normalize_scores", "sort_by_score", "top_k_positions"]
+__all__ = [
+    "NORMALIZE_CODES", "insert_ranked", "list_objective", "normalize_scores", "ranks_before", "sort_by_score",
+    "top_k_positions",
+]
 
 NORM_NONE = 0
 NORM_MINMAX = 1
@@ -51,21 +55,33 @@ def normalize_scores(raw, out, n, mode):
             out[j] = raw[j]
 
 
+@compiled(inline="always")
+def ranks_before(key, score, other_key, other_score):
+    """``(key, score)`` comes before ``(other_key, other_score)``: higher key, then higher score."""
+    return key > other_key or (key == other_key and score > other_score)
+
+
+@compiled(inline="always")
+def insert_ranked(out, filled, cap, j, key, score):
+    """Insert ``j`` into ``out[:filled]``, kept sorted by (``key`` desc, ``score`` desc, earlier
+    insertion first) and at most ``cap`` long (``j`` is dropped when it ranks after the last of a
+    full list); returns the new length."""
+    if filled == cap and not ranks_before(key[j], score[j], key[out[cap - 1]], score[out[cap - 1]]):
+        return filled
+    at = filled if filled < cap else cap - 1
+    while at > 0 and ranks_before(key[j], score[j], key[out[at - 1]], score[out[at - 1]]):
+        out[at] = out[at - 1]
+        at -= 1
+    out[at] = j
+    return filled + 1 if filled < cap else filled
+
+
 @compiled()
 def top_k_positions(s, n, kk, out):
     """The ``kk`` best local positions by (score desc, position asc), in that order."""
     filled = 0
     for j in range(n):
-        if filled == kk and not (s[j] > s[out[kk - 1]]):
-            continue
-        slot = filled if filled < kk else kk - 1
-        while slot > 0 and s[j] > s[out[slot - 1]]:
-            if slot < kk:
-                out[slot] = out[slot - 1]
-            slot -= 1
-        out[slot] = j
-        if filled < kk:
-            filled += 1
+        filled = insert_ranked(out, filled, kk, j, s, s)
 
 
 @compiled()

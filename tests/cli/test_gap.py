@@ -8,6 +8,7 @@ import pytest
 import reference as ref
 
 from rerank.cli import main
+from rerank.engine.refine import DEFAULT_MAX_SWAPS
 from rerank.gap import gap_table
 
 
@@ -31,7 +32,8 @@ def _data(seed: int = 4, n_users: int = 6, n_items: int = 14, n: int = 8):
 
 
 def _reference_gaps(candidates, history, item_categories, k, lam):
-    """Per user: (optimum - greedy, optimum - safeguarded greedy, optimum) with min-max scores."""
+    """Per user: (optimum - greedy, optimum - safeguarded greedy, optimum, optimum - refined list) with
+    min-max scores."""
     share = item_categories.groupby("item_id")["category"].apply(list)
     genres = sorted(item_categories["category"].unique())
     out = []
@@ -49,7 +51,11 @@ def _reference_gaps(candidates, history, item_categories, k, lam):
         plain = ref.objective(ref.greedy(raw, cats, p, k, lam, normalize="minmax", safeguard=False), s, cats, p,
                               lam, 0.01, "kl", w)
         guarded = ref.objective(ref.greedy(raw, cats, p, k, lam, normalize="minmax"), s, cats, p, lam, 0.01, "kl", w)
-        out.append((best - plain, best - guarded, best))
+        refined = ref.objective(
+            ref.greedy(raw, cats, p, k, lam, normalize="minmax", refine="swap", max_swaps=DEFAULT_MAX_SWAPS), s, cats,
+            p, lam, 0.01, "kl", w,
+        )
+        out.append((best - plain, best - guarded, best, best - refined))
     return np.array(out)
 
 
@@ -69,6 +75,12 @@ def test_gap_table_matches_brute_force(max_enumerate):
         assert row["safeguarded_gap_max"] == pytest.approx(guarded.max(), abs=1e-6)
         assert row["greedy_optimal"] == pytest.approx(np.mean(gaps <= 1e-9))
         assert row["safeguarded_gap_mean"] <= row["greedy_gap_mean"] + 1e-12
+        refined = np.maximum(expected[:, 3], 0)
+        assert row["refined_gap_mean"] == pytest.approx(refined.mean(), abs=1e-6)
+        assert row["refined_gap_max"] == pytest.approx(refined.max(), abs=1e-6)
+        assert row["refined_optimal"] == pytest.approx(np.mean(refined <= 1e-9))
+        assert row["refined_closed"] == pytest.approx(1 - refined.mean() / gaps.mean(), abs=1e-6)
+        assert row["refined_gap_mean"] <= row["safeguarded_gap_mean"] + 1e-12
 
 
 def test_rerank_gap_cli_end_to_end(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Metric hand checks (docs/design.md §3, §4.7) and metrics against slow references."""
+"""Metric hand checks (docs/design.md §3, §4.8) and metrics against slow references."""
 
 from __future__ import annotations
 
