@@ -99,3 +99,23 @@ def test_frame_columns_and_report_counts():
                                                   "safeguard": 0}
     assert "why each item is there: 1 score, 1 calibration" in reranker.report_.summary()
     assert list(reranker.rerank(cand).columns) == ["user_id", "item_id", "score", "rank"]
+
+
+@SETTINGS
+@given(inst=instances(max_n=8), k=st.integers(2, 5))
+def test_swap_reason_only_where_the_refinement_swapped(inst, k):
+    """refine="swap": explaining changes no list; an item is 'swap' only for users whose search
+    made swaps, and then it is not in the refinement's start list (the safeguarded greedy's)."""
+    indptr, items, scores = inst.csr()
+    args = (indptr, items, scores, inst.matrix, np.array(inst.targets), k, np.array(inst.lam))
+    refined = rerank_arrays(*args, refine="swap", explain=True)
+    plain = rerank_arrays(*args, refine="swap")
+    start = rerank_arrays(*args, safeguard=True)
+    assert np.array_equal(refined.positions, plain.positions)
+    for u in range(len(inst.users)):
+        lo, hi = refined.indptr[u], refined.indptr[u + 1]
+        swapped = [REASONS[c] == "swap" for c in refined.explanation.reason[lo:hi]]
+        before = set(start.positions[start.indptr[u] : start.indptr[u + 1]].tolist())
+        assert swapped == [p not in before for p in refined.positions[lo:hi].tolist()]
+        if any(swapped):
+            assert refined.swaps[u] > 0
