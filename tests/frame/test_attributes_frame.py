@@ -130,3 +130,15 @@ def test_lambda_from_a_budget_frame_api():
 def test_lam_auto_needs_a_budget():
     with pytest.raises(InputError, match="max_miscalibration"):
         CalibratedReranker(lam="auto").fit(HISTORY, GENRES)
+
+
+def test_summarize_per_attribute():
+    cats = two_attributes()
+    reranker = CalibratedReranker(k=2, lam=0.0).fit(HISTORY, cats)
+    recs = pd.DataFrame({"user_id": ["u", "u", "v", "v"], "item_id": ["a", "c", "a", "e"], "rank": [1, 2, 1, 2]})
+    targets = reranker.target_distributions(["u", "v"])
+    got = metrics.summarize(recs, targets, reranker.item_categories_)
+    for attribute in ("genre", "popularity"):
+        one = metrics.summarize(recs, targets[attribute], reranker.item_categories_.attribute_table(attribute))
+        assert got[f"miscalibration_kl[{attribute}]"] == one["miscalibration_kl"]
+    assert "miscalibration_kl" not in got
