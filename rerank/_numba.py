@@ -7,7 +7,8 @@
 * On-disk cache keyed on every source a function can inline (:mod:`rerank._cache`), in numba's
   usual place (``NUMBA_CACHE_DIR``, else ``__pycache__`` beside the source, else the user cache
   directory). When none is writable (a read-only install with no home directory) the function
-  is compiled in memory instead, with one warning; it never fails.
+  is compiled in memory instead, with one warning at the first compile (not at import); it
+  never fails.
 * No ``fastmath``: it would let LLVM assume there are no NaN/inf values.
 """
 
@@ -19,6 +20,7 @@ import threading
 import warnings
 
 import numba
+import numba.core.event
 
 from rerank._cache import enable_keyed_cache
 
@@ -28,7 +30,28 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 _WORKQUEUE_LOCK = threading.Lock()
 
 
+_IN_MEMORY: set[int] = set()  # ids of the dispatchers compiled in memory (no cache place)
 _NO_CACHE_WARNED = False
+NO_CACHE_WARNING = (
+    "numba has no writable cache folder here: compiling in memory, so every new process pays "
+    "the compile. Set NUMBA_CACHE_DIR to a writable folder to keep compiled code across runs."
+)
+
+
+class _WarnOnFirstCompile(numba.core.event.Listener):
+    """numba's compile event: the first time one of our in-memory dispatchers compiles, warn
+    once. Warning at compile time, not at import, keeps a usage error or a ``--help`` on a
+    read-only install free of it (issue 17, finding 16: 54 warning lines before a usage error)."""
+
+    def on_start(self, event) -> None:
+        global _NO_CACHE_WARNED
+        dispatcher = (event.data or {}).get("dispatcher")
+        if not _NO_CACHE_WARNED and id(dispatcher) in _IN_MEMORY:
+            _NO_CACHE_WARNED = True
+            warnings.warn(NO_CACHE_WARNING, RuntimeWarning, stacklevel=2)
+
+    def on_end(self, event) -> None:
+        pass
 
 
 def compiled(**options):
@@ -38,7 +61,8 @@ def compiled(**options):
     imports, transitively, so an edit, a ``git pull`` or an upgrade of any of them recompiles
     instead of running stale machine code. When no cache place is writable (a read-only
     install without a writable home or ``NUMBA_CACHE_DIR``) the function is compiled in memory,
-    with one warning per process. ``fastmath`` is refused on purpose (it breaks NaN/inf checks).
+    with one warning per process, at the first compile of such a function. ``fastmath`` is
+    refused on purpose (it breaks NaN/inf checks).
     """
     if options.get("fastmath"):
         raise ValueError("fastmath is not allowed in rerank kernels")
@@ -46,17 +70,11 @@ def compiled(**options):
         raise ValueError("rerank kernels always use the keyed cache (rerank._cache)")
 
     def decorate(func):
-        global _NO_CACHE_WARNED
         dispatcher = numba.njit(**options)(func)
-        if not enable_keyed_cache(dispatcher) and not _NO_CACHE_WARNED:
-            _NO_CACHE_WARNED = True
-            warnings.warn(
-                "numba has no writable cache folder here: compiling in memory, so every new "
-                "process pays the compile. Set NUMBA_CACHE_DIR to a writable folder to keep "
-                "compiled code across runs.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        if not enable_keyed_cache(dispatcher):
+            if not _IN_MEMORY:
+                numba.core.event.register("numba:compile", _WarnOnFirstCompile())
+            _IN_MEMORY.add(id(dispatcher))
         return dispatcher
 
     return decorate

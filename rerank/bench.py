@@ -98,9 +98,11 @@ def make_workload(
 
 
 def kernel_lists(wl: Workload, k: int, lam: float = 0.5, n_threads: int | None = None, **options):
-    """``(out_indptr, positions)`` of :func:`rerank_arrays` (positions local to each user)."""
+    """``(out_indptr, positions)`` of :func:`rerank_arrays` (positions local to each user); the
+    scores as given (``normalize=None`` unless asked: the references take them raw)."""
     result = rerank_arrays(
-        wl.indptr, wl.items, wl.scores, wl.categories, wl.targets, k, lam, n_threads=n_threads, **options,
+        wl.indptr, wl.items, wl.scores, wl.categories, wl.targets, k, lam, n_threads=n_threads,
+        **{"normalize": None, **options},
     )
     owners = np.repeat(np.arange(wl.n_users), np.diff(result.indptr))
     return result.indptr, result.positions - wl.indptr[owners]

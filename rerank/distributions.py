@@ -147,6 +147,12 @@ def history_weights(history, half_life: float | None = None) -> np.ndarray:
     return weights
 
 
+def _interactions(user_codes, item_rows, weights, n_users: int, n_items: int) -> sp.csr_matrix:
+    """``W[u, i] = Σ w_ui`` as a sparse users × items matrix; items with row ``-1`` are left out."""
+    known = item_rows >= 0
+    return sp.csr_matrix((weights[known], (user_codes[known], item_rows[known])), shape=(n_users, n_items))
+
+
 def target_distributions(
     user_codes: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, n_users: int,
     categories: sp.csr_matrix, attribute_codes: np.ndarray | None = None,
@@ -159,11 +165,7 @@ def target_distributions(
     mass get a zero row and ``False`` in the mask (with several attributes: no mass in any; a
     block without mass stays zero here, see :func:`fill_empty_blocks`).
     """
-    known = item_rows >= 0
-    interactions = sp.csr_matrix(
-        (weights[known], (user_codes[known], item_rows[known])),
-        shape=(n_users, categories.shape[0]),
-    )
+    interactions = _interactions(user_codes, item_rows, weights, n_users, categories.shape[0])
     mass = (interactions @ categories).toarray()
     if attribute_codes is not None:
         totals = np.zeros((n_users, int(attribute_codes.max(initial=-1)) + 1))
@@ -176,6 +178,48 @@ def target_distributions(
     has_mass = totals > 0
     targets = np.zeros_like(mass)
     targets[has_mass] = mass[has_mass] / totals[has_mass, None]
+    return targets, has_mass
+
+
+def fitted_targets(
+    user_codes: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, n_users: int,
+    categories: sp.csr_matrix, block_bytes: int = 32 << 20, attribute_codes: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted target table: ``p(g|u)`` of each user with mass (in order of first
+    appearance), then one last row, the population target (:func:`population_distribution`);
+    and the mask of users with mass. The same numbers as :func:`target_distributions`.
+
+    Built a block of users at a time (at most ``block_bytes`` of dense rows and an eighth of
+    the users) straight into the one dense result, so a fit peaks at
+    about one dense users × categories table (plus a block), not several copies of it
+    (issue 17, finding 18: 4.5× before). Two passes over the blocks: the first finds the
+    users with mass (so the result is allocated once, at its final size), the second fills it.
+    """
+    interactions = _interactions(user_codes, item_rows, weights, n_users, categories.shape[0])
+    row_bytes = 8 * max(categories.shape[1], 1)
+    block_rows = max(1, min(block_bytes // row_bytes, n_users // 8))  # a block: at most 1/8 of the table
+    blocks = [slice(start, min(start + block_rows, n_users)) for start in range(0, n_users, block_rows)]
+    has_mass = np.zeros(n_users, dtype=bool)
+    for block in blocks:
+        has_mass[block] = (interactions[block] @ categories).toarray().sum(axis=1) > 0
+    n_warm = int(has_mass.sum())
+    targets = np.zeros((n_warm + 1, categories.shape[1]))
+    row = 0
+    for block in blocks:
+        mass = (interactions[block] @ categories).toarray()
+        warm = mass if has_mass[block].all() else mass[has_mass[block]]
+        if attribute_codes is None:
+            np.divide(warm, warm.sum(axis=1)[:, None], out=targets[row:row + len(warm)])
+        else:  # each attribute's block on its own (a block without mass stays 0, filled below)
+            denom = np.zeros_like(warm)
+            for code in range(int(attribute_codes.max(initial=-1)) + 1):
+                columns = attribute_codes == code
+                denom[:, columns] = warm[:, columns].sum(axis=1)[:, None]
+            np.divide(warm, denom, out=targets[row:row + len(warm)], where=denom > 0)
+        row += len(warm)
+    targets[n_warm] = population_distribution(targets[:n_warm], np.ones(n_warm, dtype=bool), attribute_codes)
+    if attribute_codes is not None:
+        targets[:n_warm] = fill_empty_blocks(targets[:n_warm], targets[n_warm], attribute_codes)
     return targets, has_mass
 
 
@@ -210,7 +254,8 @@ def population_distribution(
     n_cat = targets.shape[1]
     if not has_mass.any():
         return np.full(n_cat, 1.0 / max(n_cat, 1))
-    mean = targets[has_mass].mean(axis=0)
+    warm = targets if has_mass.all() else targets[has_mass]  # no copy when every row is warm
+    mean = warm.mean(axis=0)
     return mean / mean.sum()
 
 

@@ -16,7 +16,7 @@ from rerank import schemas
 from rerank.engine.layout import CandidateLists, ShownPrefix
 from rerank.errors import InputError
 from rerank.grouping import user_groups
-from rerank.params import show
+from rerank.ids import decode_dictionaries, id_array, restore, show_id
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,9 @@ class CandidateCSR:
     the input order: grouped users, nothing skipped); ``item_ids`` and
     ``scores`` in CSR order; ``skipped`` the users left out (``user_id, reason, n_rows``) and
     ``n_rows_without_user`` the rows dropped for a null ``user_id`` (``on_invalid="skip"``);
-    ``user_kind`` / ``item_kind`` the id kinds (:func:`rerank.schemas.id_kind`).
+    ``user_kind`` / ``item_kind`` the id kinds (:func:`rerank.schemas.id_kind`). Ids are held
+    exactly as numpy keys (:func:`rerank.ids.id_array`); ``user_dtype`` / ``item_dtype`` are the
+    input's dtypes, which the output gets back.
 
     :meth:`lists` gives the engine's currency, :class:`rerank.engine.CandidateLists`, on the same
     ``indptr`` and ``scores`` (no copy), once the item ids are mapped to category rows.
@@ -43,6 +45,8 @@ class CandidateCSR:
     n_rows_without_user: int = 0
     user_kind: str = schemas.ID_EMPTY
     item_kind: str = schemas.ID_EMPTY
+    user_dtype: object = None
+    item_dtype: object = None
 
     def lists(self, item_rows: np.ndarray) -> CandidateLists:
         """The candidates as :class:`CandidateLists` over ``item_rows`` (one row per entry)."""
@@ -62,31 +66,38 @@ def candidates_to_csr(
     With ``on_invalid="skip"`` the users holding invalid rows are left out of the CSR and
     listed in ``skipped``; rows without a ``user_id`` are counted in ``n_rows_without_user``.
     """
+    original = candidates
+    candidates = decode_dictionaries(candidates, ["user_id", "item_id"])
     checked = schemas.validate_candidates(
         candidates, on_invalid=on_invalid, check_duplicates=check_duplicates
     )
     kept = np.flatnonzero(checked.keep) if not checked.keep.all() else None
-    user_col = candidates["user_id"] if kept is None else candidates["user_id"].iloc[kept]
-    groups = user_groups(user_col)  # O(rows), no hashing or sorting, when users come grouped
+    user_col, item_col = candidates["user_id"], candidates["item_id"]
+    # ids as exact numpy keys (never through float64: docs/inputs.md "Ids"); the output gets the
+    # input dtypes back (output_frame)
+    user_ids = id_array(user_col if kept is None else user_col.iloc[kept])
+    groups = user_groups(user_ids)  # O(rows), no hashing or sorting, when users come grouped
     users, indptr = groups.uniques, groups.indptr
     if groups.order is None and kept is None:  # CSR order is the input order: no copies
         rows = None
-        item_ids = pd.Index(candidates["item_id"].to_numpy(), copy=False)
+        item_ids = pd.Index(id_array(item_col), copy=False)
         scores = checked.scores
     else:
         rows = groups.rows if kept is None else kept[groups.rows]
-        item_ids = pd.Index(candidates["item_id"].to_numpy()[rows], copy=False)
+        item_ids = pd.Index(id_array(item_col.iloc[rows]), copy=False)
         scores = checked.scores[rows]
     return CandidateCSR(
-        pd.Index(users, dtype=candidates["user_id"].dtype) if len(users) == 0 else pd.Index(users),
+        pd.Index(users),
         indptr,
         rows if rows is None else rows.astype(np.int64, copy=False),
-        item_ids if indptr[-1] else pd.Index([], dtype=candidates["item_id"].dtype),
+        item_ids,
         scores,
         checked.skipped,
         checked.n_rows_without_user,
         checked.user_kind,
         checked.item_kind,
+        original["user_id"].dtype,  # the input's dtypes (a dictionary column gets its type back)
+        original["item_id"].dtype,
     )
 
 
@@ -101,7 +112,7 @@ def per_user_values(candidates: pd.DataFrame, column: str, csr: CandidateCSR) ->
     if differs.any():
         user = csr.users[csr.user_of_entry[np.flatnonzero(differs)[0]]]
         raise InputError(
-            f"candidates column '{column}' must be constant per user; user {show(user)} has several values"
+            f"candidates column '{column}' must be constant per user; user {show_id(user)} has several values"
         )
     return first
 
@@ -113,32 +124,33 @@ def output_frame(csr: CandidateCSR, out_indptr: np.ndarray, positions: np.ndarra
     ranks = np.arange(len(positions)) - np.repeat(out_indptr[:-1], lengths) + 1
     return pd.DataFrame(
         {
-            "user_id": csr.users.take(owners),
-            "item_id": csr.item_ids.take(positions),
+            "user_id": restore(csr.users.take(owners), csr.user_dtype),
+            "item_id": restore(csr.item_ids.take(positions), csr.item_dtype),
             "score": csr.scores[positions],
             "rank": ranks.astype(np.int64),
         }
     )
 
 
-def shown_prefix(shown: schemas.CheckedShown, csr: CandidateCSR, item_rows) -> tuple[ShownPrefix, np.ndarray]:
+def shown_prefix(shown: schemas.CheckedShown, csr: CandidateCSR, item_rows, keys) -> tuple[ShownPrefix, np.ndarray]:
     """The shown prefix of the candidate users (docs/design.md §9.3) and which candidate entries
     were shown (by item id: unknown items share one empty category row, so rows cannot tell).
 
-    ``item_rows(ids)`` maps item ids to category rows. Users of ``shown`` without candidates
-    are ignored; each user's shown items keep the shown order.
+    ``item_rows(ids)`` maps item ids to category rows; ``keys(ids)`` makes ids comparable
+    (``rerank.ids.id_array``, or ``text_keys`` when integers meet text). Users of ``shown``
+    without candidates are ignored; each user's shown items keep the shown order.
     """
     frame = shown.frame
-    user_rows = csr.users.get_indexer(frame["user_id"])
+    user_rows = pd.Index(keys(csr.users)).get_indexer(keys(frame["user_id"]))
     keep = np.flatnonzero(user_rows >= 0)
     user_rows = user_rows[keep]
     order = keep[np.argsort(user_rows, kind="stable")]
-    shown_items = pd.Index(frame["item_id"].to_numpy()[order])
+    shown_items = pd.Index(id_array(frame["item_id"])[order])
     n_users = len(csr.users)
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(user_rows, minlength=n_users), out=indptr[1:])
     prefix = ShownPrefix(indptr, np.asarray(item_rows(shown_items), dtype=np.int64))
-    codes, _ = pd.factorize(csr.item_ids.append(shown_items))
+    codes, _ = pd.factorize(np.concatenate([keys(csr.item_ids), keys(shown_items)]))
     width = np.int64(codes.max(initial=0) + 1)
     cand_keys = csr.user_of_entry.astype(np.int64) * width + codes[: len(csr.item_ids)]
     shown_owners = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(indptr))

@@ -35,12 +35,18 @@ def is_bool(value) -> bool:
     return isinstance(value, bool | np.bool_)
 
 
+INT64_MAX = 2**63 - 1
+
+
 def check_whole(name: str, value, minimum: int = 1) -> int:
-    """A whole number ≥ ``minimum`` (booleans and floats refused)."""
+    """A whole number in [``minimum``, 2**63 - 1] (booleans and floats refused; every count ends
+    in an int64, so a larger one is an input error, not an ``OverflowError``)."""
     if is_bool(value) or not isinstance(value, numbers.Integral):
         raise InputTypeError(f"{name} must be a whole number >= {minimum}, got {show(value)}")
     if value < minimum:
         raise InputError(f"{name} must be >= {minimum}, got {value}")
+    if value > INT64_MAX:
+        raise InputError(f"{name} must be < 2**63 (it is stored as a 64-bit integer), got {value}")
     return int(value)
 
 

@@ -6,7 +6,11 @@
 As in scikit-learn, ``__init__`` only stores the parameters; ``fit`` checks them once (building
 ``options_``, a :class:`rerank.RerankOptions`) and learns the targets.
 
-Fallbacks (each reported in ``reranker.report_`` after ``rerank``):
+Each call's report comes with its result: ``top, report = reranker.rerank(candidates,
+return_report=True)`` (safe when one fitted reranker serves several threads);
+``reranker.report_`` keeps the last call's report for single-threaded use.
+
+Fallbacks (each reported in the call's :class:`RerankReport`):
 
 * **cold users** (no history, or a history whose items have no category) get the population
   average ``p̄ = mean_u p(g|u)`` over the users seen in ``fit``;
@@ -16,32 +20,46 @@ Fallbacks (each reported in ``reranker.report_`` after ``rerank``):
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import numbers
+import warnings
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from rerank import schemas
-from rerank.distributions import (
-    fill_empty_blocks,
-    history_weights,
-    item_categories_from_frame,
-    population_distribution,
-    target_distributions,
-)
+from rerank.distributions import fitted_targets, history_weights, item_categories_from_frame
 from rerank.engine.arrays import Attributes, Problem, check_attributes, solve
 from rerank.engine.explain import REASONS
 from rerank.engine.options import MAX_ENUMERATE, RerankOptions
 from rerank.engine.refine import DEFAULT_MAX_SWAPS
 from rerank.errors import InputError, InputTypeError
 from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values, shown_prefix
-from rerank.params import check_bool, check_lam_array, check_n_threads, check_positive, check_unit_interval
-from rerank.report import RerankReport, reason_counts
+from rerank.ids import id_array, lookup, near_miss, restore, text_keys
+from rerank.params import (
+    check_bool,
+    check_choice,
+    check_lam_array,
+    check_n_threads,
+    check_positive,
+    check_unit_interval,
+)
+from rerank.report import RerankReport, RerankWarning, RunContext, describe, reason_counts, safeguard_applies
 
-__all__ = ["CalibratedReranker", "RerankReport"]
+__all__ = ["CalibratedReranker", "RerankReport", "RerankWarning", "Reranked"]
+
+ID_MATCHES = ("exact", "text")
+
+
+class Reranked(NamedTuple):
+    """``rerank(..., return_report=True)``: the output ``frame`` and this call's ``report``."""
+
+    frame: pd.DataFrame
+    report: RerankReport
 
 
 def _per_user(users: pd.Index, values, name: str) -> pd.Series | None:
@@ -74,7 +92,8 @@ class CalibratedReranker:
     alpha : KL smoothing α in (0, 1): ``q̃ = (1-α) q + α p``.
     divergence : ``"kl"``, ``"hellinger"`` or ``"chi2"`` (Pearson χ² on ``q̃``).
     rank_weights : ``"uniform"``, ``"dcg"`` or an array of k weights for ``q`` (Steck eq. 2).
-    normalize : ``None`` (scores as given), ``"minmax"`` or ``"rank"``, per user.
+    normalize : ``"minmax"`` (default, the one default of the library: docs/design.md §8),
+        ``"rank"`` or ``None`` (scores as given), per user.
     safeguard : also score plain top-k and return it when its objective is higher
         (docs/design.md §4.2); ``False`` is exactly Steck's greedy.
     order : ``"greedy"`` (pick order) or ``"score"`` (chosen set re-sorted by score).
@@ -101,6 +120,12 @@ class CalibratedReranker:
         greedy.
     max_swaps : cap on the swaps per user (default 30; ``None``: no cap); the swaps made and the
         users whose search the cap stopped are in ``report_.swaps`` / ``report_.swap_cap_hit``.
+    id_match : ``"exact"`` (default): ids of one column must have one kind in every frame (an
+        integer id never matches a string id; mixing them is an error). ``"text"``: where one
+        frame holds integer ids and another string ids for the same column, the integers match
+        by their decimal text (``7`` matches ``"7"``, never ``"007"``) — what ``rerank apply``
+        does for CSV files beside Parquet ones. Ids are never changed: the output keeps the
+        candidates' ids and dtype.
 
     Attributes after ``fit``: ``options_`` (the checked :class:`rerank.RerankOptions`),
     ``targets_``, ``users_``, ``category_matrix_``, ``item_categories_``, ``categories_``,
@@ -115,7 +140,7 @@ class CalibratedReranker:
         divergence: str = "kl",
         *,
         rank_weights="uniform",
-        normalize: str | None = None,
+        normalize: str | None = "minmax",
         safeguard: bool = True,
         order: str = "greedy",
         half_life: float | None = None,
@@ -131,6 +156,7 @@ class CalibratedReranker:
         max_miscalibration: float | None = None,
         refine: str | None = None,
         max_swaps: int | None = DEFAULT_MAX_SWAPS,
+        id_match: str = "exact",
     ):
         self.k = k
         self.lam = lam
@@ -153,17 +179,20 @@ class CalibratedReranker:
         self.max_miscalibration = max_miscalibration
         self.refine = refine
         self.max_swaps = max_swaps
+        self.id_match = id_match
 
     @classmethod
     def from_options(
-        cls, options: RerankOptions, *, lam=None, half_life=None, n_threads=None, attribute_weights=None,
+        cls, options: RerankOptions, *, lam=None, half_life=None, n_threads=None, id_match: str = "exact",
+        attribute_weights=None,
     ) -> CalibratedReranker:
         """A reranker with the settings of ``options``; ``lam`` (e.g. a column name) replaces
         ``options.lam`` when given."""
         params = options.as_dict()
         if lam is not None:
             params["lam"] = lam
-        return cls(**params, half_life=half_life, n_threads=n_threads, attribute_weights=attribute_weights)
+        return cls(**params, half_life=half_life, n_threads=n_threads, id_match=id_match,
+                   attribute_weights=attribute_weights)
 
     def get_params(self) -> dict:
         """The constructor parameters, as scikit-learn's ``get_params`` returns them."""
@@ -200,6 +229,7 @@ class CalibratedReranker:
         options = RerankOptions(**{**fields, "lam": None if per_user else lam})
         check_positive("half_life", self.half_life)
         check_n_threads(self.n_threads)
+        check_choice("id_match", self.id_match, ID_MATCHES)
         return options
 
     # ------------------------------------------------------------------ fit
@@ -212,6 +242,8 @@ class CalibratedReranker:
         self.options_ = self.build_options()
         checked = schemas.validate_history(history)
         checked_categories = schemas.validate_item_categories(item_categories)
+        if self.id_match == "text":
+            checked, checked_categories = _items_as_text_where_kinds_differ(checked, checked_categories)
         schemas.check_same_id_kind(
             checked.item_kind, "history column 'item_id'", checked_categories.item_kind,
             "item_categories column 'item_id'",
@@ -219,30 +251,35 @@ class CalibratedReranker:
         self.id_kinds_ = {"user_id": checked.user_kind, "item_id": checked_categories.item_kind}
         if self.id_kinds_["item_id"] == schemas.ID_EMPTY:
             self.id_kinds_["item_id"] = checked.item_kind
+        self.fit_warnings_ = _category_warnings(checked_categories)
+        for message in self.fit_warnings_:
+            warnings.warn(message, RerankWarning, stacklevel=2)
         table = item_categories_from_frame(checked_categories)
         weights = history_weights(checked, self.half_life)
         frame = checked.frame
-        user_codes, users = pd.factorize(frame["user_id"], sort=False)
-        targets, has_mass = target_distributions(
-            user_codes, table.rows_for(frame["item_id"]), weights, len(users), table.matrix, table.attribute_codes,
+        user_codes, users = pd.factorize(id_array(frame["user_id"]), sort=False)
+        targets, has_mass = fitted_targets(
+            user_codes, lookup(pd.Index(id_array(table.items)), id_array(frame["item_id"])), weights, len(users),
+            table.matrix, attribute_codes=table.attribute_codes,
         )
         return self._set_fitted(table, users, targets, has_mass)
 
     def _set_fitted(self, table, users, targets: np.ndarray, has_mass: np.ndarray) -> CalibratedReranker:
-        """Store the fitted state (shared by ``fit`` and ``rerank.spark.fit_spark``)."""
+        """Store the fitted state (shared by ``fit`` and ``rerank.spark.fit_spark``); ``targets``
+        and ``has_mass`` from :func:`rerank.distributions.fitted_targets` (kept as it is, no copy)."""
+        # ids held exactly as numpy keys (rerank.ids), so every lookup compares them exactly
+        table = dataclasses.replace(table, items=pd.Index(id_array(table.items)))
         self.item_categories_ = table
         self.categories_ = table.categories
         # One empty row at the end stands for every item the table does not know.
         self.category_matrix_ = sp.vstack(
             [table.matrix, sp.csr_matrix((1, table.matrix.shape[1]))], format="csr"
         )
-        self.users_ = pd.Index(users)[has_mass]
-        codes = table.attribute_codes
-        self.population_target_ = population_distribution(targets, has_mass, codes)
-        # Last row: the population target for cold users (and, per attribute, for users
-        # without mass in one attribute).
-        warm = fill_empty_blocks(targets[has_mass], self.population_target_, codes)
-        self.targets_ = np.vstack([warm, self.population_target_[None, :]])
+        self.users_ = pd.Index(id_array(pd.Index(users)))[has_mass]
+        # Last row: the population target for cold users (with several attributes, per attribute
+        # also for users without mass in one of them: rerank.distributions.fitted_targets).
+        self.targets_ = targets
+        self.population_target_ = targets[-1]
         self.attributes_ = self._attributes(table)
         return self
 
@@ -291,10 +328,22 @@ class CalibratedReranker:
         if not hasattr(self, "targets_"):
             raise RuntimeError("CalibratedReranker is not fitted: call fit(history, item_categories) first")
 
+    def _rows(self, fitted: pd.Index, ids) -> np.ndarray:
+        """Row of each id in a fitted index (``-1`` if absent), exactly; with ``id_match="text"``
+        integer ids meet string ids by their decimal text (``rerank.ids.text_keys``)."""
+        ids = pd.Index(id_array(pd.Index(ids)))
+        if getattr(self, "id_match", "exact") == "text" and len(fitted) and len(ids):
+            numeric = {fitted.dtype.kind in "iuf", ids.dtype.kind in "iuf"}
+            if numeric == {True, False}:
+                if ids.dtype.kind in "iuf":
+                    return lookup(fitted, text_keys(ids))
+                return lookup(pd.Index(text_keys(fitted)), ids)
+        return lookup(fitted, ids)
+
     def target_rows(self, user_ids) -> tuple[np.ndarray, np.ndarray]:
         """Row of ``targets_`` for each user id, and a mask of cold users (population row)."""
         self.check_fitted()
-        rows = self.users_.get_indexer(user_ids)
+        rows = self._rows(self.users_, user_ids)
         cold = rows < 0
         rows[cold] = len(self.targets_) - 1
         return rows.astype(np.int64), cold
@@ -307,7 +356,7 @@ class CalibratedReranker:
     def item_rows(self, item_ids) -> np.ndarray:
         """Row of ``category_matrix_`` for each item id (unknown items: the empty last row)."""
         self.check_fitted()
-        rows = self.item_categories_.rows_for(item_ids)
+        rows = self._rows(self.item_categories_.items, item_ids)
         rows[rows < 0] = self.category_matrix_.shape[0] - 1
         return rows.astype(np.int64, copy=False)  # no second copy of a (rows,) array
 
@@ -323,6 +372,8 @@ class CalibratedReranker:
         return np.full(len(csr.users), self.options_.lam, dtype=np.float64)
 
     def _check_id_kinds(self, csr: CandidateCSR) -> None:
+        if getattr(self, "id_match", "exact") == "text":
+            return  # integers meet strings by their text (_rows)
         kinds = getattr(self, "id_kinds_", None)
         if kinds is None:  # fitted another way (e.g. Spark): read the kinds off the fitted ids once
             kinds = {
@@ -338,9 +389,13 @@ class CalibratedReranker:
         )
 
     def rerank(
-        self, candidates: pd.DataFrame, *, on_invalid: str = "raise", shown=None, explain: bool = False,
-    ) -> pd.DataFrame:
-        """Rerank each user's candidates; returns ``user_id, item_id, score, rank`` (rank from 1).
+        self, candidates: pd.DataFrame, *, on_invalid: str = "raise", return_report: bool = False, shown=None,
+        explain: bool = False,
+    ):
+        """Rerank each user's candidates; returns ``user_id, item_id, score, rank`` (rank from 1),
+        or with ``return_report=True`` a :class:`Reranked` ``(frame, report)`` holding this
+        call's :class:`RerankReport` (``report_`` also keeps the last call's, for
+        single-threaded use; concurrent calls on one reranker should take the returned one).
 
         ``shown`` (pages that remember, docs/design.md §9.3): a frame ``user_id, item_id``
         (+ ``rank``) of items already shown to the users, in shown order; they count in ``q`` as
@@ -351,28 +406,45 @@ class CalibratedReranker:
         ``explain=True`` adds ``input_rank``, ``score_gain``, ``calibration_gain`` and ``reason``
         (docs/design.md §9.4: why each item is there); ``report_.reasons`` counts the reasons.
 
-        Users keep the order in which they first appear; ``score`` is the input score (float64).
+        Users keep the order in which they first appear; ``score`` is the input score (float64);
+        the id columns keep their input values and dtype (docs/inputs.md, "Ids").
         Invalid input raises :class:`rerank.errors.InputError` naming the column, user or item;
         with ``on_invalid="skip"`` users with invalid rows (null item id, NaN/inf score,
-        duplicate item) are skipped instead and listed in ``report_.skipped``.
+        duplicate item) are skipped instead and listed in the report's ``skipped``. Ids that
+        match nothing fitted give a :class:`RerankWarning` saying what to do.
         """
+        check_bool("return_report", return_report)
+        out, report = self._rerank(candidates, on_invalid, shown=shown, explain=explain)
+        self.report_ = report
+        for message in report.warnings:
+            warnings.warn(message, RerankWarning, stacklevel=2)
+        return Reranked(out, report) if return_report else out
+
+    def _rerank(
+        self, candidates: pd.DataFrame, on_invalid: str, *, shown=None, explain: bool = False,
+    ) -> tuple[pd.DataFrame, RerankReport]:
+        """``rerank`` without side effects: the output and its report (streaming uses it)."""
         self.check_fitted()
         csr = candidates_to_csr(candidates, on_invalid=on_invalid)
         self._check_id_kinds(csr)
         target_rows, cold = self.target_rows(csr.users)
+        item_rows = self.item_rows(csr.item_ids)
+        unknown = item_rows == self.category_matrix_.shape[0] - 1
         # The frame was validated once (candidates_to_csr); the engine takes the arrays as checked.
         prefix = excluded = None
         if shown is not None:
             checked_shown = schemas.validate_shown(shown)
-            schemas.check_same_id_kind(
-                checked_shown.user_kind, "shown column 'user_id'", csr.user_kind, "candidates column 'user_id'"
-            )
-            schemas.check_same_id_kind(
-                checked_shown.item_kind, "shown column 'item_id'", csr.item_kind, "candidates column 'item_id'"
-            )
-            prefix, excluded = shown_prefix(checked_shown, csr, self.item_rows)
+            text = getattr(self, "id_match", "exact") == "text"  # integers meet text by their decimal form
+            if not text:
+                schemas.check_same_id_kind(
+                    checked_shown.user_kind, "shown column 'user_id'", csr.user_kind, "candidates column 'user_id'"
+                )
+                schemas.check_same_id_kind(
+                    checked_shown.item_kind, "shown column 'item_id'", csr.item_kind, "candidates column 'item_id'"
+                )
+            prefix, excluded = shown_prefix(checked_shown, csr, self.item_rows, text_keys if text else id_array)
         problem = Problem(
-            csr.lists(self.item_rows(csr.item_ids)), self.category_matrix_, self.targets_, target_rows,
+            csr.lists(item_rows), self.category_matrix_, self.targets_, target_rows,
             self._lam_per_user(candidates, csr), self.attributes_, prefix, excluded,
         )
         result = solve(problem, self.options_, self.n_threads, explain=check_bool("explain", explain))
@@ -391,25 +463,65 @@ class CalibratedReranker:
         if result.shown_removed is not None:
             lengths = lengths - result.shown_removed
         k = self.options_.k
-        self.report_ = RerankReport(
+        users = restore(csr.users, csr.user_dtype)  # the report names users in the input's dtype
+        hints = {}
+        if cold.any() and len(self.users_):
+            hints["user_id"] = near_miss(csr.users[cold], self.users_)
+        if unknown.any() and len(self.item_categories_.items):
+            hints["item_id"] = near_miss(pd.unique(csr.item_ids[unknown]), self.item_categories_.items)
+        report = RerankReport(
             n_users=len(csr.users),
             n_candidates=len(candidates),
             n_output_rows=len(out),
-            cold_users=csr.users[cold],
-            short_users=csr.users[lengths < k],
-            topk_users=csr.users[result.used_topk],
+            cold_users=users[cold],
+            short_users=users[lengths < k],
+            topk_users=users[result.used_topk],
             skipped=csr.skipped,
             n_rows_without_user=csr.n_rows_without_user,
             n_rows_reranked=int(csr.indptr[-1]),
             n_expected_output_rows=int(np.minimum(lengths, k).sum()),
-            quota_shortfall=_per_user(csr.users, result.quota_shortfall, "quota_shortfall"),
-            exact_gap=_per_user(csr.users, result.gap, "exact_gap"),
-            shown_removed=_per_user(csr.users, result.shown_removed, "shown_removed"),
+            quota_shortfall=_per_user(users, result.quota_shortfall, "quota_shortfall"),
+            exact_gap=_per_user(users, result.gap, "exact_gap"),
+            context=RunContext(describe(self.options_), safeguard_applies(self.options_), len(self.users_),
+                               len(self.item_categories_.items)),
+            n_rows_unknown_item=int(unknown.sum()),
+            id_hints={column: hint for column, hint in hints.items() if hint is not None},
+            shown_removed=_per_user(users, result.shown_removed, "shown_removed"),
             reasons=reasons,
-            lam=_per_user(csr.users, result.lam, "lam"),
-            miscalibration=_per_user(csr.users, result.miscalibration, "miscalibration"),
+            lam=_per_user(users, result.lam, "lam"),
+            miscalibration=_per_user(users, result.miscalibration, "miscalibration"),
             max_miscalibration=self.options_.max_miscalibration,
-            swaps=_per_user(csr.users, result.swaps, "swaps"),
-            swap_cap_hit=_per_user(csr.users, result.swap_cap_hit, "swap_cap_hit"),
+            swaps=_per_user(users, result.swaps, "swaps"),
+            swap_cap_hit=_per_user(users, result.swap_cap_hit, "swap_cap_hit"),
         )
-        return out
+        return out, report
+
+
+def _items_as_text_where_kinds_differ(history, categories):
+    """``id_match="text"``: when the history and the item categories hold item ids of different
+    kinds, the integer side is compared by its decimal text (the frames themselves are not
+    changed; fitting works on a copy of the column)."""
+    kinds = {history.item_kind, categories.item_kind}
+    if kinds != {schemas.ID_INTEGER, schemas.ID_STRING}:
+        return history, categories
+    if history.item_kind == schemas.ID_INTEGER:
+        frame = history.frame.assign(item_id=text_keys(history.frame["item_id"]))
+        return dataclasses.replace(history, frame=frame, item_kind=schemas.ID_STRING), categories
+    frame = categories.frame.assign(item_id=text_keys(categories.frame["item_id"]))
+    return history, dataclasses.replace(categories, frame=frame, item_kind=schemas.ID_STRING)
+
+
+def _category_warnings(categories) -> tuple[str, ...]:
+    """Pipe-joined category strings (``"Action|Comedy"``, the way MovieLens ships genres) are
+    valid but almost never meant: each would be one category of its own."""
+    if categories.category_kind != schemas.ID_STRING or not len(categories.frame):
+        return ()
+    names = pd.Series(pd.unique(categories.frame["category"]), dtype=object)
+    joined = names[names.str.contains("|", regex=False).to_numpy(dtype=bool)]
+    if not len(joined):
+        return ()
+    return (
+        f"item_categories column 'category' holds {len(joined)} values joined with '|' (e.g. {joined.iloc[0]!r}); "
+        "each counts as one category of its own. If they list several categories, give one row per "
+        "(item, category): frame.assign(category=frame['category'].str.split('|')).explode('category')",
+    )

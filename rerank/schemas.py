@@ -31,6 +31,7 @@ import pandas as pd
 
 from rerank.errors import InputError, InputTypeError
 from rerank.grouping import duplicated_pairs
+from rerank.ids import decode_dictionaries, exact_keys, show_id
 from rerank.params import check_choice, check_lam_array, is_bool, show
 
 ON_INVALID = ("raise", "skip")
@@ -60,13 +61,14 @@ def lam_from_mapping(mapping, users: pd.Index) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise InputTypeError(f"lam mapping cannot be read as user_id -> number: {exc}") from None
     if not series.index.is_unique:
-        raise InputError(f"lam mapping has several values for user {show(series.index[series.index.duplicated()][0])}")
+        repeated = series.index[series.index.duplicated()][0]
+        raise InputError(f"lam mapping has several values for user {show_id(repeated)}")
     if len(series) and not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)):
         raise InputTypeError(f"lam mapping values must be numbers, got dtype {series.dtype}")
     values = series.reindex(users).to_numpy(dtype=np.float64, na_value=np.nan)
     missing = np.flatnonzero(~users.isin(series.index)) if len(users) else np.array([], dtype=np.int64)
     if missing.size:
-        raise InputError(f"lam has no value for user {show(users[missing[0]])}")
+        raise InputError(f"lam has no value for user {show_id(users[missing[0]])}")
     return check_lam_array(values, len(users), users)
 
 
@@ -99,8 +101,7 @@ def row_label(frame, position: int) -> str:
 
 
 def _user_item(frame, position: int) -> str:
-    row = frame.iloc[position]
-    return f"user {show(row['user_id'])}, item {show(row['item_id'])}"
+    return f"user {show_id(frame['user_id'].iloc[position])}, item {show_id(frame['item_id'].iloc[position])}"
 
 
 def require_no_null_ids(frame, columns, what: str) -> None:
@@ -111,7 +112,7 @@ def require_no_null_ids(frame, columns, what: str) -> None:
             pos = int(np.flatnonzero(nulls)[0])
             owner = ""
             if column != "user_id" and "user_id" in frame.columns:
-                owner = f" (user {show(frame['user_id'].iloc[pos])})"
+                owner = f" (user {show_id(frame['user_id'].iloc[pos])})"
             raise InputError(
                 f"{what} column '{column}' has a null id at {row_label(frame, pos)}{owner}"
                 f" ({int(nulls.sum())} such rows)"
@@ -298,7 +299,8 @@ def validate_candidates(frame, *, on_invalid: str = "raise", check_duplicates: b
         )
     duplicate = np.zeros(n, dtype=bool)
     if check_duplicates and n:
-        duplicate = duplicated_pairs(users, frame["item_id"]) & ~item_null & ~user_null  # = frame.duplicated
+        # exact keys: a nullable integer column with nulls is never compared through float64
+        duplicate = duplicated_pairs(exact_keys(users), exact_keys(frame["item_id"])) & ~item_null & ~user_null
         if duplicate.any() and not skip:
             pos = int(np.flatnonzero(duplicate)[0])
             raise InputError(
@@ -309,19 +311,7 @@ def validate_candidates(frame, *, on_invalid: str = "raise", check_duplicates: b
     skipped = empty_skipped(users.dtype)
     invalid = (item_null | bad_score | duplicate) & ~user_null
     if invalid.any():
-        reason = np.where(item_null, 0, np.where(bad_score, 1, 2))[invalid]
-        bad = pd.DataFrame({"user_id": users.to_numpy()[invalid], "code": reason})
-        first = bad.groupby("user_id", sort=False)["code"].min()
-        bad_users = pd.Index(first.index)
-        in_bad = users.isin(bad_users).to_numpy() & ~user_null
-        counts = users[in_bad].value_counts(sort=False).reindex(bad_users).to_numpy(dtype=np.int64)
-        skipped = pd.DataFrame(
-            {
-                "user_id": pd.Series(bad_users, dtype=users.dtype),
-                "reason": np.asarray(SKIP_REASONS, dtype=object)[first.to_numpy()],
-                "n_rows": counts,
-            }
-        )
+        skipped, in_bad = _skipped_users(users, invalid, np.where(item_null, 0, np.where(bad_score, 1, 2)))
         keep &= ~in_bad
     return CheckedCandidates(
         scores=scores,
@@ -331,6 +321,29 @@ def validate_candidates(frame, *, on_invalid: str = "raise", check_duplicates: b
         user_kind=user_kind,
         item_kind=item_kind,
     )
+
+
+def _skipped_users(users: pd.Series, invalid: np.ndarray, reason: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """The users holding an invalid row (in order of their first invalid row, each with the
+    first reason in :data:`SKIP_REASONS` that applies and its row count), and a mask of their
+    rows. Users are factorized exactly (never through float64), so the ids keep their dtype."""
+    codes, uniques = pd.factorize(users, use_na_sentinel=True)
+    order = pd.unique(codes[invalid])  # user codes, in order of their first invalid row
+    first = np.full(len(uniques), len(SKIP_REASONS), dtype=np.int64)
+    np.minimum.at(first, codes[invalid], reason[invalid])
+    is_bad = np.zeros(len(uniques), dtype=bool)
+    is_bad[order] = True
+    present = codes >= 0
+    in_bad = present & is_bad[np.where(present, codes, 0)]
+    counts = np.bincount(codes[present], minlength=len(uniques))
+    skipped = pd.DataFrame(
+        {
+            "user_id": pd.Series(uniques.take(order), dtype=users.dtype),
+            "reason": np.asarray(SKIP_REASONS, dtype=object)[first[order]],
+            "n_rows": counts[order].astype(np.int64),
+        }
+    )
+    return skipped, in_bad
 
 
 @dataclass(frozen=True)
@@ -349,6 +362,7 @@ def validate_history(frame) -> CheckedHistory:
     :class:`CheckedHistory` is returned as it is."""
     if isinstance(frame, CheckedHistory):
         return frame
+    frame = decode_dictionaries(frame, ["user_id", "item_id"])
     weights, (user_kind, item_kind) = _ids_and_weights(frame, ["user_id", "item_id"], "history")
     return CheckedHistory(frame, weights, user_kind, item_kind)
 
@@ -380,7 +394,7 @@ def history_times(frame) -> np.ndarray:
         pos = int(np.flatnonzero(nulls)[0])
         raise InputError(
             f"history column 'timestamp' must be set and finite; {row_label(frame, pos)} "
-            f"(user {show(frame['user_id'].iloc[pos])}) has {show(ts.iloc[pos])} ({int(nulls.sum())} such rows)"
+            f"(user {show_id(frame['user_id'].iloc[pos])}) has {show(ts.iloc[pos])} ({int(nulls.sum())} such rows)"
         )
     return t
 
@@ -402,7 +416,8 @@ def validate_item_categories(frame) -> CheckedItemCategories:
         return frame
     columns = ["item_id", "category"]
     if isinstance(frame, pd.DataFrame) and "attribute" in frame.columns:
-        columns.append("attribute")  # several attributes (docs/design.md §3): ids like the others
+        columns.append("attribute")  # several attributes (docs/design.md §9.1): ids like the others
+    frame = decode_dictionaries(frame, columns)
     weights, (item_kind, category_kind, *_) = _ids_and_weights(frame, columns, "item_categories")
     return CheckedItemCategories(frame, weights, item_kind, category_kind)
 

@@ -40,7 +40,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from rerank import schemas
-from rerank.distributions import item_categories_from_frame, target_distributions
+from rerank.distributions import fitted_targets, item_categories_from_frame
 from rerank.errors import InputError, InputTypeError
 from rerank.params import check_bool, check_choice, check_whole
 
@@ -379,13 +379,13 @@ def fit_spark(reranker, history, item_categories):
 
     user_codes, users = pd.factorize(masses["user_id"], sort=False)
     n_categories = len(table.categories)
-    targets, has_mass = target_distributions(
+    targets, has_mass = fitted_targets(
         user_codes,
         masses["category_code"].to_numpy(dtype=np.int64),
         masses["mass"].to_numpy(dtype=np.float64),
         len(users),
         sp.identity(n_categories, dtype=np.float64, format="csr"),
-        table.attribute_codes,
+        attribute_codes=table.attribute_codes,
     )
     reranker.id_kinds_ = kinds
     return reranker._set_fitted(table, users, targets, has_mass)

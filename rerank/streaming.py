@@ -15,15 +15,27 @@ reranker.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from rerank.engine.exact import GAP_TOL
 from rerank.errors import InputError, InputTypeError
-from rerank.params import check_bool, show
-from rerank.report import RerankReport, RowAccounting, summary_line, with_budget, with_reasons
+from rerank.ids import id_array, show_id
+from rerank.params import check_bool
+from rerank.report import (
+    RerankReport,
+    RerankWarning,
+    RowAccounting,
+    RunContext,
+    match_warnings,
+    summary_line,
+    with_budget,
+    with_reasons,
+)
 from rerank.reranker import CalibratedReranker
 from rerank.schemas import at_row, check_on_invalid, empty_skipped, validate_shown
 
@@ -45,13 +57,17 @@ class SeenIds:
 
     @staticmethod
     def hashes(ids) -> np.ndarray:
-        """64-bit hashes of ids; whole-number floats hash like the integers they equal."""
-        values = pd.Index(ids)
+        """64-bit hashes of ids (exact keys: :func:`rerank.ids.id_array`); whole-number floats
+        hash like the integers they equal."""
+        values = id_array(pd.Index(ids))
         if values.dtype.kind == "f":
-            values = pd.Index(values.to_numpy().astype(np.int64))
+            if np.all(np.abs(values) < 2.0**63):
+                values = values.astype(np.int64)
+            else:  # beyond int64: compare as Python integers
+                values = np.array([int(v) for v in values], dtype=object)
         elif values.dtype.kind not in "iu":
-            values = pd.Index(values.astype(object))
-        return pd.util.hash_array(values.to_numpy())
+            values = values.astype(object)
+        return pd.util.hash_array(values)
 
     def add_new(self, ids) -> int:
         hashed = self.hashes(ids)
@@ -93,6 +109,12 @@ class StreamReport(RowAccounting):
     n_over_budget: int = 0
     n_swaps: int | None = None  # refine="swap": swaps made over all users
     n_swap_cap_hits: int | None = None  # refine="swap": users whose search the swap cap stopped
+    n_quota_units_short: int = 0
+    exact_max_gap: float | None = None  # exact solver: the largest certified gap
+    n_exact_uncertified: int = 0
+    context: RunContext = field(default_factory=RunContext)
+    n_rows_unknown_item: int = 0
+    id_hints: dict = field(default_factory=dict)
     _skipped: list[pd.DataFrame] = field(default_factory=list, repr=False)
 
     def add(self, report: RerankReport) -> None:
@@ -106,10 +128,19 @@ class StreamReport(RowAccounting):
         self.n_cold += len(report.cold_users)
         self.n_short += len(report.short_users)
         self.n_topk += len(report.topk_users)
-        shortfall = getattr(report, "quota_shortfall", None)
+        self.context = report.context
+        self.n_rows_unknown_item += report.n_rows_unknown_item
+        for column, hint in report.id_hints.items():
+            self.id_hints.setdefault(column, hint)
+        shortfall = report.quota_shortfall
         if shortfall is not None:
             self.n_quota_short = (self.n_quota_short or 0) + int((shortfall > 0).sum())
-        swaps = getattr(report, "swaps", None)
+            self.n_quota_units_short += int(shortfall.sum())
+        gap = report.exact_gap
+        if gap is not None:
+            self.exact_max_gap = max(self.exact_max_gap or 0.0, float(gap.max()) if len(gap) else 0.0)
+            self.n_exact_uncertified += int((gap > GAP_TOL).sum())
+        swaps = report.swaps
         if swaps is not None:
             self.n_swaps = (self.n_swaps or 0) + int(swaps.sum())
             self.n_swap_cap_hits = (self.n_swap_cap_hits or 0) + int(report.swap_cap_hit.sum())
@@ -131,22 +162,26 @@ class StreamReport(RowAccounting):
             self._skipped = [pd.concat(self._skipped, ignore_index=True)]
         return self._skipped[0]
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The :func:`rerank.report.match_warnings` of the totals (once per run, not per batch)."""
+        return match_warnings(self.n_users, self.n_cold, self.n_rows_reranked, self.n_rows_unknown_item,
+                              self.context, self.id_hints)
+
     def summary(self) -> str:
         line = summary_line(
             n_users=self.n_users, skipped=self.skipped, n_candidates=self.n_candidates,
             n_rows_reranked=self.n_rows_reranked, n_rows_without_user=self.n_rows_without_user,
             n_output_rows=self.n_output_rows, n_cold=self.n_cold, n_short=self.n_short,
-            n_topk=self.n_topk, ok=self.reconciles,
+            n_topk=self.n_topk if self.context.safeguard else None, ok=self.reconciles,
+            quota=None if self.n_quota_short is None else (self.n_quota_short, self.n_quota_units_short),
+            exact=None if self.exact_max_gap is None else (self.exact_max_gap, self.n_exact_uncertified),
+            method=self.context.method,
+            swaps=None if self.n_swaps is None else (self.n_swaps, self.n_swap_cap_hits),
         )
-        if self.n_quota_short is not None:  # before the final "nothing lost"
-            head, tail = line.rsplit("; ", 1)
-            line = f"{head}; {self.n_quota_short} users short of their quotas (no candidate subset meets them); {tail}"
         line = with_reasons(line, self.reasons)
         if self.budget is not None:
             line = with_budget(line, self.n_users, self.n_lam_one, self.n_over_budget, self.budget)
-        if self.n_swaps is not None:
-            head, tail = line.rsplit("; ", 1)
-            line = f"{head}; {self.n_swaps} improving swaps, swap cap hit for {self.n_swap_cap_hits} users; {tail}"
         return line
 
     def as_dict(self) -> dict:
@@ -164,7 +199,7 @@ class StreamReport(RowAccounting):
             "output_rows": self.n_output_rows,
             "cold_users": self.n_cold,
             "users_with_fewer_than_k": self.n_short,
-            "users_kept_top_k": self.n_topk,
+            "users_kept_top_k": self.n_topk if self.context.safeguard else None,
             "batches": self.n_batches,
             "users_short_of_quotas": self.n_quota_short,
             "users_at_lambda_1": self.n_lam_one if self.budget is not None else None,
@@ -172,6 +207,12 @@ class StreamReport(RowAccounting):
             "rows_by_reason": None if self.reasons is None else {str(k): int(v) for k, v in self.reasons.items()},
             "swaps": self.n_swaps,
             "users_swap_cap_hit": self.n_swap_cap_hits,
+            "quota_units_short": self.n_quota_units_short if self.n_quota_short is not None else None,
+            "exact_max_gap": self.exact_max_gap,
+            "exact_users_above_gap_tolerance": self.n_exact_uncertified if self.exact_max_gap is not None else None,
+            "candidate_rows_on_unknown_items": self.n_rows_unknown_item,
+            "method": self.context.method,
+            "warnings": list(self.warnings),
             "reconciles": self.reconciles,
         }
 
@@ -186,6 +227,7 @@ class RerankStream:
         *,
         on_invalid: str = "raise",
         check_repeats: bool = True,
+        warn: bool = True,
         shown=None,
         explain: bool = False,
     ):
@@ -198,6 +240,7 @@ class RerankStream:
         self.batches = batches
         self.on_invalid = check_on_invalid(on_invalid)
         self.check_repeats = check_bool("check_repeats", check_repeats)
+        self.warn = check_bool("warn", warn)
         self.report = StreamReport()
         self.shown = None if shown is None else validate_shown(shown)  # checked once for every batch
         self.explain = check_bool("explain", explain)
@@ -215,17 +258,20 @@ class RerankStream:
             row = batch.index[np.flatnonzero((users == user).to_numpy())[0]]
             where = at_row(batch.index, row)
             raise InputError(
-                f"candidates: user {show(user)} at {where} already appeared in an earlier batch; "
+                f"candidates: user {show_id(user)} at {where} already appeared in an earlier batch; "
                 "each user's rows must be contiguous, in one batch (sort or group the candidates by user_id)"
             )
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         for batch in self.batches:
-            out = self.reranker.rerank(batch, on_invalid=self.on_invalid, shown=self.shown, explain=self.explain)
+            out, report = self.reranker._rerank(batch, self.on_invalid, shown=self.shown, explain=self.explain)
             if self._seen is not None:
                 self._check_new_users(batch)
-            self.report.add(self.reranker.report_)
+            self.report.add(report)
             yield out
+        if self.warn:
+            for message in self.report.warnings:
+                warnings.warn(message, RerankWarning, stacklevel=2)
 
 
 def rerank_batches(
@@ -234,6 +280,7 @@ def rerank_batches(
     *,
     on_invalid: str = "raise",
     check_repeats: bool = True,
+    warn: bool = True,
     shown=None,
     explain: bool = False,
 ) -> RerankStream:
@@ -242,10 +289,12 @@ def rerank_batches(
 
     ``stream.report`` (a :class:`StreamReport`) sums the per-batch reports: users and rows in,
     reranked, skipped (``on_invalid="skip"``) and out, and whether they reconcile. With
-    ``check_repeats`` a user appearing in two batches raises ``InputError``. ``shown``: items
-    already shown (``CalibratedReranker.rerank(shown=)``), one frame for every batch; ``explain``
-    as in ``rerank``.
+    ``check_repeats`` a user appearing in two batches raises ``InputError``. Ids that match
+    nothing fitted give one :class:`rerank.report.RerankWarning` per kind at the end (from the
+    totals; ``warn=False``: only in ``stream.report.warnings``). ``shown``: items already shown
+    (``CalibratedReranker.rerank(shown=)``), one frame for every batch; ``explain`` as in ``rerank``.
     """
     return RerankStream(
-        reranker, batches, on_invalid=on_invalid, check_repeats=check_repeats, shown=shown, explain=explain,
+        reranker, batches, on_invalid=on_invalid, check_repeats=check_repeats, warn=warn, shown=shown,
+        explain=explain,
     )

@@ -127,6 +127,9 @@ def attribute_instances(draw, max_users=3, max_n=7, n_attr=2, lam=None):
     targets = []
     for _ in base.users:
         raw = [draw(st.sampled_from([0.0, 0.0, 0.1, 0.3, 1.0, 2.0])) for _ in range(n_cat)]
+        for a in range(n_attr):  # every attribute's target is a distribution (the engine checks)
+            if not any(raw[g] for g in range(n_cat) if cat_attr[g] == a):
+                raw[cat_attr.index(a)] = 1.0
         targets.append(_within(raw, cat_attr, n_attr))
     raw_w = [draw(st.sampled_from([0.0, 0.5, 1.0, 3.0])) for _ in range(n_attr)]
     if sum(raw_w) == 0:

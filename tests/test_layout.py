@@ -122,8 +122,13 @@ def test_cycle_finder_finds_a_cycle():
         ("rerank.errors", ()),
         ("rerank._numba", ("rerank._cache",)),
         ("rerank._cache", ()),
-        ("rerank.schemas", ("rerank.errors", "rerank.params", "rerank.grouping", "rerank._numba")),
-        ("rerank.io", ("rerank.errors", "rerank.params", "rerank.schemas", "rerank.grouping", "rerank._numba")),
+        ("rerank.schemas", ("rerank.errors", "rerank.params", "rerank.grouping", "rerank._numba", "rerank.ids")),
+        ("rerank.ids", ("rerank.errors", "rerank.params")),
+        ("rerank.csvfiles", ("rerank.errors", "rerank.params")),
+        ("rerank.io", ("rerank.errors", "rerank.params", "rerank.schemas", "rerank.grouping", "rerank._numba",
+                       "rerank.ids", "rerank.csvfiles")),
+        ("rerank.outputs", ("rerank.errors", "rerank.params", "rerank.io", "rerank.schemas", "rerank.grouping",
+                            "rerank._numba", "rerank.ids", "rerank.csvfiles")),
     ],
 )
 def test_layers_import_only_downward(prefix, allowed):

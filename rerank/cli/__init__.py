@@ -11,7 +11,9 @@ traceback: :class:`rerank.errors.InputError` (what every check in :mod:`rerank.p
 :mod:`rerank.schemas` and :class:`rerank.RerankOptions` raises) and ``OSError`` (missing file,
 permission denied, disk full). Commands should raise ``InputError`` for anything the user can
 fix. Any other exception (a plain ``ValueError``, ``KeyError``, ...) is a bug: it keeps its
-traceback (exit code 1) so it is not disguised as bad input. Ctrl-C exits with code 130.
+traceback (exit code 1) so it is not disguised as bad input. Ctrl-C exits with code 130 and
+SIGTERM with 143; both unwind through the commands' cleanup, so no temporary file is left.
+A Python warning raised while a command runs prints as one line ``rerank <command>: warning: ...``.
 
 Commands: :mod:`~rerank.cli.apply`, :mod:`~rerank.cli.demo`, :mod:`~rerank.cli.bench`,
 :mod:`~rerank.cli.gap`; their reranking flags and :func:`~rerank.cli.options.options_from_args`
@@ -21,8 +23,12 @@ live in :mod:`~rerank.cli.options`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
+import warnings
 from importlib.metadata import entry_points
 
 from rerank.errors import InputError
@@ -56,17 +62,60 @@ def _version() -> str:
     return __version__
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so ``finally`` blocks and ``with`` exits run
+    (temporary outputs removed) as they do for Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """While a command runs in the main thread, SIGTERM raises :class:`Terminated`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _warnings_on_one_line(command: str):
+    """While a command runs, a Python warning prints as one line ``rerank <command>: warning:
+    ...`` (not the file, line and source line Python shows by default)."""
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        print(f"rerank {command}: warning: {text}", file=sys.stderr if file is None else file)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_unwinds(), _warnings_on_one_line(args.command):
+            return int(args.func(args) or 0)
     except (InputError, OSError) as exc:
         print(f"rerank {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"rerank {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"rerank {args.command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
 
 
 def one_line(exc: BaseException) -> str:

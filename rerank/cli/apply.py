@@ -12,7 +12,8 @@
   ``user_id``, in any order of users): a user whose rows reappear after another user's is
   reported as an error naming the user and the line.
 * The output is written to a temporary file next to ``--output`` and renamed only on success;
-  on any error no output (or ``--skipped`` / ``--report``) file is created.
+  on any error (or SIGTERM) no output (or ``--skipped`` / ``--report``) file is created. An
+  input changed while it was read (size, mtime or inode) is an error.
 * User errors print one line naming the file, column, user, item or line, exit code 2.
 * Nothing lost: the last line says where every user and row went (reranked, skipped with a
   reason under ``--on-invalid skip``, rows without a user id) and that the counts reconcile.
@@ -25,12 +26,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
-from rerank import io, schemas
+from rerank import io, outputs, schemas
 from rerank.cli.options import add_input_files, add_rerank_arguments, attribute_weights, options_from_args
 from rerank.errors import InputError
-from rerank.params import check_whole, show
+from rerank.ids import show_id
+from rerank.params import check_whole
+from rerank.report import RerankWarning
 from rerank.reranker import CalibratedReranker
 from rerank.streaming import StreamReport, rerank_batches
 
@@ -39,8 +43,10 @@ DEFAULT_BATCH_ROWS = 200_000
 
 def run(args) -> int:
     options = options_from_args(args)  # parameter errors first, before reading anything
+    # id_match="text": a CSV file holds ids as text, a Parquet file may hold integers; integers
+    # then match text by their decimal form, and the output keeps the candidates' ids as they are
     reranker = CalibratedReranker.from_options(
-        options, lam=args.lam_column, half_life=args.half_life, n_threads=args.threads,
+        options, lam=args.lam_column, half_life=args.half_life, n_threads=args.threads, id_match="text",
         attribute_weights=attribute_weights(args.attribute_weights),
     )
     reranker.build_options()
@@ -53,16 +59,19 @@ def run(args) -> int:
     if args.shown:
         paths["shown"] = io.input_path(args.shown, "shown")
     inputs = list(paths.values())
-    output = io.output_path(args.output, "output", inputs)
-    skipped_path = io.output_path(args.skipped, "--skipped", inputs + [output]) if args.skipped else None
-    report_path = io.output_path(args.report, "--report", inputs + [output], any_format=True) if args.report else None
+    output = outputs.output_path(args.output, "output", inputs)
+    skipped_path = outputs.output_path(args.skipped, "--skipped", inputs + [output]) if args.skipped else None
+    report_path = None
+    if args.report:
+        others = inputs + [output] + ([skipped_path] if skipped_path else [])
+        report_path = outputs.output_path(args.report, "--report", others, any_format=True)
     skip = args.on_invalid == "skip"
+    stamps = outputs.InputStamps.take(paths)  # an input changed while it is read is an error
 
     history = io.read_whole(paths["history"], "history", ["user_id", "item_id"])
     categories = io.read_whole(paths["item_categories"], "item_categories", ["item_id", "category"])
     source = io.CandidateSource(paths["candidates"], batch_rows, [args.lam_column], skip)
     shown = io.read_whole(paths["shown"], "shown", ["user_id", "item_id"]) if args.shown else None
-    io.align_ids(history, categories, source, paths, shown)
     if shown is not None:
         with io.reading(paths["shown"], "shown"):
             shown = schemas.validate_shown(shown)
@@ -74,20 +83,26 @@ def run(args) -> int:
     with io.reading(paths["item_categories"], "item_categories"):
         categories = schemas.validate_item_categories(categories)
     try:
-        reranker.fit(history, categories)
+        with warnings.catch_warnings():  # printed below, one line each
+            warnings.simplefilter("ignore", RerankWarning)
+            reranker.fit(history, categories)
     except InputError as exc:
         raise type(exc)(
             f"history file '{paths['history']}' / item_categories file '{paths['item_categories']}': {exc}"
         ) from None
     del history, categories
+    for message in reranker.fit_warnings_:
+        print(f"rerank apply: warning: item_categories file '{paths['item_categories']}': {message}", file=sys.stderr)
 
     from tqdm import tqdm
 
-    with io.AtomicFiles() as files:
-        sink = io.Sink(files.temp_for(output), output, "output")
-        stream = rerank_batches(
-            reranker, source.batches(), on_invalid="skip" if skip else "raise", shown=shown, explain=args.explain,
-        )
+    # the explain / lam columns are not in the candidates' Parquet schema: the output's comes from its first frame
+    extra_columns = args.explain or options.lam == "auto"
+    with outputs.AtomicFiles() as files:
+        sink = outputs.Sink(files.temp_for(output), output, "output",
+                            schema=None if extra_columns else _parquet_schema(source, output))
+        stream = rerank_batches(reranker, source.batches(), on_invalid="skip" if skip else "raise", warn=False,
+                                shown=shown, explain=args.explain)
         # no bar with --quiet, nor when stderr is not a terminal (logs stay clean)
         bar = tqdm(total=source.n_rows, unit=" rows", unit_scale=True, desc="rerank apply",
                    disable=True if args.quiet else None, file=sys.stderr, leave=False)
@@ -102,13 +117,22 @@ def run(args) -> int:
         if not report.reconciles:  # a bug, not bad input: keep the traceback
             raise RuntimeError(f"row counts do not reconcile: {report.as_dict()}")
         if skipped_path is not None:
-            io.write_frame(report.skipped, files.temp_for(skipped_path), skipped_path, "--skipped")
+            outputs.write_frame(report.skipped, files.temp_for(skipped_path), skipped_path, "--skipped")
         if report_path is not None:
             tmp = files.temp_for(report_path)
-            tmp.write_text(json.dumps(_report_json(report, args, paths, output), indent=2) + "\n")
+            with outputs.naming(report_path, "--report", tmp):
+                tmp.write_text(json.dumps(_report_json(report, args, paths, output), indent=2) + "\n")
+        stamps.check()
         files.commit()
+    for message in report.warnings:
+        print(f"rerank apply: warning: {message}", file=sys.stderr)
     print(f"rerank apply: wrote {output}: {report.summary()}{_skipped_hint(report, skipped_path)}", file=sys.stderr)
     return 0
+
+
+def _parquet_schema(source: io.CandidateSource, output: Path):
+    """A Parquet output from Parquet candidates keeps their id types (no float cast, ever)."""
+    return source.output_schema if io.file_format(output, "output") == "parquet" else None
 
 
 def _prefixed(stream, path: Path):
@@ -132,7 +156,7 @@ def _skipped_hint(report: StreamReport, skipped_path) -> str:
     if not len(skipped) or skipped_path is not None:
         return ""
     shown = ", ".join(
-        f"{show(u)} ({r})" for u, r in zip(skipped["user_id"][:3], skipped["reason"][:3], strict=True)
+        f"{show_id(u)} ({r})" for u, r in zip(skipped["user_id"][:3], skipped["reason"][:3], strict=True)
     )
     more = ", ..." if len(skipped) > 3 else ""
     return f"; skipped users: {shown}{more} (list them all with --skipped FILE)"

@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     )
     add_input_files(parser).add_argument("--out", help="also write the markdown table here")
     opts = parser.add_argument_group("objective")
-    add_rerank_arguments(opts, lam_values=True, normalize="minmax", divergences=("kl", "chi2"), builders=False)
+    add_rerank_arguments(opts, lam_values=True, divergences=("kl", "chi2"), builders=False)
     opts.add_argument("--users", type=int, default=0, help="random sample of users (default 0: all)")
     opts.add_argument("--seed", type=int, default=0, help="seed of the user sample")
     parser.set_defaults(func=run)
@@ -31,7 +31,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from rerank.errors import InputError
-    from rerank.io import read_whole
+    from rerank.io import NUMERIC_COLUMNS, read_whole
 
     options = options_from_args(args)  # parameter errors first, before reading anything
     frames = {}
@@ -40,7 +40,8 @@ def run(args) -> int:
         path = Path(getattr(args, role))
         if not path.is_file():
             raise InputError(f"{role} file '{path}' does not exist")
-        frames[role] = read_whole(path, role, [c for c in ids if c != "score"])
+        numeric = ("score",) if role == "candidates" else NUMERIC_COLUMNS
+        frames[role] = read_whole(path, role, [c for c in ids if c != "score"], numeric=numeric)
     candidates = frames["candidates"]
     if "score" not in candidates.columns:
         raise InputError(f"candidates file '{args.candidates}' has no 'score' column")

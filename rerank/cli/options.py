@@ -28,7 +28,7 @@ def add_input_files(parser, *, candidates_help: str = "user_id, item_id, score")
 
 
 def add_rerank_arguments(
-    group, *, lam_values: bool = False, normalize: str = "none", divergences=DIVERGENCES, builders: bool = True,
+    group, *, lam_values: bool = False, normalize: str = "minmax", divergences=DIVERGENCES, builders: bool = True,
 ) -> None:
     """Add the reranking flags to an argparse ``group``.
 

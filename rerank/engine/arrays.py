@@ -106,6 +106,31 @@ class Problem(NamedTuple):
     excluded: np.ndarray | None = None
 
 
+TARGET_SUM_TOL = 1e-6
+
+
+def check_target_sums(targets: np.ndarray, attributes: Attributes | None = None) -> None:
+    """Each row of ``targets`` is a distribution ``p(g|u)``: it sums to 1 (within
+    ``TARGET_SUM_TOL``). Rows that do not would change the objective's balance between scores and
+    miscalibration (and the quotas) without saying so, so they are refused, not rescaled. Several
+    attributes: each attribute's block of the row is a distribution ``p_a``."""
+    if not targets.shape[1]:
+        return  # no categories: nothing to calibrate
+    if attributes is not None:
+        for code in range(attributes.n_attributes):
+            columns = np.flatnonzero(attributes.codes == code)
+            if columns.size:
+                check_target_sums(targets[:, columns])
+        return
+    sums = targets.sum(axis=1)
+    bad = np.flatnonzero(~(np.abs(sums - 1.0) <= TARGET_SUM_TOL))
+    if bad.size:
+        raise InputError(
+            f"targets row {bad[0]} sums to {sums[bad[0]]:.6g}, not 1 ({bad.size} such rows): each row is a "
+            "distribution p(g|u); divide it by its sum (a user with no target: give the population mean)"
+        )
+
+
 def check_problem(
     lists: CandidateLists, categories, targets, target_rows, lam, options: RerankOptions, *,
     category_attribute=None, attribute_weights=None, shown_indptr=None, shown_items=None,
@@ -148,6 +173,7 @@ def check_problem(
             raise InputError("options.lam is None (per-user λ): pass lam, one value per user")
         lam = options.lam
     attributes = check_attributes(category_attribute, attribute_weights, matrix.shape[1])
+    check_target_sums(targets, attributes)
     shown = check_shown(shown_indptr, shown_items, n_users, n_items)
     return Problem(lists, matrix, targets, target_rows, check_lam_array(lam, n_users), attributes, shown)
 

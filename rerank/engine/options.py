@@ -18,7 +18,8 @@ Fields (docs/design.md §3, §4):
   (0, 1) of ``q̃ = (1-α) q + α p``;
 * ``divergence`` ``"kl"``, ``"hellinger"`` or ``"chi2"``; ``rank_weights`` ``"uniform"``,
   ``"dcg"`` or at least ``k`` positive weights (kept as a tuple of the first ``k``);
-* ``normalize`` ``None``, ``"minmax"`` or ``"rank"`` (per user); ``safeguard`` return top-k when
+* ``normalize`` ``"minmax"`` (the default everywhere, docs/design.md §8), ``"rank"`` or ``None``
+  (scores as given), per user; ``safeguard`` return top-k when
   its objective is higher; ``order`` ``"greedy"`` (pick order) or ``"score"``;
 * ``method`` ``"greedy"`` (Steck) or ``"pm2"`` (``pm2_theta``); ``min_share`` quota mode
   (``True``, or ρ in (0, 1]) on categories with ``p_g ≥ min_share_threshold``;
@@ -128,7 +129,7 @@ class RerankOptions:
     alpha: float = 0.01
     divergence: str = "kl"
     rank_weights: str | tuple[float, ...] = "uniform"
-    normalize: str | None = None
+    normalize: str | None = "minmax"
     safeguard: bool = True
     order: str = "greedy"
     method: str = "greedy"

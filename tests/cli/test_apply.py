@@ -146,7 +146,7 @@ def test_flags_become_one_rerank_options():
             "--no-safeguard", "--min-share", "0.5", "--solver", "greedy"]
     options = options_from_args(build_parser().parse_args(argv))
     assert options == RerankOptions(k=4, lam=None, rank_weights=(3.0, 2.0, 1.0, 1.0), safeguard=False,
-                                    min_share=0.5)
+                                    min_share=0.5, normalize=None)
     gap = build_parser().parse_args(["gap", "--candidates", "c", "--history", "h", "--item-categories", "g",
                                      "--lam", "0.2", "0.4", "--k", "3"])
     assert options_from_args(gap, lam=0.4) == RerankOptions(k=3, lam=0.4, normalize="minmax")

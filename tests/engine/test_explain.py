@@ -88,7 +88,7 @@ def test_frame_columns_and_report_counts():
     cats = pd.DataFrame({"item_id": ["a1", "a2", "a3", "b1"], "category": ["a", "a", "a", "b"]})
     history = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a1", "b1"]})
     cand = pd.DataFrame({"user_id": "u", "item_id": ["a1", "a2", "a3", "b1"], "score": [0.9, 0.8, 0.7, 0.1]})
-    reranker = CalibratedReranker(k=2, lam=0.9).fit(history, cats)
+    reranker = CalibratedReranker(k=2, lam=0.9, normalize=None).fit(history, cats)
     out = reranker.rerank(cand, explain=True)
     assert list(out.columns) == ["user_id", "item_id", "score", "rank", "input_rank", "score_gain",
                                  "calibration_gain", "reason"]

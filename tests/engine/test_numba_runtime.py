@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numba
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -32,13 +33,14 @@ warnings.simplefilter("always")
 with warnings.catch_warnings(record=True) as caught:
     import rerank
     from rerank import rerank_arrays
-A = sp.csr_matrix(np.array([[1, 0, 0], [0, 1, 0], [.5, .5, 0], [0, 0, 1]], dtype=float))
-result = rerank_arrays(np.array([0, 4, 8]), np.array([0, 1, 2, 3, 3, 2, 1, 0]),
-                       np.array([.9, .8, .7, .1, .5, .5, .4, .3]), A,
-                       np.array([[.7, .3, 0], [.2, .2, .6]]), 3, 0.6)
+    imported = len(caught)
+    A = sp.csr_matrix(np.array([[1, 0, 0], [0, 1, 0], [.5, .5, 0], [0, 0, 1]], dtype=float))
+    result = rerank_arrays(np.array([0, 4, 8]), np.array([0, 1, 2, 3, 3, 2, 1, 0]),
+                           np.array([.9, .8, .7, .1, .5, .5, .4, .3]), A,
+                           np.array([[.7, .3, 0], [.2, .2, .6]]), 3, 0.6)
 indptr, items = result.indptr, result.items
 print(json.dumps({"file": rerank.__file__, "items": items.tolist(), "indptr": indptr.tolist(),
-                  "threads": numba.config.NUMBA_NUM_THREADS,
+                  "threads": numba.config.NUMBA_NUM_THREADS, "warnings_at_import": imported,
                   "warnings": [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]}))
 """
 
@@ -71,10 +73,10 @@ def _make_read_only(root: Path) -> None:
         path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
-@pytest.mark.slow
-def test_read_only_install_compiles_in_memory_and_gives_the_same_lists(tmp_path):
-    """A copy of the package in a read-only folder, HOME and NUMBA_CACHE_DIR unwritable:
-    importing and reranking works (in-memory compilation, a RuntimeWarning says so), same lists."""
+def _read_only_install(tmp_path: Path) -> tuple[Path, Path, dict, tuple]:
+    """A copy of the package in a read-only folder, HOME and NUMBA_CACHE_DIR unwritable: the
+    site and home folders, the child's environment and the command prefix that makes them
+    read-only (a private read-only bind mount when running as root)."""
     site = tmp_path / "site"
     shutil.copytree(PACKAGE, site / "rerank", ignore=shutil.ignore_patterns("__pycache__"))
     home = tmp_path / "home"
@@ -94,7 +96,16 @@ def test_read_only_install_compiles_in_memory_and_gives_the_same_lists(tmp_path)
     else:
         _make_read_only(site)
         _make_read_only(home)
+    return site, home, env, prefix
+
+
+@pytest.mark.slow
+def test_read_only_install_compiles_in_memory_and_gives_the_same_lists(tmp_path):
+    """Importing and reranking on a read-only install works (in-memory compilation, one
+    RuntimeWarning says so, at the first compile rather than at import), same lists."""
+    site, home, env, prefix = _read_only_install(tmp_path)
     got = _run_child(env, cwd=str(home), prefix=prefix)
+    assert got["warnings_at_import"] == 0, got["warnings"]
     assert got["file"] == str(site / "rerank" / "__init__.py")
     assert {k: got[k] for k in ("items", "indptr")} == _expected()
     # one warning for the whole package, not one per compiled function (issue 17, item 16)
@@ -171,3 +182,34 @@ def test_one_compiled_signature_whatever_the_input_dtypes():
     for indptr, items, scores, targets, lam in variants:
         rerank_arrays(indptr, items, scores, wl.categories.astype(np.float32), targets, 4, lam)
     assert set(rerank_kernel.signatures) == before
+
+
+@pytest.mark.slow
+def test_read_only_install_cli_prints_a_usage_error_alone_and_one_warning_line(tmp_path):
+    """Finding 16: 54 warning lines on stderr before a one-line usage error. Now a usage error
+    is the only line, and a real run prints the in-memory warning as one line."""
+    site, home, env, prefix = _read_only_install(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    pd.DataFrame({"user_id": [1, 1, 2, 2], "item_id": [10, 11, 10, 12], "score": [.9, .8, .7, .6]}).to_csv(
+        data / "c.csv", index=False)
+    pd.DataFrame({"user_id": [1, 2], "item_id": [10, 11]}).to_csv(data / "h.csv", index=False)
+    pd.DataFrame({"item_id": [10, 11, 12], "category": ["a", "b", "a"]}).to_csv(data / "g.csv", index=False)
+    cli = [*prefix, sys.executable, "-c", "import sys; from rerank.cli import main; sys.exit(main(sys.argv[1:]))"]
+    usage = subprocess.run([*cli, "apply", "--k", "2"], env=env, cwd=str(home), capture_output=True, text=True,
+                           timeout=600)
+    assert usage.returncode == 2
+    assert usage.stderr.splitlines() == [
+        "rerank apply: error: the following arguments are required: --candidates, --history, "
+        "--item-categories, --output"], usage.stderr
+    run = subprocess.run([*cli, "apply", "--candidates", str(data / "c.csv"), "--history", str(data / "h.csv"),
+                          "--item-categories", str(data / "g.csv"), "--output", str(data / "o.csv"), "--k", "2",
+                          "--quiet"], env=env, cwd=str(home), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    warning, summary = run.stderr.splitlines()  # the warning on one line, then the run's summary
+    assert warning == (
+        "rerank apply: warning: numba has no writable cache folder here: compiling in memory, so every new "
+        "process pays the compile. Set NUMBA_CACHE_DIR to a writable folder to keep compiled code across runs."
+    ), run.stderr
+    assert summary.startswith("rerank apply: wrote ") and summary.endswith("nothing lost"), run.stderr
+    assert len(pd.read_csv(data / "o.csv")) == 4

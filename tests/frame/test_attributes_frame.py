@@ -48,7 +48,7 @@ def test_user_without_mass_in_one_attribute_gets_that_block_of_the_population():
 def test_frame_lists_equal_the_reference_with_weights_by_name():
     cats = two_attributes()
     weights = {"genre": 3.0, "popularity": 1.0}
-    reranker = CalibratedReranker(k=3, lam=0.8, attribute_weights=weights).fit(HISTORY, cats)
+    reranker = CalibratedReranker(k=3, lam=0.8, attribute_weights=weights, normalize=None).fit(HISTORY, cats)
     items = ["a", "b", "c", "d", "e", "f"]
     scores = [0.9, 0.8, 0.5, 0.45, 0.3, 0.2]
     cand = pd.DataFrame({"user_id": "u", "item_id": items, "score": scores})

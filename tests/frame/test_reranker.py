@@ -48,8 +48,8 @@ def test_calibration_gives_the_minority_interest_its_share():
     cats = pd.DataFrame({"item_id": items, "category": ["drama"] * 8 + ["doc"] * 4})
     hist = pd.DataFrame({"user_id": "ann", "item_id": ["d0"] * 7 + ["c0"] * 3})
     cand = candidates("ann", items, np.linspace(1.0, 0.9, len(items)))
-    plain = CalibratedReranker(k=10, lam=0.0).fit(hist, cats).rerank(cand)
-    calibrated = CalibratedReranker(k=10, lam=0.9).fit(hist, cats).rerank(cand)
+    plain = CalibratedReranker(k=10, lam=0.0, normalize=None).fit(hist, cats).rerank(cand)
+    calibrated = CalibratedReranker(k=10, lam=0.9, normalize=None).fit(hist, cats).rerank(cand)
     assert plain["item_id"].str.startswith("c").sum() == 2
     assert calibrated["item_id"].str.startswith("c").sum() == 3  # 30% of 10
 
@@ -158,7 +158,7 @@ def test_frame_api_equals_reference_per_user(data, k, lam):
     cats, hist, cand = data
     if cats.empty:
         cats = pd.DataFrame({"item_id": ["unused"], "category": ["g0"]})
-    reranker = CalibratedReranker(k=k, lam=lam).fit(hist, cats)
+    reranker = CalibratedReranker(k=k, lam=lam, normalize=None).fit(hist, cats)
     out = reranker.rerank(cand)
     table = reranker.item_categories_
     dense = pd.DataFrame(table.matrix.toarray(), index=table.items, columns=table.categories)

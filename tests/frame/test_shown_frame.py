@@ -38,7 +38,7 @@ def test_page_two_calibrates_the_union_and_skips_what_was_shown():
 def test_frame_equals_the_reference_with_an_unknown_shown_item():
     """An unknown item shown to v (no category) fills a position; the unknown candidate 'zz'
     (another unknown id, same empty category row) is *not* excluded: shown is by id."""
-    reranker = CalibratedReranker(k=2, lam=0.7, rank_weights="dcg").fit(HISTORY, CATS)
+    reranker = CalibratedReranker(k=2, lam=0.7, rank_weights="dcg", normalize=None).fit(HISTORY, CATS)
     shown = pd.DataFrame({"user_id": ["v", "v"], "item_id": ["qq", "b2"], "rank": [2, 1]})
     out = reranker.rerank(CANDIDATES, shown=shown)
     got = out.loc[out["user_id"] == "v", "item_id"].tolist()
