@@ -183,7 +183,8 @@ def describe(options) -> str:
         builder = "Steck's greedy"
     if safeguard_applies(options):
         builder += " + top-k safeguard"
-    lam = "per user" if options.lam is None else f"{options.lam:g}"
+    lam = ("per user" if options.lam is None else
+           f"auto (C <= {options.max_miscalibration:g})" if options.lam == "auto" else f"{options.lam:g}")
     return f"{builder}, {options.divergence}, lam={lam}, k={options.k}, normalize={options.normalize}"
 
 

@@ -69,9 +69,10 @@ def run(args) -> int:
     stamps = outputs.InputStamps.take(paths)  # an input changed while it is read is an error
 
     history = io.read_whole(paths["history"], "history", ["user_id", "item_id"])
-    categories = io.read_whole(paths["item_categories"], "item_categories", ["item_id", "category"])
+    categories = io.read_whole(paths["item_categories"], "item_categories", ["item_id", "category"],
+                               optional_ids=["attribute"])
     source = io.CandidateSource(paths["candidates"], batch_rows, [args.lam_column], skip)
-    shown = io.read_whole(paths["shown"], "shown", ["user_id", "item_id"]) if args.shown else None
+    shown = io.read_whole(paths["shown"], "shown", ["user_id", "item_id"], numeric=["rank"]) if args.shown else None
     if shown is not None:
         with io.reading(paths["shown"], "shown"):
             shown = schemas.validate_shown(shown)
