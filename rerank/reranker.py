@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import numbers
 import warnings
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -32,13 +31,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from rerank import schemas
+from rerank.beyond import attributes_of, explanation_columns, report_fields, shown_problem
 from rerank.distributions import fitted_targets, history_weights, item_categories_from_frame
-from rerank.engine.arrays import Attributes, Problem, check_attributes, solve
-from rerank.engine.explain import REASONS
+from rerank.engine.arrays import Problem, solve
 from rerank.engine.options import MAX_ENUMERATE, RerankOptions
 from rerank.engine.refine import DEFAULT_MAX_SWAPS
 from rerank.errors import InputError, InputTypeError
-from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values, shown_prefix
+from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values
 from rerank.ids import id_array, lookup, near_miss, restore, text_keys
 from rerank.params import (
     check_bool,
@@ -48,7 +47,7 @@ from rerank.params import (
     check_positive,
     check_unit_interval,
 )
-from rerank.report import RerankReport, RerankWarning, RunContext, describe, reason_counts, safeguard_applies
+from rerank.report import RerankReport, RerankWarning, RunContext, describe, safeguard_applies
 
 __all__ = ["CalibratedReranker", "RerankReport", "RerankWarning", "Reranked"]
 
@@ -85,10 +84,8 @@ class CalibratedReranker:
     ----------
     k : list length.
     lam : λ in [0, 1]; a float for everyone, the name of a candidates column holding a per-user
-        λ (constant within a user), a mapping / Series ``user_id -> λ``, or ``"auto"``: per
-        user the smallest λ of ``rerank.engine.options.AUTO_LAMBDAS`` whose list has
-        ``C ≤ max_miscalibration`` (else λ = 1); the output gets a ``lam`` column and
-        ``report_.lam`` the chosen values (docs/design.md §9.5).
+        λ (constant within a user), a mapping / Series ``user_id -> λ``, or ``"auto"`` with
+        ``max_miscalibration=τ``: per user the smallest grid λ with ``C ≤ τ`` (design §9.5).
     alpha : KL smoothing α in (0, 1): ``q̃ = (1-α) q + α p``.
     divergence : ``"kl"``, ``"hellinger"`` or ``"chi2"`` (Pearson χ² on ``q̃``).
     rank_weights : ``"uniform"``, ``"dcg"`` or an array of k weights for ``q`` (Steck eq. 2).
@@ -109,10 +106,8 @@ class CalibratedReranker:
     solver : ``"greedy"`` or ``"exact"`` (certified optimum for uniform rank weights,
         :mod:`rerank.engine.exact`; at most ``time_limit`` seconds per user, enumeration up to
         ``max_enumerate`` subsets; gaps in ``report_.exact_gap``).
-    attribute_weights : several attributes (``item_categories`` with an ``attribute`` column):
-        ``{attribute: w_a}`` for the divergence ``Σ_a w_a C(p_a, q_a)``, normalised to sum to 1
-        (default: equal). Targets and list distributions are per attribute; quotas apply per
-        attribute; Hellinger, PM-2 and the exact solver are refused with several attributes.
+    attribute_weights : ``{attribute: w_a}`` for ``Σ_a w_a C(p_a, q_a)`` when ``item_categories``
+        has an ``attribute`` column (normalised; default equal; docs/design.md §9.1).
     refine : ``None`` (the list as built) or ``"swap"``: start from the better of the list and
         top-k, then make improving single swaps (a listed item out, a candidate in at its
         position) until none improves the objective (:mod:`rerank.engine.refine`; greedy and
@@ -206,14 +201,8 @@ class CalibratedReranker:
         """Check every parameter and return the :class:`rerank.RerankOptions` that ``fit`` stores
         as ``options_`` (``lam`` is ``None`` there when it is a column or a mapping)."""
         lam = self.lam
-        if lam == "auto":  # λ from a budget (docs/design.md §9.5); RerankOptions checks the budget
-            params = self.get_params()
-            fields = {name: params[name] for name in RerankOptions.__dataclass_fields__}
-            options = RerankOptions(**fields)
-            check_positive("half_life", self.half_life)
-            check_n_threads(self.n_threads)
-            return options
-        if isinstance(lam, str):
+        auto = lam == "auto"  # λ from a budget (docs/design.md §9.5); RerankOptions checks the budget
+        if isinstance(lam, str) and not auto:
             if lam in schemas.CANDIDATE_COLUMNS:
                 raise InputError(f"lam names the column {lam!r}, which is not a per-user lambda column")
             if _looks_like_number(lam):
@@ -221,8 +210,8 @@ class CalibratedReranker:
                     f"lam must be a number or the name of a candidates column; got the string {lam!r} "
                     f"(did you mean {float(lam)}?)"
                 )
-        per_user = isinstance(lam, str | Mapping | pd.Series)
-        if not per_user:
+        per_user = isinstance(lam, str | Mapping | pd.Series) and not auto
+        if not per_user and not auto:
             check_unit_interval("lam", lam)
         params = self.get_params()
         fields = {name: params[name] for name in RerankOptions.__dataclass_fields__}
@@ -280,36 +269,8 @@ class CalibratedReranker:
         # also for users without mass in one of them: rerank.distributions.fitted_targets).
         self.targets_ = targets
         self.population_target_ = targets[-1]
-        self.attributes_ = self._attributes(table)
+        self.attributes_ = attributes_of(table, self.attribute_weights)
         return self
-
-    def _attributes(self, table) -> Attributes | None:
-        """Several attributes: the attribute of each category and the normalised weights
-        ``w_a`` (``attribute_weights`` by name; equal by default)."""
-        given = self.attribute_weights
-        if table.attributes is None:
-            if given is not None:
-                raise InputError("attribute_weights needs an 'attribute' column in item_categories")
-            return None
-        if given is None:
-            return check_attributes(table.attribute_codes, None, len(table.categories))
-        if not isinstance(given, Mapping | pd.Series):
-            raise InputTypeError(f"attribute_weights must be a mapping attribute -> weight, got {type(given).__name__}")
-        weights = pd.Series(given, dtype=object)
-        unknown = weights.index.difference(table.attributes)
-        if len(unknown):
-            raise InputError(
-                f"attribute_weights names attribute {unknown[0]!r}, which item_categories does not have "
-                f"(attributes: {', '.join(map(str, table.attributes))})"
-            )
-        missing = table.attributes.difference(weights.index)
-        if len(missing):
-            raise InputError(f"attribute_weights has no weight for attribute {missing[0]!r}")
-        values = weights.reindex(table.attributes).to_list()
-        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Real)]
-        if bad:
-            raise InputTypeError(f"attribute_weights values must be numbers, got {bad[0]!r}")
-        return check_attributes(table.attribute_codes, np.asarray(values, dtype=np.float64), len(table.categories))
 
     def fit_spark(self, history, item_categories) -> CalibratedReranker:
         """``fit`` on Spark DataFrames: targets aggregated on the cluster (see :mod:`rerank.spark`)."""
@@ -397,14 +358,9 @@ class CalibratedReranker:
         call's :class:`RerankReport` (``report_`` also keeps the last call's, for
         single-threaded use; concurrent calls on one reranker should take the returned one).
 
-        ``shown`` (pages that remember, docs/design.md §9.3): a frame ``user_id, item_id``
-        (+ ``rank``) of items already shown to the users, in shown order; they count in ``q`` as
-        the list's first positions with their rank weights, and the candidates among them are
-        not picked again (``report_.shown_removed`` counts them per user). Page 2 thus
-        calibrates the union of pages 1 and 2.
-
-        ``explain=True`` adds ``input_rank``, ``score_gain``, ``calibration_gain`` and ``reason``
-        (docs/design.md §9.4: why each item is there); ``report_.reasons`` counts the reasons.
+        ``shown``: a frame ``user_id, item_id`` (+ ``rank``) of items already shown, the first
+        positions of ``q``, not picked again (docs/design.md §9.3). ``explain=True`` adds
+        ``input_rank, score_gain, calibration_gain, reason`` (§9.4).
 
         Users keep the order in which they first appear; ``score`` is the input score (float64);
         the id columns keep their input values and dtype (docs/inputs.md, "Ids").
@@ -431,37 +387,16 @@ class CalibratedReranker:
         item_rows = self.item_rows(csr.item_ids)
         unknown = item_rows == self.category_matrix_.shape[0] - 1
         # The frame was validated once (candidates_to_csr); the engine takes the arrays as checked.
-        prefix = excluded = None
-        if shown is not None:
-            checked_shown = schemas.validate_shown(shown)
-            text = getattr(self, "id_match", "exact") == "text"  # integers meet text by their decimal form
-            if not text:
-                schemas.check_same_id_kind(
-                    checked_shown.user_kind, "shown column 'user_id'", csr.user_kind, "candidates column 'user_id'"
-                )
-                schemas.check_same_id_kind(
-                    checked_shown.item_kind, "shown column 'item_id'", csr.item_kind, "candidates column 'item_id'"
-                )
-            prefix, excluded = shown_prefix(checked_shown, csr, self.item_rows, text_keys if text else id_array)
+        text = getattr(self, "id_match", "exact") == "text"  # integers meet text by their decimal form
+        prefix, excluded = (None, None) if shown is None else shown_problem(shown, csr, self.item_rows, text)
         problem = Problem(
             csr.lists(item_rows), self.category_matrix_, self.targets_, target_rows,
             self._lam_per_user(candidates, csr), self.attributes_, prefix, excluded,
         )
         result = solve(problem, self.options_, self.n_threads, explain=check_bool("explain", explain))
         out = output_frame(csr, result.indptr, result.positions)
-        reasons = None
-        if result.explanation is not None:
-            why = result.explanation
-            out["input_rank"] = why.input_rank
-            out["score_gain"] = why.score_gain
-            out["calibration_gain"] = why.calibration_gain
-            out["reason"] = pd.array(np.asarray(REASONS, dtype=object)[why.reason], dtype="str")
-            reasons = reason_counts(why.reason, REASONS)
-        if result.lam is not None:
-            out["lam"] = np.repeat(result.lam, np.diff(result.indptr))
-        lengths = np.diff(csr.indptr)
-        if result.shown_removed is not None:
-            lengths = lengths - result.shown_removed
+        reasons = explanation_columns(out, result)
+        lengths = np.diff(csr.indptr) - (0 if result.shown_removed is None else result.shown_removed)
         k = self.options_.k
         users = restore(csr.users, csr.user_dtype)  # the report names users in the input's dtype
         hints = {}
@@ -486,11 +421,7 @@ class CalibratedReranker:
                                len(self.item_categories_.items)),
             n_rows_unknown_item=int(unknown.sum()),
             id_hints={column: hint for column, hint in hints.items() if hint is not None},
-            shown_removed=_per_user(users, result.shown_removed, "shown_removed"),
-            reasons=reasons,
-            lam=_per_user(users, result.lam, "lam"),
-            miscalibration=_per_user(users, result.miscalibration, "miscalibration"),
-            max_miscalibration=self.options_.max_miscalibration,
+            **report_fields(users, result, reasons, self.options_),
             swaps=_per_user(users, result.swaps, "swaps"),
             swap_cap_hit=_per_user(users, result.swap_cap_hit, "swap_cap_hit"),
         )
