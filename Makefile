@@ -1,7 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make demo   - create .venv, install, run the main job on the built-in synthetic data
-#   make test   - install the test extras, run ruff and the whole test suite (hypothesis
-#                 derandomized: the `ci` profile of tests/conftest.py)
+#   make test   - install the test extras (rerank[testing] among them), run ruff and the whole
+#                 test suite (hypothesis derandomized: the `ci` profile of tests/conftest.py)
 #   make fuzz   - the hypothesis properties, random, with RERANK_FUZZ_FACTOR x more examples
 PYTHON ?= python3
 VENV   ?= .venv
@@ -21,7 +21,7 @@ $(VENV)/.stamp-base: pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.stamp-all: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install --quiet -e ".[dev,implicit,lightfm,spark,cornac]"
+	$(PIP) install --quiet -e ".[dev,testing,implicit,lightfm,spark,cornac]"
 	touch $@ $(VENV)/.stamp-base
 
 # MovieLens latest-small for the real-data part of the demo (rerank evaluate); also found

@@ -2,11 +2,13 @@
 
 Layout (mirrors the package, docs/design.md §2): ``engine/`` the compiled core, ``frame/`` the
 pandas API and everything around it (schemas, Spark, streaming, metrics, datasets), ``cli/``
-the commands, ``adapters/`` the adapters, ``simulations/`` the simulator. Helpers every folder
-imports: ``reference.py`` (the one pure-Python reference), ``strategies.py`` (hypothesis
-instances), ``hostile.py`` (hostile frames and the valid-output check), ``budget.py`` (example
-budgets), ``contract.py`` (the checks every adapter passes: ``adapters/`` and the simulator's
-adapters). Test file names are unique across the folders (pytest imports them by name).
+the commands, ``adapters/`` the adapters, ``simulations/`` the simulator, ``testing/`` the
+battery of ``rerank.testing`` against broken rerankers. The one pure-Python reference and the
+hypothesis strategies are public: ``rerank.testing.reference`` and
+``rerank.testing.strategies``. Helpers every folder imports: ``hostile.py`` (hostile frames and
+the valid-output check), ``budget.py`` (example budgets), ``contract.py`` (the checks every
+adapter passes: ``adapters/`` and the simulator's adapters). Test file names are unique across
+the folders (pytest imports them by name).
 
 Hypothesis profiles:
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
-import reference as ref
 import scipy.sparse as sp
 
 from rerank.errors import InputError
+from rerank.testing import reference as ref
 
 USERS = [4, 0, 2, 4, 1]  # out of order, with a repeat
 

@@ -216,6 +216,39 @@ def test_core_files_stay_small():
     assert not big, big
 
 
+def test_only_rerank_testing_imports_rerank_testing_and_hypothesis():
+    """``rerank.testing`` sits on top of the core (it may import any of it, the core never
+    imports it), and hypothesis, its optional extra ``rerank[testing]``, is imported nowhere
+    else in the installed packages."""
+    graph = import_graph()
+    bad = [f"{m} imports {n}" for m, names in graph.items() if not m.startswith("rerank.testing")
+           for n in names if n.startswith("rerank.testing")]
+    hypothesis_users = {module_of(path) for folder in FOLDERS for path, name in imported_modules(ROOT / folder)
+                        if name == "hypothesis" or name.startswith("hypothesis.")}
+    bad += [f"{m} imports hypothesis" for m in sorted(hypothesis_users) if not m.startswith("rerank.testing.")]
+    assert "rerank.testing.strategies" in hypothesis_users  # the scan is real
+    assert not bad, bad
+
+
+def test_rerank_imports_without_hypothesis():
+    """``import rerank`` (and the reference, and from_reranker) work without the extra; the
+    battery then says which extra to install."""
+    script = (
+        "import sys; sys.modules['hypothesis'] = None\n"
+        "import rerank, rerank.testing, rerank.testing.reference as ref\n"
+        "from rerank.testing import from_reranker\n"
+        "assert ref.greedy([0.1, 0.9], [{}, {}], [1.0], 1, 0.0) == [1]\n"
+        "from_reranker()\n"
+        "try:\n"
+        "    rerank.testing.check_reranker\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print(exc)\n"
+    )
+    probe = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr
+    assert "pip install 'calibrated-rerank[testing]'" in probe.stdout
+
+
 def test_tests_mirror_the_wings():
     """Test modules live in the folder of the part they test (engine/, frame/, cli/, adapters/,
     simulations/); only this file, which draws the whole house, sits at the top. Their names are
@@ -226,3 +259,13 @@ def test_tests_mirror_the_wings():
     names = [p.name for p in tests.rglob("test_*.py")]
     assert sorted({n for n in names if names.count(n) > 1}) == []
     assert {p.parent.name for p in tests.rglob("test_*.py")} >= {"engine", "frame", "cli", "adapters", "simulations"}
+
+
+def test_every_package_folder_is_installed():
+    """A wheel holds only the packages pyproject.toml lists: every folder with an ``__init__.py``
+    must be there (``pip install .`` without rerank.engine would import nothing)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    found = {module_of(path) for folder in FOLDERS for path in (ROOT / folder).rglob("__init__.py")}
+    assert found - listed == set(), f"add to [tool.setuptools] packages: {sorted(found - listed)}"

@@ -22,11 +22,17 @@ Two routes, per user:
   exactly (lower bound ``LB``, the incumbent); new cuts are added at ``y(x*)`` and the MILP
   is solved again until
 
-      gap = (UB - LB) / max(|UB|, |LB|, 1e-9)  ≤  gap_tol (1e-6)
+      gap = (UB - LB) / max(|UB|, |LB|, GAP_FLOOR)  ≤  gap_tol (1e-6)
 
   or the per-user ``time_limit`` is spent; the certified ``gap`` is reported per user.
   (Kelley's method terminates: once ``x*`` repeats, the cut at ``y(x*)`` makes the relaxation
   exact there, so ``UB = F(x*) = LB`` up to HiGHS's own tolerance.)
+  ``GAP_FLOOR = 1e-3``: HiGHS stops at an absolute gap of 1e-6 on the scaled objective, i.e.
+  ``1e-6 / OBJECTIVE_SCALE = 1e-10`` in our units, so a relative gap below
+  ``1e-10 / |F|`` cannot be certified; below ``|F| = 1e-3`` the gap is therefore measured
+  against 1e-3 (an absolute gap of 1e-9, ten times HiGHS's, certifies). Before, a floor of
+  1e-9 reported ``gap ≈ 0.1`` for an exact optimum of 0 (a list matching the target at zero
+  scores).
 
 The objective is never written as a minimum-cost flow (that formulation is patented); only
 the generic MILP above is used.
@@ -56,6 +62,7 @@ from rerank.engine.ties import TIE_RTOL
 __all__ = ["GAP_TOL", "ROUTE_MILP", "ExactResult", "solve_exact"]
 
 GAP_TOL = 1e-6
+GAP_FLOOR = 1e-3  # below this |objective| the certified gap is absolute (10x HiGHS's 1e-10 in our units)
 GRID = 1  # initial tangents per category at q = c / (GRID·k'), c = 0..GRID·k'
 ROUTE_TRIVIAL = 0  # n ≤ k or λ = 0: the answer is forced (all candidates / top-k)
 ROUTE_ENUMERATE = 1
@@ -223,7 +230,8 @@ class _OuterApproximation:
 
 
 def _relative_gap(upper: float, lower: float) -> float:
-    return max(upper - lower, 0.0) / max(abs(upper), abs(lower), 1e-9)
+    """``(UB - LB) / max(|UB|, |LB|, GAP_FLOOR)`` (module docstring)."""
+    return max(upper - lower, 0.0) / max(abs(upper), abs(lower), GAP_FLOOR)
 
 
 def _milp_user(s, items, categories, cats, p, lam, alpha, div_code, kk, incumbent, time_limit, gap_tol):

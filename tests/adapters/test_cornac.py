@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import reference as ref
 import scipy.sparse as sp
 from contract import AdapterContract, Subject
 
 from rerank import CalibratedReranker
+from rerank.testing import reference as ref
 
 pytest.importorskip("cornac", reason="cornac is not installed (pip install -e '.[cornac]')")
 from cornac.data import Dataset  # noqa: E402

@@ -470,7 +470,7 @@ def test_two_attributes_genre_and_popularity():
     """``attributes=("genre", "popularity")``: popularity labels from the training positives
     only (the reference's head/mid/tail), per-attribute C_KL recomputed by hand from the lists,
     the unsuffixed C_KL their mean, and calibrating both lowers both at λ = 1."""
-    import reference as ref
+    from rerank.testing import reference_beyond as ref
 
     ratings, cats = toy_ratings()
     options = {"factors": 8, "iterations": 5, "seed": 0}

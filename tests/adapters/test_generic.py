@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import reference as ref
 import scipy.sparse as sp
 from budget import examples
 from contract import AdapterContract, Subject
@@ -19,6 +18,7 @@ from rerank.adapters import (
 )
 
 from rerank import CalibratedReranker
+from rerank.testing import reference as ref
 
 SETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import reference as ref
 import scipy.sparse as sp
+
+from rerank.testing import reference as ref
 
 implicit = pytest.importorskip("implicit")
 from contract import AdapterContract, Subject  # noqa: E402

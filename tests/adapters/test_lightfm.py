@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference as ref
 import scipy.sparse as sp
 from contract import AdapterContract, Subject
+
+from rerank.testing import reference as ref
 
 pytest.importorskip("lightfm")
 from lightfm import LightFM  # noqa: E402

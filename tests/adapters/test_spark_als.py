@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import reference as ref
 
 from rerank import CalibratedReranker
+from rerank.testing import reference as ref
 
 pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")
 from pyspark.ml.recommendation import ALS, ALSModel  # noqa: E402

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import reference as ref
 
 from rerank.cli import main
 from rerank.engine.refine import DEFAULT_MAX_SWAPS
 from rerank.gap import gap_table
+from rerank.testing import reference as ref
 
 
 def _data(seed: int = 4, n_users: int = 6, n_items: int = 14, n: int = 8):

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference as ref
 from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import attribute_instances, instances
 
 from rerank import rerank_arrays
 from rerank.errors import InputError
+from rerank.testing import reference as ref
+from rerank.testing import reference_beyond as bref
+from rerank.testing.strategies import attribute_instances, instances
 
 SETTINGS = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 OPTIONS = st.fixed_dictionaries(
@@ -39,14 +40,14 @@ def test_two_attributes_equal_the_reference(inst, k, options):
         category_attribute=np.array(inst.cat_attr), attribute_weights=np.array(inst.attr_w), **options,
     )
     for u, got in enumerate(lists_of(result, len(inst.users))):
-        chosen = ref.general_greedy(
+        chosen = bref.general_greedy(
             inst.scores[u], inst.local_cats(u), inst.targets[u], k, inst.lam[u], cat_attr=inst.cat_attr,
             attr_w=inst.attr_w, **options,
         )
         assert got == [inst.users[u][j] for j in chosen]
         if not chosen:
             continue
-        expected = ref.general_objective(
+        expected = bref.general_objective(
             chosen, ref.normalized(inst.scores[u], options["normalize"]), inst.local_cats(u), inst.targets[u],
             inst.lam[u], options["alpha"], options["divergence"], ref.rank_weight_list(options["rank_weights"], k),
             cat_attr=inst.cat_attr, attr_w=inst.attr_w,

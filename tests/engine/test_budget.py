@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference as ref
 import scipy.sparse as sp
 from budget import examples
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from strategies import (
+
+from rerank import RerankOptions, rerank_arrays
+from rerank.engine.options import AUTO_LAMBDAS
+from rerank.errors import InputError
+from rerank.testing import reference_beyond as bref
+from rerank.testing.strategies import (
     BEYOND_OPTIONS,
     attribute_instances,
     beyond_keywords,
@@ -19,15 +23,11 @@ from strategies import (
     shown_prefixes,
 )
 
-from rerank import RerankOptions, rerank_arrays
-from rerank.engine.options import AUTO_LAMBDAS
-from rerank.errors import InputError
-
 SETTINGS = settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def test_grid_is_the_documented_one():
-    assert AUTO_LAMBDAS == ref.AUTO_LAMBDAS
+    assert AUTO_LAMBDAS == bref.AUTO_LAMBDAS
 
 
 @SETTINGS
@@ -42,7 +42,7 @@ def test_auto_lambda_equals_the_reference_and_meets_the_budget(data, k, options,
     attrs = reference_attributes(inst)
     for u in range(len(inst.users)):
         left = [j for j, item in enumerate(inst.users[u]) if item not in shown[u]]
-        lam, chosen, c, seen = ref.auto_lambda(
+        lam, chosen, c, seen = bref.auto_lambda(
             [inst.scores[u][j] for j in left], [inst.local_cats(u)[j] for j in left], inst.targets[u], k, budget,
             shown_cats=[inst.item_cats[i] for i in shown[u]], **attrs, **options,
         )

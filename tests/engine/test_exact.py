@@ -6,14 +6,14 @@ import os
 
 import numpy as np
 import pytest
-import reference as ref
 import scipy.sparse as sp
 from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import instances
 
 from rerank import rerank_arrays
+from rerank.testing import reference as ref
+from rerank.testing.strategies import instances
 
 # EXACT_EXAMPLES=1000 runs a longer search locally; CI uses the default.
 SETTINGS = settings(
@@ -82,6 +82,18 @@ def test_enumeration_route_reaches_the_brute_force_optimum(inst, k, divergence, 
 def test_milp_route_reaches_the_optimum_within_its_certified_gap(inst, k, divergence, normalize, alpha):
     """max_enumerate=0 forces the outer-approximation MILP on every user that has a choice."""
     _check_against_brute_force(inst, k, divergence, normalize, alpha, rel_tol=2e-6, max_enumerate=0)
+
+
+def test_milp_certifies_an_optimum_of_zero():
+    """Found by an unseeded run: the optimum is 0 (the second item matches the target exactly,
+    scores are 0), and HiGHS's absolute tolerance left UB ≈ 1e-10. A relative gap floored at
+    1e-9 reported 0.1 for this exact optimum; the gap must certify it."""
+    matrix = sp.csr_matrix(np.array([[1.0, 0.0], [0.5, 0.5]]))
+    for divergence in ("kl", "chi2"):
+        result = rerank_arrays(np.array([0, 2]), np.array([0, 1]), np.zeros(2), matrix, np.array([[0.5, 0.5]]), 1,
+                               0.2, divergence=divergence, normalize=None, solver="exact", max_enumerate=0)
+        assert list(result.items) == [1] and result.objective[0] == pytest.approx(0.0, abs=1e-12)
+        assert result.gap[0] <= 1e-6
 
 
 def _multi_category_instance(seed: int, n: int, n_cat: int = 6):

@@ -6,12 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import reference as ref
 import scipy.sparse as sp
 from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import (
+
+from rerank import CalibratedReranker, rerank_arrays
+from rerank.engine.explain import REASONS
+from rerank.testing import reference_beyond as bref
+from rerank.testing.strategies import (
     BEYOND_OPTIONS,
     attribute_instances,
     beyond_keywords,
@@ -19,9 +22,6 @@ from strategies import (
     reference_attributes,
     shown_prefixes,
 )
-
-from rerank import CalibratedReranker, rerank_arrays
-from rerank.engine.explain import REASONS
 
 SETTINGS = settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -42,9 +42,9 @@ def test_explanations_equal_a_recomputation(data, k, pick, order, two):
         sc = [inst.scores[u][j] for j in left]
         cats = [inst.local_cats(u)[j] for j in left]
         common = dict(shown_cats=[inst.item_cats[i] for i in shown[u]], **attrs)
-        chosen = ref.general_greedy(sc, cats, inst.targets[u], k, inst.lam[u], **pick, **common)
-        plain = ref.general_greedy(sc, cats, inst.targets[u], k, inst.lam[u], **{**pick, "safeguard": False}, **common)
-        expected = ref.explain_reference(
+        chosen = bref.general_greedy(sc, cats, inst.targets[u], k, inst.lam[u], **pick, **common)
+        plain = bref.general_greedy(sc, cats, inst.targets[u], k, inst.lam[u], **{**pick, "safeguard": False}, **common)
+        expected = bref.explain_reference(
             sc, cats, inst.targets[u], inst.lam[u], chosen, chosen != plain and pick["safeguard"],
             divergence=pick["divergence"], rank_weights=pick["rank_weights"], normalize=pick["normalize"], **common,
         )

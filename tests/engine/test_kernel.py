@@ -5,13 +5,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pytest
-import reference as ref
 from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import instances
 
 from rerank import rerank_arrays
+from rerank.testing import reference as ref
+from rerank.testing.strategies import instances
 
 SETTINGS = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 OPTIONS = st.fixed_dictionaries(

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import reference as ref
 import scipy.sparse as sp
 from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import instances
 
 from rerank import rerank_arrays
+from rerank.testing import reference as ref
+from rerank.testing.strategies import instances
 
 SETTINGS = settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

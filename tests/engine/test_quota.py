@@ -7,15 +7,15 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 import pytest
-import reference as ref
 import scipy.sparse as sp
 from budget import examples
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from strategies import Instance, instances, item_categories, target
 
 from rerank import rerank_arrays
 from rerank.engine.feasibility import max_quota_met, quota_matrix
+from rerank.testing import reference as ref
+from rerank.testing.strategies import Instance, instances, memberships, target
 
 SETTINGS = settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SHARES = st.sampled_from([True, 1.0, 0.5, 0.8])
@@ -27,7 +27,7 @@ def scarce_instances(draw):
     """Few categories carried by few items, large quotas: feasible and infeasible cases both."""
     n_cat = draw(st.integers(1, 4))
     n_items = draw(st.integers(1, 9))
-    cats = draw(item_categories(n_items, n_cat, max_cats=2))
+    cats = draw(memberships(n_items, n_cat, max_cats=2))
     n_users = draw(st.integers(1, 3))
     users, scores, targets, lams = [], [], [], []
     for _ in range(n_users):

@@ -6,16 +6,16 @@ import numba
 import numpy as np
 import pandas as pd
 import pytest
-import reference as ref
 import scipy.sparse as sp
 from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import instances
 from test_quota import scarce_instances
 
 from rerank import CalibratedReranker, RerankOptions, rerank_arrays
 from rerank.distributions import normalize_rows
+from rerank.testing import reference as ref
+from rerank.testing.strategies import instances
 
 SETTINGS = settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CUSTOM_WEIGHTS = [3.0, 1.0, 2.0, 0.5, 1.5, 0.7, 1.1, 0.2]

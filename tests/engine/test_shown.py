@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference as ref
 import scipy.sparse as sp
 from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import (
+
+from rerank import rerank_arrays
+from rerank.errors import InputError
+from rerank.testing import reference_beyond as bref
+from rerank.testing.strategies import (
     BEYOND_OPTIONS,
     attribute_instances,
     beyond_keywords,
@@ -18,9 +21,6 @@ from strategies import (
     reference_attributes,
     shown_prefixes,
 )
-
-from rerank import rerank_arrays
-from rerank.errors import InputError
 
 SETTINGS = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -34,7 +34,7 @@ def check_against_reference(inst, shown, k, options):
     for u in range(len(inst.users)):
         got = result.items[result.indptr[u] : result.indptr[u + 1]].tolist()
         left = [j for j, item in enumerate(inst.users[u]) if item not in shown[u]]
-        local = ref.general_greedy(
+        local = bref.general_greedy(
             [inst.scores[u][j] for j in left], [inst.local_cats(u)[j] for j in left], inst.targets[u], k,
             inst.lam[u], shown_cats=[inst.item_cats[i] for i in shown[u]], **reference_attributes(inst), **options,
         )

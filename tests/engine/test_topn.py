@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference as ref
 from budget import examples
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from rerank.engine.topn import top_n_dense
 from rerank.errors import InputError
+from rerank.testing import reference as ref
 
 TIE_VALUES = st.sampled_from([-np.inf, -1.0, 0.0, 0.5, 0.5, 2.0])
 FREE_VALUES = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False) | st.just(-np.inf)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import reference as ref
 
 from rerank import CalibratedReranker, metrics, popularity_categories
 from rerank.errors import InputError
+from rerank.testing import reference as ref
+from rerank.testing import reference_beyond as bref
 
 GENRES = pd.DataFrame({
     "item_id": ["a", "b", "c", "d", "e", "f", "f"],
@@ -61,7 +62,7 @@ def test_frame_lists_equal_the_reference_with_weights_by_name():
         row = table.matrix[table.rows_for([item])[0]]
         item_cats.append({int(g): float(a) for g, a in zip(row.indices, row.data, strict=True)})
     p = reranker.target_distributions(["u"]).loc["u"].tolist()
-    chosen = ref.general_greedy(scores, item_cats, p, 3, 0.8, cat_attr=cat_attr, attr_w=[0.75, 0.25])
+    chosen = bref.general_greedy(scores, item_cats, p, 3, 0.8, cat_attr=cat_attr, attr_w=[0.75, 0.25])
     assert out["item_id"].tolist() == [items[j] for j in chosen]
 
 

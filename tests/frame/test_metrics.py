@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import reference as ref
 from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rerank import metrics
 from rerank.engine.divergences import divergence
+from rerank.testing import reference as ref
 
 P = [0.7, 0.3]
 
@@ -127,21 +127,6 @@ def test_user_without_held_out_is_nan_not_zero():
     assert np.isnan(got.loc["v", "precision"])
 
 
-def _ild_reference(items, item_cats):
-    vecs = []
-    for i in items:
-        v = item_cats.get(i, {})
-        norm = math.sqrt(sum(x * x for x in v.values()))
-        vecs.append({g: x / norm for g, x in v.items()} if norm else {})
-    n = len(vecs)
-    total = 0.0
-    for a in range(n):
-        for b in range(n):
-            if a != b:
-                total += 1 - sum(vecs[a].get(g, 0) * vecs[b].get(g, 0) for g in vecs[a])
-    return total / (n * (n - 1))
-
-
 @settings(max_examples=examples(100), deadline=None)
 @given(
     memberships=st.lists(st.lists(st.integers(0, 3), max_size=3, unique=True), min_size=2, max_size=7),
@@ -152,7 +137,7 @@ def test_intra_list_diversity_matches_pairwise_reference(memberships):
     cats = pd.DataFrame(rows or [("other", "g0")], columns=["item_id", "category"])
     item_cats = {f"i{j}": {g: 1 / len(gs) for g in gs} for j, gs in enumerate(memberships) if gs}
     got = metrics.intra_list_diversity(recs_of(items), cats)["u"]
-    assert got == pytest.approx(_ild_reference(items, item_cats), abs=1e-9)
+    assert got == pytest.approx(ref.intra_list_diversity(items, item_cats), abs=1e-9)
 
 
 def test_gini_and_catalogue_coverage():
@@ -266,27 +251,6 @@ def test_user_metrics_agree_with_the_single_metric_functions():
     assert np.isnan(frame.loc["single", "precision"])
 
 
-def _minority_reference(items, memberships, target, categories, weights):
-    """Pure Python: q from the list (each item's categories share its mass equally), M_u =
-    categories with p_g > 0 other than the first largest (in ``categories`` order)."""
-    q = dict.fromkeys(categories, 0.0)
-    for r, item in enumerate(items):
-        for g in memberships[item]:
-            q[g] += weights[r] / len(memberships[item])
-    total = sum(weights[: len(items)])
-    q = {g: v / total for g, v in q.items()}
-    top = None
-    for g in categories:
-        if target[g] > 0 and (top is None or target[g] > target[top]):
-            top = g
-    minority = [g for g in categories if target[g] > 0 and g != top]
-    if not minority:
-        return math.nan, math.nan
-    attained = sum(min(q[g], target[g]) for g in minority) / sum(target[g] for g in minority)
-    missing = sum(1 for g in minority if q[g] == 0) / len(minority)
-    return attained, missing
-
-
 @settings(max_examples=examples(150), deadline=None)
 @given(data=st.data(), spec=st.sampled_from(["uniform", "dcg"]))
 def test_minority_metrics_match_pure_python_reference(data, spec):
@@ -310,7 +274,7 @@ def test_minority_metrics_match_pure_python_reference(data, spec):
                           label=f"list{u}")
         frames.append(recs_of(items, user=f"u{u}"))
         targets[f"u{u}"] = target
-        expected[f"u{u}"] = _minority_reference(items, memberships, target, categories,
+        expected[f"u{u}"] = ref.minority_attainment_missing(items, memberships, target, categories,
                                                 ref.rank_weight_list(spec, len(items)))
     recs = pd.concat(frames, ignore_index=True)
     target_frame = pd.DataFrame.from_dict(targets, orient="index")

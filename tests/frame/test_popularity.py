@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import reference as ref
 from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rerank import popularity_categories
 from rerank.errors import InputError
+from rerank.testing import reference_beyond as bref
 
 
 def _history(items):
@@ -55,7 +55,7 @@ def test_bad_shares(head, tail):
 )
 def test_matches_reference(items, head, tail):
     got = popularity_categories(_history(items), head=head, tail=tail)
-    assert got.set_index("item_id")["category"].to_dict() == ref.popularity_labels(items, head, tail)
+    assert got.set_index("item_id")["category"].to_dict() == bref.popularity_labels(items, head, tail)
     if items:  # the head holds at least head·T interactions; the tail at least tail·T
         counts = pd.Series(items).value_counts()
         by_label = got.set_index("item_id")["category"]

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import inspect
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
 import pytest
-import reference as ref
 from budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rerank import CalibratedReranker, RerankOptions
 from rerank.distributions import item_categories_from_frame, target_distributions
+from rerank.testing import reference as ref
+from rerank.testing.strategies import rerank_inputs
 
 CATS = pd.DataFrame(
     {
@@ -132,45 +134,28 @@ def test_item_category_weights_are_normalised_per_item():
     assert has_mass.all()
 
 
-@st.composite
-def frame_instances(draw):
-    n_items = draw(st.integers(1, 8))
-    items = [f"item-{i}" for i in range(n_items)]
-    cat_rows = [(i, f"g{g}") for i in items for g in draw(st.lists(st.integers(0, 2), max_size=2, unique=True))]
-    users = [f"user-{u}" for u in range(draw(st.integers(1, 4)))]
-    hist_rows = [(u, draw(st.sampled_from(items))) for u in users[:-1] for _ in range(draw(st.integers(0, 4)))]
-    cand_rows = []
-    for u in users:
-        chosen = draw(st.permutations(items))[: draw(st.integers(1, n_items))]
-        cand_rows += [(u, i, draw(st.sampled_from([0.1, 0.5, 0.9]) | st.floats(-1, 1))) for i in chosen]
-    return (
-        pd.DataFrame(cat_rows, columns=["item_id", "category"]).astype(str)
-        if cat_rows
-        else pd.DataFrame({"item_id": ["item-0"], "category": ["g0"]}).iloc[:0],
-        pd.DataFrame(hist_rows, columns=["user_id", "item_id"]),
-        pd.DataFrame(cand_rows, columns=["user_id", "item_id", "score"]),
-    )
-
-
 @settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=frame_instances(), k=st.integers(1, 5), lam=st.floats(0, 1))
-def test_frame_api_equals_reference_per_user(data, k, lam):
-    cats, hist, cand = data
-    if cats.empty:
-        cats = pd.DataFrame({"item_id": ["unused"], "category": ["g0"]})
-    reranker = CalibratedReranker(k=k, lam=lam, normalize=None).fit(hist, cats)
-    out = reranker.rerank(cand)
-    table = reranker.item_categories_
-    dense = pd.DataFrame(table.matrix.toarray(), index=table.items, columns=table.categories)
-    for user, group in cand.groupby("user_id", sort=False):
-        p = reranker.target_distributions([user]).iloc[0].tolist()
-        item_cats = [
-            {g: dense.loc[i].iloc[g] for g in range(len(p)) if i in dense.index and dense.loc[i].iloc[g] > 0}
-            for i in group["item_id"]
-        ]
-        chosen = ref.greedy(group["score"].tolist(), item_cats, p, k, lam)
-        expected = group["item_id"].iloc[chosen].tolist()
-        assert out.loc[out["user_id"] == user, "item_id"].tolist() == expected
+@given(inputs=rerank_inputs(max_candidates=8, extreme_scores=False), k=st.integers(1, 5), lam=st.floats(0, 1))
+def test_frame_api_equals_reference_per_user(inputs, k, lam):
+    """Every user's list is the reference greedy's on targets the reference computes itself from
+    the frames (Steck eq. 1, cold users on the population mean), whatever the id kinds."""
+    history, cats, cand = inputs
+    out = CalibratedReranker(k=k, lam=lam, normalize=None).fit(history, cats).rerank(cand)
+    shares, categories = ref.item_shares(zip(cats["item_id"].tolist(), cats["category"].tolist(), repeat(1.0)))
+    targets, population = ref.user_targets(
+        zip(history["user_id"].tolist(), history["item_id"].tolist(), repeat(1.0)), shares, categories
+    )
+    index = {g: n for n, g in enumerate(categories)}
+    lists = {}
+    for user, item in zip(out["user_id"].tolist(), out["item_id"].tolist(), strict=True):
+        lists.setdefault(user, []).append(item)
+    users = cand["user_id"].tolist()
+    for user in dict.fromkeys(users):
+        rows = [j for j, u in enumerate(users) if u == user]
+        items = [cand["item_id"].iloc[j] for j in rows]
+        item_cats = [{index[g]: a for g, a in shares.get(i, {}).items()} for i in items]
+        chosen = ref.greedy([cand["score"].iloc[j] for j in rows], item_cats, targets.get(user, population), k, lam)
+        assert lists[user] == [items[j] for j in chosen]
 
 
 # ----------------------------------------------------------------------------- parameters (scikit-learn's rules)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import reference as ref
 
 from rerank import CalibratedReranker
 from rerank.errors import InputError
+from rerank.testing import reference_beyond as bref
 
 CATS = pd.DataFrame({"item_id": ["a1", "a2", "a3", "b1", "b2", "b3"],
                      "category": ["a", "a", "a", "b", "b", "b"]})
@@ -44,7 +44,7 @@ def test_frame_equals_the_reference_with_an_unknown_shown_item():
     got = out.loc[out["user_id"] == "v", "item_id"].tolist()
     cats = {"a1": {0: 1.0}, "b1": {1: 1.0}, "zz": {}, "b2": {1: 1.0}, "qq": {}}
     p = reranker.target_distributions(["v"]).loc["v"].tolist()
-    chosen = ref.general_greedy([0.5, 0.4, 0.3], [cats["a1"], cats["b1"], cats["zz"]], p, 2, 0.7,
+    chosen = bref.general_greedy([0.5, 0.4, 0.3], [cats["a1"], cats["b1"], cats["zz"]], p, 2, 0.7,
                                 rank_weights="dcg", shown_cats=[cats["b2"], cats["qq"]])  # by rank: b2 then qq
     assert got == [["a1", "b1", "zz"][j] for j in chosen]
     assert reranker.report_.shown_removed["v"] == 0

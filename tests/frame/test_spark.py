@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from rerank import CalibratedReranker
 from rerank.spark import worker_reranker
+from rerank.testing.strategies import rerank_inputs
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")
 
@@ -116,53 +117,33 @@ def test_rerank_spark_equals_rerank(spark, int_data, str_data, ids, by, options)
     assert_same_rows(out, reranker.rerank(candidates))
 
 
-@st.composite
-def small_instances(draw):
-    """A few users with 0-12 candidates each, scores from a small set (many ties), string or
-    integer ids, items with 0-2 of 3 categories, some users cold."""
-    string_ids = draw(st.booleans())
-    n_items = draw(st.integers(1, 15))
-    cats = [draw(st.lists(st.sampled_from("abc"), max_size=2, unique=True)) for _ in range(n_items)]
-    item_categories = pd.DataFrame(
-        [(i, g) for i, gs in enumerate(cats) for g in gs], columns=["item_id", "category"]
-    ).astype({"item_id": np.int64, "category": str})
-    history_rows, cand_rows = [], []
-    for u in range(draw(st.integers(1, 6))):
-        for i in draw(st.lists(st.integers(0, n_items - 1), max_size=4)):
-            history_rows.append((u, i))
-        for i in draw(st.lists(st.integers(0, n_items + 2), max_size=12, unique=True)):
-            cand_rows.append((u, i, draw(st.sampled_from([0.0, 0.25, 0.5, 1.0]))))
-    history = pd.DataFrame(history_rows, columns=["user_id", "item_id"]).astype(np.int64)
-    candidates = pd.DataFrame(cand_rows, columns=["user_id", "item_id", "score"]).astype(
-        {"user_id": np.int64, "item_id": np.int64, "score": float}
-    )
-    order = draw(st.permutations(range(len(candidates))))
-    candidates = candidates.iloc[list(order)].reset_index(drop=True)
-    if string_ids:
-        for frame in (history, candidates, item_categories):
-            for column in ("user_id", "item_id"):
-                if column in frame:
-                    frame[column] = column[0] + frame[column].astype(str)
-    return history, item_categories, candidates
+def spark_type(series: pd.Series):
+    """The Spark type of an integer or string id column."""
+    from pyspark.sql.types import LongType, StringType
+
+    return LongType() if pd.api.types.is_integer_dtype(series) else StringType()
+
+
+#: A few users with up to 12 candidates each, many score ties, integer or string ids (Spark has
+#: no unsigned integers), items with up to 3 categories or none, some users cold.
+SMALL_INPUTS = rerank_inputs(max_users=6, max_candidates=12, id_kinds=("int", "str"), ties=True,
+                             extreme_scores=False)
 
 
 @settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=small_instances(), k=st.integers(1, 5), lam=st.sampled_from([0.0, 0.3, 0.9]),
+@given(data=SMALL_INPUTS, k=st.integers(1, 5), lam=st.sampled_from([0.0, 0.3, 0.9]),
        by=st.sampled_from(["bucket", "user"]))
 def test_rerank_spark_equals_rerank_property(spark, data, k, lam, by):
-    from pyspark.sql.types import LongType, StringType, StructField, StructType
+    from pyspark.sql.types import StructField, StructType
 
     history, item_categories, candidates = data
-    if candidates.empty:
-        return
     reranker = CalibratedReranker(k=k, lam=lam).fit(history, item_categories)
     expected = sorted_rows(reranker.rerank(candidates))
     got = sorted_rows(reranker.rerank_spark(spark.createDataFrame(candidates), by=by, n_buckets=2).toPandas())
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
     # fit_spark on the same (possibly empty) history and item table gives the same targets
-    id_type = StringType() if history["user_id"].dtype != np.int64 else LongType()
-    h_schema = StructType([StructField("user_id", id_type), StructField("item_id", id_type)])
-    c_schema = StructType([StructField("item_id", id_type), StructField("category", StringType())])
+    h_schema = StructType([StructField(c, spark_type(history[c])) for c in ("user_id", "item_id")])
+    c_schema = StructType([StructField(c, spark_type(item_categories[c])) for c in ("item_id", "category")])
     distributed = CalibratedReranker(k=k, lam=lam).fit_spark(
         spark.createDataFrame(history, schema=h_schema), spark.createDataFrame(item_categories, schema=c_schema)
     )

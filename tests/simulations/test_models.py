@@ -4,7 +4,6 @@ candidates equal rerank.adapters.ImplicitAdapter's (same model), and the trainin
 
 import numpy as np
 import pytest
-import reference as ref
 import scipy.sparse as sp
 from contract import AdapterContract, Subject
 from rerank.adapters import ImplicitAdapter
@@ -15,6 +14,7 @@ from rerank.simulations.world import RoundRelevance, make_world, sample_organic
 from threadpoolctl import threadpool_limits
 
 from rerank import CandidateLists
+from rerank.testing import reference as ref
 
 # ---------------------------------------------------------------- the adapter contract
 RNG = np.random.default_rng(15)

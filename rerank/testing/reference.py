@@ -1,21 +1,38 @@
-"""The tests' one reference: slow, obviously-correct pure Python (no numpy in the logic).
+"""The pure-Python reference: slow, obviously correct, no numpy in the logic.
 
-Everything is written straight from the definitions of docs/design.md §3-§4, never from the
-package's code (which it does not import):
+``rerank.testing.reference`` is the one reference of the project's tests and of
+:func:`rerank.testing.check_reranker`, shipped so that users can compare their own reranker
+with it. Everything is written straight from the definitions of docs/design.md §3-§4, never
+from the package's code (it imports nothing of ours but its own second half,
+:mod:`rerank.testing.reference_metrics`, and no third-party library):
 
 * the calibrated greedy, its safeguard and brute force — the full objective of a list is
   recomputed from scratch for every candidate at every step, with plain loops and dicts;
 * quota mode and PM-2, by brute-force enumeration;
-* the adapters' top-n, one user and one item at a time.
+* the adapters' top-n, one user and one item at a time;
+* targets ``p(g|u)`` from history and item-category rows (Steck eq. 1, cold users on the
+  population mean), and the metrics: list distribution, divergences, minority attainment,
+  intra-list diversity.
 
-(``rerank/reference.py`` is a different thing on purpose: the slow greedies shipped with the
-package for ``rerank bench``; see docs/design.md §8.)
+A *list* is a list of local positions ``j`` into one user's candidates (``scores[j]``,
+``item_cats[j]`` a dict ``{category: p(g|i)}``); ``p`` a list of target shares.
+
+(``rerank/reference.py`` is a different thing on purpose: the slow greedies shipped for
+``rerank bench``; see docs/design.md §8.)
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from itertools import combinations
+
+from rerank.testing.reference_metrics import (  # noqa: F401  (re-exported: one reference to import)
+    intra_list_diversity,
+    item_shares,
+    minority_attainment_missing,
+    user_targets,
+)
 
 TIE_RTOL = 1e-12  # same tie tolerance the library documents
 
@@ -66,18 +83,20 @@ def list_distribution(chosen, item_cats, n_cat, weights):
 
 
 def objective(chosen, scores, item_cats, p, lam, alpha, divergence, weights):
-    """(1-λ) Σ s - λ C(p, q(L))."""
+    """(1-λ) Σ s - λ C(p, q(L)); at λ = 1 there is no score term (0·Σs would be NaN when the
+    sum of extreme finite scores overflows)."""
     q = list_distribution(chosen, item_cats, len(p), weights)
-    return (1 - lam) * sum(scores[j] for j in chosen) - lam * DIVERGENCES[divergence](p, q, alpha)
+    score_term = (1 - lam) * sum(scores[j] for j in chosen) if lam != 1 else 0.0
+    return score_term - lam * DIVERGENCES[divergence](p, q, alpha)
 
 
 def normalized(scores, mode):
     n = len(scores)
     if mode is None or n == 0:
         return list(scores)
-    if mode == "minmax":
-        lo, hi = min(scores), max(scores)
-        return [(s - lo) / (hi - lo) if hi > lo else 0.0 for s in scores]
+    if mode == "minmax":  # (s - min) / (max - min), exactly, rounded once (no overflow)
+        lo, hi = Fraction(min(scores)), Fraction(max(scores))
+        return [float((Fraction(s) - lo) / (hi - lo)) if hi > lo else 0.0 for s in scores]
     if mode == "rank":
         order = sorted(range(n), key=lambda j: (-scores[j], j))
         out = [0.0] * n
@@ -332,158 +351,33 @@ def frame_lists(frame, user_order=None):
     return out
 
 
-# ----------------------------------------------------------------------------- popularity groups
-
-def popularity_labels(item_rows, head=0.2, tail=0.2):
-    """Abdollahpouri's head / mid / tail from a list of interacted item ids (one per row).
-
-    Lay the interactions end to end, most popular item first; an item covers the stretch
-    after every item with a strictly larger count. Head: it reaches into the first head·T;
-    tail: it reaches into the last tail·T (counted from the other end the same way); head wins.
-    """
-    counts = {}
-    for item in item_rows:
-        counts[item] = counts.get(item, 0) + 1
-    total = sum(counts.values())
-    out = {}
-    for item, c in counts.items():
-        before = sum(other for other in counts.values() if other > c)
-        after = sum(other for other in counts.values() if other < c)
-        if before < head * total:
-            out[item] = "head"
-        elif after < tail * total:
-            out[item] = "tail"
-        else:
-            out[item] = "mid"
-    return out
+# ----------------------------------------------------------------------------- comparing objectives
+def score_sum(chosen, scores):
+    """``Σ_{j∈L} s_j`` exactly (a Fraction: no overflow, no cancellation)."""
+    return sum((Fraction(scores[j]) for j in chosen), Fraction(0))
 
 
-# ----------------------------------------------------------------------------- beyond Steck (issue 14)
-# Several attributes, a shown prefix, explanations: written from docs/design.md §3 / §9 only.
+def not_below(chosen, other, scores, item_cats, p, lam, alpha=0.01, divergence="kl", weights=None, rtol=1e-9):
+    """``F(chosen) ≥ F(other)`` up to rounding, ``F(L) = (1-λ) Σ_{j∈L} s_j - λ C(p, q(L))``.
 
-def attribute_divergence(p, q, alpha, divergence, cat_attr=None, attr_w=None):
-    """Σ_a w_a C(p_a, q_a): each attribute's categories taken on their own (one attribute:
-    the plain divergence)."""
-    if cat_attr is None:
-        return DIVERGENCES[divergence](p, q, alpha)
-    total = 0.0
-    for a, w in enumerate(attr_w):
-        cols = [g for g in range(len(p)) if cat_attr[g] == a]
-        total += w * DIVERGENCES[divergence]([p[g] for g in cols], [q[g] for g in cols], alpha)
-    return total
-
-
-def general_objective(chosen, scores, item_cats, p, lam, alpha, divergence, weights,
-                      cat_attr=None, attr_w=None, shown_cats=()):
-    """(1-λ) Σ_{chosen} s - λ Σ_a w_a C(p_a, q_a(shown + chosen)): the shown items fill the
-    first positions of q with their rank weights; only the chosen items' scores count."""
-    cats = list(shown_cats) + [item_cats[j] for j in chosen]
-    q = [0.0] * len(p)
-    total = sum(weights[: len(cats)])
-    for r, c in enumerate(cats):
-        for g, a in c.items():
-            q[g] += weights[r] * a
-    q = [x / total for x in q] if total > 0 else q
-    return (1 - lam) * sum(scores[j] for j in chosen) - lam * attribute_divergence(
-        p, q, alpha, divergence, cat_attr, attr_w
-    )
+    The score sums are exact, the divergences floats; the two may differ by at most
+    ``rtol · (1 + (1-λ) Σ |s_j| over both lists + λ (C(L) + C(other)))``, a tolerance on the
+    magnitude of the terms (an implementation summing extreme scores in floats rounds at that
+    scale). Returns ``(holds, F(chosen), F(other))``, the last two as floats (maybe ±inf)."""
+    weights = weights or [1.0] * max(len(chosen), len(other))
+    c_a = DIVERGENCES[divergence](p, list_distribution(chosen, item_cats, len(p), weights), alpha)
+    c_b = DIVERGENCES[divergence](p, list_distribution(other, item_cats, len(p), weights), alpha)
+    lam_ = Fraction(lam)
+    s_a, s_b = score_sum(chosen, scores), score_sum(other, scores)
+    diff = (1 - lam_) * (s_a - s_b) - lam_ * (Fraction(c_a) - Fraction(c_b))
+    magnitude = sum(abs(Fraction(scores[j])) for j in [*chosen, *other])
+    scale = 1 + (1 - lam_) * magnitude + lam_ * Fraction(c_a + c_b)
+    return diff >= -Fraction(rtol) * scale, _as_float((1 - lam_) * s_a - lam_ * Fraction(c_a)), \
+        _as_float((1 - lam_) * s_b - lam_ * Fraction(c_b))
 
 
-def general_greedy(scores, item_cats, p, k, lam, alpha=0.01, divergence="kl", rank_weights="uniform",
-                   normalize=None, safeguard=True, cat_attr=None, attr_w=None, shown_cats=(), excluded=()):
-    """The greedy of :func:`greedy` with several attributes and a shown prefix: candidates in
-    ``excluded`` (already shown) cannot be picked; ``shown_cats`` (their categories, in shown
-    order) occupy the first positions of q. Returns the chosen local positions."""
-    s = normalized(scores, normalize)
-    n = len(s)
-    allowed = [j for j in range(n) if j not in set(excluded)]
-    kk = min(k, len(allowed))
-    m = len(shown_cats)
-    weights = rank_weight_list(rank_weights, m + k)
-    extra = dict(cat_attr=cat_attr, attr_w=attr_w, shown_cats=shown_cats)
-
-    def top():
-        return sorted(allowed, key=lambda j: (-scores[j], j))[:kk]
-
-    chosen = top() if lam == 0 else []
-    for _ in range(kk - len(chosen)):
-        best = None
-        base = (1 - lam) * sum(s[j] for j in chosen)
-        for j in allowed:
-            if j in chosen:
-                continue
-            obj = general_objective(chosen + [j], s, item_cats, p, lam, alpha, divergence, weights, **extra) - base
-            cand = (obj, s[j], j)
-            if best is None or _better(cand, best):
-                best = cand
-        chosen.append(best[2])
-    if safeguard and lam != 0 and kk:
-        t = top()
-        g_obj = general_objective(chosen, s, item_cats, p, lam, alpha, divergence, weights, **extra)
-        t_obj = general_objective(t, s, item_cats, p, lam, alpha, divergence, weights, **extra)
-        if t_obj > g_obj + TIE_RTOL * (1 + max(abs(g_obj), abs(t_obj))):
-            chosen = t
-    return chosen
-
-
-def explain_reference(scores, item_cats, p, lam, chosen, used_topk, alpha=0.01, divergence="kl",
-                      rank_weights="uniform", normalize=None, cat_attr=None, attr_w=None, shown_cats=(), excluded=()):
-    """Why each item of ``chosen`` (pick order) is there, from docs/design.md §9.4 only:
-    [(input_rank, score_gain, calibration_gain, reason)] recomputed from the candidates."""
-    s = normalized(scores, normalize)
-    allowed = [j for j in range(len(scores)) if j not in set(excluded)]
-    kk = len(chosen)
-    m = len(shown_cats)
-    weights = rank_weight_list(rank_weights, m + kk)
-
-    def c_of(prefix_items):
-        cats = list(shown_cats) + [item_cats[j] for j in prefix_items]
-        if not cats:
-            return 0.0
-        total = sum(weights[: len(cats)])
-        q = [0.0] * len(p)
-        for r, c in enumerate(cats):
-            for g, a in c.items():
-                q[g] += weights[r] * a
-        return attribute_divergence(p, [x / total for x in q], alpha, divergence, cat_attr, attr_w)
-
-    out = []
-    for r, j in enumerate(chosen):
-        rank = 1 + sum(1 for i in allowed if (-scores[i], i) < (-scores[j], j))
-        score_gain = 0.0 if lam == 1 else (1 - lam) * s[j]
-        calibration_gain = 0.0 if lam == 0 else -lam * (c_of(chosen[: r + 1]) - c_of(chosen[:r]))
-        reason = "safeguard" if used_topk else ("score" if rank <= kk else "calibration")
-        out.append((rank, score_gain, calibration_gain, reason))
-    return out
-
-
-# λ from a budget (docs/design.md §9.5): the documented grid, smallest first
-AUTO_LAMBDAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0)
-
-
-def list_divergence(chosen, item_cats, p, alpha, divergence, rank_weights, cat_attr=None, attr_w=None, shown_cats=()):
-    """C(P ∪ L) of a list as returned (after its shown prefix)."""
-    cats = list(shown_cats) + [item_cats[j] for j in chosen]
-    if not cats:
-        return 0.0
-    weights = rank_weight_list(rank_weights, len(cats))
-    total = sum(weights)
-    q = [0.0] * len(p)
-    for r, c in enumerate(cats):
-        for g, a in c.items():
-            q[g] += weights[r] * a
-    return attribute_divergence(p, [x / total for x in q], alpha, divergence, cat_attr, attr_w)
-
-
-def auto_lambda(scores, item_cats, p, k, budget, alpha=0.01, divergence="kl", rank_weights="uniform",
-                cat_attr=None, attr_w=None, shown_cats=(), **options):
-    """The smallest grid λ whose reference-greedy list has C ≤ budget, else 1: (λ, list, C, all C)."""
-    seen = []
-    for lam in AUTO_LAMBDAS:
-        chosen = general_greedy(scores, item_cats, p, k, lam, alpha=alpha, divergence=divergence,
-                                rank_weights=rank_weights, cat_attr=cat_attr, attr_w=attr_w, shown_cats=shown_cats,
-                                **options)
-        c = list_divergence(chosen, item_cats, p, alpha, divergence, rank_weights, cat_attr, attr_w, shown_cats)
-        seen.append(c)
-        if c <= budget or lam == 1.0:
-            return lam, chosen, c, seen
+def _as_float(x: Fraction) -> float:
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
