@@ -25,15 +25,37 @@ from rerank.schemas import history_times, validate_history, validate_item_catego
 
 @dataclass(frozen=True)
 class ItemCategories:
-    """Item ids, category names and the row-normalised item × category CSR ``matrix``."""
+    """Item ids, category names and the row-normalised item × category CSR ``matrix``.
+
+    With an ``attribute`` column (several attributes, docs/design.md §3) ``categories`` is a
+    MultiIndex ``(attribute, category)`` sorted by attribute, ``attributes`` the attribute names
+    and ``attribute_codes`` (G) the attribute of each column; each item's row sums to 1 *within*
+    each attribute it has. Without one, ``attributes`` and ``attribute_codes`` are ``None``.
+    """
 
     items: pd.Index
     categories: pd.Index
     matrix: sp.csr_matrix
+    attributes: pd.Index | None = None
+    attribute_codes: np.ndarray | None = None
 
     def rows_for(self, item_ids) -> np.ndarray:
         """Row of each item id; ``-1`` for items this table does not know."""
         return self.items.get_indexer(item_ids)
+
+    @property
+    def n_attributes(self) -> int:
+        return 1 if self.attributes is None else len(self.attributes)
+
+    def attribute_table(self, name) -> ItemCategories:
+        """The one-attribute table of attribute ``name`` (its columns of ``matrix``)."""
+        if self.attributes is None:
+            raise KeyError(f"this item table has no attribute column (asked for {name!r})")
+        code = self.attributes.get_loc(name)
+        columns = np.flatnonzero(self.attribute_codes == code)
+        return ItemCategories(
+            self.items, pd.Index(self.categories.get_level_values(1)[columns]), self.matrix[:, columns].tocsr(),
+        )
 
 
 def item_categories_from_frame(frame, *, items=None) -> ItemCategories:
@@ -49,14 +71,52 @@ def item_categories_from_frame(frame, *, items=None) -> ItemCategories:
     item_index = pd.Index(pd.unique(frame["item_id"]))
     if items is not None:
         item_index = pd.Index(pd.unique(pd.Index(items).append(item_index)))
-    cat_codes, cat_index = pd.factorize(frame["category"], sort=True)
     rows = item_index.get_indexer(frame["item_id"])
+    if "attribute" not in frame.columns:
+        cat_codes, cat_index = pd.factorize(frame["category"], sort=True)
+        matrix = sp.csr_matrix(
+            (weights, (rows, cat_codes)), shape=(len(item_index), len(cat_index)), dtype=np.float64
+        )
+        matrix.sum_duplicates()
+        matrix.eliminate_zeros()
+        return ItemCategories(item_index, pd.Index(cat_index), normalize_rows(matrix))
+    # several attributes: one column per (attribute, category), sorted by attribute then category
+    attr_codes, attributes = pd.factorize(frame["attribute"], sort=True)
+    within_codes, within = pd.factorize(frame["category"], sort=True)
+    pair = attr_codes.astype(np.int64) * max(len(within), 1) + within_codes
+    pair_codes, pairs = pd.factorize(pair, sort=True)
+    pairs = np.asarray(pairs, dtype=np.int64)
+    pair_attr = pairs // max(len(within), 1)
+    categories = pd.MultiIndex.from_arrays(
+        [attributes[pair_attr], within[pairs % max(len(within), 1)]], names=["attribute", "category"]
+    )
     matrix = sp.csr_matrix(
-        (weights, (rows, cat_codes)), shape=(len(item_index), len(cat_index)), dtype=np.float64
+        (weights, (rows, pair_codes)), shape=(len(item_index), len(categories)), dtype=np.float64
     )
     matrix.sum_duplicates()
     matrix.eliminate_zeros()
-    return ItemCategories(item_index, pd.Index(cat_index), normalize_rows(matrix))
+    return ItemCategories(
+        item_index, categories, normalize_blocks(matrix, pair_attr), pd.Index(attributes, name="attribute"),
+        pair_attr,
+    )
+
+
+def normalize_blocks(matrix: sp.spmatrix, codes: np.ndarray | None) -> sp.csr_matrix:
+    """Scale each row to sum 1 within each attribute block (columns with the same ``codes``);
+    empty blocks stay empty. ``codes=None``: one block (:func:`normalize_rows`)."""
+    if codes is None:
+        return normalize_rows(matrix)
+    coo = sp.coo_matrix(matrix, dtype=np.float64)
+    n_attr = int(codes.max(initial=-1)) + 1
+    block = codes[coo.col]
+    sums = np.zeros((matrix.shape[0], max(n_attr, 1)))
+    np.add.at(sums, (coo.row, block), coo.data)
+    denom = sums[coo.row, block]
+    data = np.divide(coo.data, denom, out=np.zeros_like(coo.data), where=denom > 0)
+    out = sp.csr_matrix((data, (coo.row, coo.col)), shape=matrix.shape)
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out
 
 
 def normalize_rows(matrix: sp.spmatrix) -> sp.csr_matrix:
@@ -95,16 +155,25 @@ def _interactions(user_codes, item_rows, weights, n_users: int, n_items: int) ->
 
 def target_distributions(
     user_codes: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, n_users: int,
-    categories: sp.csr_matrix,
+    categories: sp.csr_matrix, attribute_codes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Dense ``p(g|u)`` (n_users × G) and a mask of users with category mass.
 
     ``p = normalize_rows(W @ A)`` where ``W[u, i] = Σ w_ui`` (a sparse users × items matrix,
-    never dense). Items with row ``-1`` (unknown) carry no mass. Users without mass get a
-    zero row and ``False`` in the mask.
+    never dense); with several attributes each attribute's block of columns is normalised on
+    its own (``attribute_codes``). Items with row ``-1`` (unknown) carry no mass. Users without
+    mass get a zero row and ``False`` in the mask (with several attributes: no mass in any; a
+    block without mass stays zero here, see :func:`fill_empty_blocks`).
     """
     interactions = _interactions(user_codes, item_rows, weights, n_users, categories.shape[0])
     mass = (interactions @ categories).toarray()
+    if attribute_codes is not None:
+        totals = np.zeros((n_users, int(attribute_codes.max(initial=-1)) + 1))
+        for code in range(totals.shape[1]):
+            totals[:, code] = mass[:, attribute_codes == code].sum(axis=1)
+        denom = totals[:, attribute_codes]
+        targets = np.divide(mass, denom, out=np.zeros_like(mass), where=denom > 0)
+        return targets, (totals > 0).any(axis=1)
     totals = mass.sum(axis=1)
     has_mass = totals > 0
     targets = np.zeros_like(mass)
@@ -114,7 +183,7 @@ def target_distributions(
 
 def fitted_targets(
     user_codes: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, n_users: int,
-    categories: sp.csr_matrix, block_bytes: int = 32 << 20,
+    categories: sp.csr_matrix, block_bytes: int = 32 << 20, attribute_codes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The fitted target table: ``p(g|u)`` of each user with mass (in order of first
     appearance), then one last row, the population target (:func:`population_distribution`);
@@ -139,17 +208,49 @@ def fitted_targets(
     for block in blocks:
         mass = (interactions[block] @ categories).toarray()
         warm = mass if has_mass[block].all() else mass[has_mass[block]]
-        np.divide(warm, warm.sum(axis=1)[:, None], out=targets[row:row + len(warm)])
+        if attribute_codes is None:
+            np.divide(warm, warm.sum(axis=1)[:, None], out=targets[row:row + len(warm)])
+        else:  # each attribute's block on its own (a block without mass stays 0, filled below)
+            denom = np.zeros_like(warm)
+            for code in range(int(attribute_codes.max(initial=-1)) + 1):
+                columns = attribute_codes == code
+                denom[:, columns] = warm[:, columns].sum(axis=1)[:, None]
+            np.divide(warm, denom, out=targets[row:row + len(warm)], where=denom > 0)
         row += len(warm)
-    targets[n_warm] = population_distribution(targets[:n_warm], np.ones(n_warm, dtype=bool))
+    targets[n_warm] = population_distribution(targets[:n_warm], np.ones(n_warm, dtype=bool), attribute_codes)
+    if attribute_codes is not None:
+        targets[:n_warm] = fill_empty_blocks(targets[:n_warm], targets[n_warm], attribute_codes)
     return targets, has_mass
 
 
-def population_distribution(targets: np.ndarray, has_mass: np.ndarray) -> np.ndarray:
+def fill_empty_blocks(targets: np.ndarray, population: np.ndarray, attribute_codes: np.ndarray | None) -> np.ndarray:
+    """Several attributes: a user with mass in some attributes but none in another gets that
+    attribute's block of the population target (the cold-user fallback, per attribute)."""
+    if attribute_codes is None:
+        return targets
+    out = targets.copy()
+    for code in range(int(attribute_codes.max(initial=-1)) + 1):
+        columns = np.flatnonzero(attribute_codes == code)
+        empty = out[:, columns].sum(axis=1) == 0
+        out[np.ix_(empty, columns)] = population[columns]
+    return out
+
+
+def population_distribution(
+    targets: np.ndarray, has_mass: np.ndarray, attribute_codes: np.ndarray | None = None,
+) -> np.ndarray:
     """Fallback target for cold users: the mean of the warm users' ``p(g|u)``.
 
-    Uniform over categories when no user has mass.
+    Uniform over categories when no user has mass. With several attributes, per attribute:
+    the mean over the users with mass in that attribute (uniform over its categories if none).
     """
+    if attribute_codes is not None:
+        out = np.zeros(targets.shape[1])
+        for code in range(int(attribute_codes.max(initial=-1)) + 1):
+            columns = np.flatnonzero(attribute_codes == code)
+            block = targets[:, columns]
+            out[columns] = population_distribution(block, block.sum(axis=1) > 0)
+        return out
     n_cat = targets.shape[1]
     if not has_mass.any():
         return np.full(n_cat, 1.0 / max(n_cat, 1))

@@ -252,8 +252,27 @@ def user_metrics(
     ``alpha``), ``minority_attainment``, ``minority_missing``, ``minority_share``,
     ``category_coverage``; with ``held_out`` and ``k`` also ``precision``, ``recall``, ``ndcg``.
     Undefined values are NaN as in the single-metric functions.
+
+    Several attributes (an item table with an ``attribute`` column, docs/design.md §3): every
+    category metric is computed per attribute, on that attribute's own ``p_a`` and ``q_a``, in
+    columns ``name[attribute]`` (e.g. ``miscalibration_kl[genre]``); no unsuffixed blend.
     """
-    users, p, q = list_and_target(recs, targets, item_categories, rank_weights)
+    table = _as_table(item_categories)
+    if table.n_attributes > 1:
+        frame = pd.concat(
+            [
+                user_metrics(recs, targets[name], table.attribute_table(name), rank_weights=rank_weights, alpha=alpha)
+                .add_suffix(f"[{name}]")
+                for name in table.attributes
+            ],
+            axis=1,
+        )
+        if held_out is not None:
+            if k is None:
+                raise ValueError("k is needed with held_out")
+            frame = frame.join(precision_recall_ndcg(recs, held_out, k))
+        return frame
+    users, p, q = list_and_target(recs, targets, table, rank_weights)
     frame = pd.DataFrame(
         {f"miscalibration_{name}": divergence_rows(p, q, name, alpha) for name in ("kl", "hellinger", "chi2")},
         index=users,
@@ -270,8 +289,22 @@ def user_metrics(
 
 
 def summarize(recs, targets, item_categories, held_out=None, k: int | None = None, n_items: int | None = None) -> dict:
-    """Averages over users of every metric (NaN per-user values skipped and counted)."""
+    """Averages over users of every metric (NaN per-user values skipped and counted). Several
+    attributes: the category metrics per attribute, keys ``name[attribute]``."""
     table = _as_table(item_categories)
+    if table.n_attributes > 1:
+        out = {}
+        for name in table.attributes:
+            part = summarize(recs, targets[name], table.attribute_table(name))
+            out.update({f"{key}[{name}]": value for key, value in part.items() if key != "exposure_gini"})
+        if held_out is not None:
+            per_user = precision_recall_ndcg(recs, held_out, k)
+            out.update({name: float(per_user[name].mean()) for name in ("precision", "recall", "ndcg")})
+            out["users_without_held_out"] = int(per_user["precision"].isna().sum())
+        if n_items is not None:
+            out["catalogue_coverage"] = catalogue_coverage(recs, n_items)
+        out["exposure_gini"] = exposure_gini(recs, catalogue=table.items if n_items is None else None)
+        return out
     per_user = user_metrics(recs, targets, table, held_out, k)
     out: dict[str, float] = {}
     for name in ("kl", "hellinger", "chi2"):

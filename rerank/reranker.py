@@ -31,6 +31,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from rerank import schemas
+from rerank.beyond import attributes_of, explanation_columns, report_fields, shown_problem
 from rerank.distributions import fitted_targets, history_weights, item_categories_from_frame
 from rerank.engine.arrays import Problem, solve
 from rerank.engine.options import MAX_ENUMERATE, RerankOptions
@@ -83,7 +84,8 @@ class CalibratedReranker:
     ----------
     k : list length.
     lam : λ in [0, 1]; a float for everyone, the name of a candidates column holding a per-user
-        λ (constant within a user), or a mapping / Series ``user_id -> λ``.
+        λ (constant within a user), a mapping / Series ``user_id -> λ``, or ``"auto"`` with
+        ``max_miscalibration=τ``: per user the smallest grid λ with ``C ≤ τ`` (design §9.5).
     alpha : KL smoothing α in (0, 1): ``q̃ = (1-α) q + α p``.
     divergence : ``"kl"``, ``"hellinger"`` or ``"chi2"`` (Pearson χ² on ``q̃``).
     rank_weights : ``"uniform"``, ``"dcg"`` or an array of k weights for ``q`` (Steck eq. 2).
@@ -104,6 +106,8 @@ class CalibratedReranker:
     solver : ``"greedy"`` or ``"exact"`` (certified optimum for uniform rank weights,
         :mod:`rerank.engine.exact`; at most ``time_limit`` seconds per user, enumeration up to
         ``max_enumerate`` subsets; gaps in ``report_.exact_gap``).
+    attribute_weights : ``{attribute: w_a}`` for ``Σ_a w_a C(p_a, q_a)`` when ``item_categories``
+        has an ``attribute`` column (normalised; default equal; docs/design.md §9.1).
     refine : ``None`` (the list as built) or ``"swap"``: start from the better of the list and
         top-k, then make improving single swaps (a listed item out, a candidate in at its
         position) until none improves the objective (:mod:`rerank.engine.refine`; greedy and
@@ -143,6 +147,8 @@ class CalibratedReranker:
         solver: str = "greedy",
         time_limit: float = 10.0,
         max_enumerate: int = MAX_ENUMERATE,
+        attribute_weights=None,
+        max_miscalibration: float | None = None,
         refine: str | None = None,
         max_swaps: int | None = DEFAULT_MAX_SWAPS,
         id_match: str = "exact",
@@ -164,20 +170,24 @@ class CalibratedReranker:
         self.solver = solver
         self.time_limit = time_limit
         self.max_enumerate = max_enumerate
+        self.attribute_weights = attribute_weights
+        self.max_miscalibration = max_miscalibration
         self.refine = refine
         self.max_swaps = max_swaps
         self.id_match = id_match
 
     @classmethod
     def from_options(
-        cls, options: RerankOptions, *, lam=None, half_life=None, n_threads=None, id_match: str = "exact"
+        cls, options: RerankOptions, *, lam=None, half_life=None, n_threads=None, id_match: str = "exact",
+        attribute_weights=None,
     ) -> CalibratedReranker:
         """A reranker with the settings of ``options``; ``lam`` (e.g. a column name) replaces
         ``options.lam`` when given."""
         params = options.as_dict()
         if lam is not None:
             params["lam"] = lam
-        return cls(**params, half_life=half_life, n_threads=n_threads, id_match=id_match)
+        return cls(**params, half_life=half_life, n_threads=n_threads, id_match=id_match,
+                   attribute_weights=attribute_weights)
 
     def get_params(self) -> dict:
         """The constructor parameters, as scikit-learn's ``get_params`` returns them."""
@@ -191,7 +201,8 @@ class CalibratedReranker:
         """Check every parameter and return the :class:`rerank.RerankOptions` that ``fit`` stores
         as ``options_`` (``lam`` is ``None`` there when it is a column or a mapping)."""
         lam = self.lam
-        if isinstance(lam, str):
+        auto = lam == "auto"  # λ from a budget (docs/design.md §9.5); RerankOptions checks the budget
+        if isinstance(lam, str) and not auto:
             if lam in schemas.CANDIDATE_COLUMNS:
                 raise InputError(f"lam names the column {lam!r}, which is not a per-user lambda column")
             if _looks_like_number(lam):
@@ -199,8 +210,8 @@ class CalibratedReranker:
                     f"lam must be a number or the name of a candidates column; got the string {lam!r} "
                     f"(did you mean {float(lam)}?)"
                 )
-        per_user = isinstance(lam, str | Mapping | pd.Series)
-        if not per_user:
+        per_user = isinstance(lam, str | Mapping | pd.Series) and not auto
+        if not per_user and not auto:
             check_unit_interval("lam", lam)
         params = self.get_params()
         fields = {name: params[name] for name in RerankOptions.__dataclass_fields__}
@@ -238,7 +249,7 @@ class CalibratedReranker:
         user_codes, users = pd.factorize(id_array(frame["user_id"]), sort=False)
         targets, has_mass = fitted_targets(
             user_codes, lookup(pd.Index(id_array(table.items)), id_array(frame["item_id"])), weights, len(users),
-            table.matrix,
+            table.matrix, attribute_codes=table.attribute_codes,
         )
         return self._set_fitted(table, users, targets, has_mass)
 
@@ -254,9 +265,11 @@ class CalibratedReranker:
             [table.matrix, sp.csr_matrix((1, table.matrix.shape[1]))], format="csr"
         )
         self.users_ = pd.Index(id_array(pd.Index(users)))[has_mass]
-        # Last row: the population target for cold users.
+        # Last row: the population target for cold users (with several attributes, per attribute
+        # also for users without mass in one of them: rerank.distributions.fitted_targets).
         self.targets_ = targets
         self.population_target_ = targets[-1]
+        self.attributes_ = attributes_of(table, self.attribute_weights)
         return self
 
     def fit_spark(self, history, item_categories) -> CalibratedReranker:
@@ -310,6 +323,8 @@ class CalibratedReranker:
 
     # ------------------------------------------------------------------ rerank
     def _lam_per_user(self, candidates: pd.DataFrame, csr: CandidateCSR) -> np.ndarray:
+        if self.options_.lam == "auto":  # searched per user by the engine
+            return np.zeros(len(csr.users), dtype=np.float64)
         if isinstance(self.lam, str):
             values = per_user_values(candidates, self.lam, csr)
             return check_lam_array(values, len(csr.users), csr.users)
@@ -334,11 +349,18 @@ class CalibratedReranker:
             csr.item_kind, "candidates column 'item_id'", kinds["item_id"], "the item_categories' item_id"
         )
 
-    def rerank(self, candidates: pd.DataFrame, *, on_invalid: str = "raise", return_report: bool = False):
+    def rerank(
+        self, candidates: pd.DataFrame, *, on_invalid: str = "raise", return_report: bool = False, shown=None,
+        explain: bool = False,
+    ):
         """Rerank each user's candidates; returns ``user_id, item_id, score, rank`` (rank from 1),
         or with ``return_report=True`` a :class:`Reranked` ``(frame, report)`` holding this
         call's :class:`RerankReport` (``report_`` also keeps the last call's, for
         single-threaded use; concurrent calls on one reranker should take the returned one).
+
+        ``shown``: a frame ``user_id, item_id`` (+ ``rank``) of items already shown, the first
+        positions of ``q``, not picked again (docs/design.md §9.3). ``explain=True`` adds
+        ``input_rank, score_gain, calibration_gain, reason`` (§9.4).
 
         Users keep the order in which they first appear; ``score`` is the input score (float64);
         the id columns keep their input values and dtype (docs/inputs.md, "Ids").
@@ -348,13 +370,15 @@ class CalibratedReranker:
         match nothing fitted give a :class:`RerankWarning` saying what to do.
         """
         check_bool("return_report", return_report)
-        out, report = self._rerank(candidates, on_invalid)
+        out, report = self._rerank(candidates, on_invalid, shown=shown, explain=explain)
         self.report_ = report
         for message in report.warnings:
             warnings.warn(message, RerankWarning, stacklevel=2)
         return Reranked(out, report) if return_report else out
 
-    def _rerank(self, candidates: pd.DataFrame, on_invalid: str) -> tuple[pd.DataFrame, RerankReport]:
+    def _rerank(
+        self, candidates: pd.DataFrame, on_invalid: str, *, shown=None, explain: bool = False,
+    ) -> tuple[pd.DataFrame, RerankReport]:
         """``rerank`` without side effects: the output and its report (streaming uses it)."""
         self.check_fitted()
         csr = candidates_to_csr(candidates, on_invalid=on_invalid)
@@ -363,13 +387,16 @@ class CalibratedReranker:
         item_rows = self.item_rows(csr.item_ids)
         unknown = item_rows == self.category_matrix_.shape[0] - 1
         # The frame was validated once (candidates_to_csr); the engine takes the arrays as checked.
+        text = getattr(self, "id_match", "exact") == "text"  # integers meet text by their decimal form
+        prefix, excluded = (None, None) if shown is None else shown_problem(shown, csr, self.item_rows, text)
         problem = Problem(
             csr.lists(item_rows), self.category_matrix_, self.targets_, target_rows,
-            self._lam_per_user(candidates, csr),
+            self._lam_per_user(candidates, csr), self.attributes_, prefix, excluded,
         )
-        result = solve(problem, self.options_, self.n_threads)
+        result = solve(problem, self.options_, self.n_threads, explain=check_bool("explain", explain))
         out = output_frame(csr, result.indptr, result.positions)
-        lengths = np.diff(csr.indptr)
+        reasons = explanation_columns(out, result)
+        lengths = np.diff(csr.indptr) - (0 if result.shown_removed is None else result.shown_removed)
         k = self.options_.k
         users = restore(csr.users, csr.user_dtype)  # the report names users in the input's dtype
         hints = {}
@@ -394,6 +421,7 @@ class CalibratedReranker:
                                len(self.item_categories_.items)),
             n_rows_unknown_item=int(unknown.sum()),
             id_hints={column: hint for column, hint in hints.items() if hint is not None},
+            **report_fields(users, result, reasons, self.options_),
             swaps=_per_user(users, result.swaps, "swaps"),
             swap_cap_hit=_per_user(users, result.swap_cap_hit, "swap_cap_hit"),
         )

@@ -42,7 +42,7 @@ import scipy.sparse as sp
 from rerank import schemas
 from rerank.distributions import fitted_targets, item_categories_from_frame
 from rerank.errors import InputError, InputTypeError
-from rerank.params import check_choice, check_whole
+from rerank.params import check_bool, check_choice, check_whole
 
 POSITION_COLUMN = "__rerank_position"
 BUCKET_COLUMN = "__rerank_bucket"
@@ -84,10 +84,14 @@ def worker_reranker(reranker):
     return local
 
 
-def rerank_group(reranker, frame: pd.DataFrame, position_col: str, on_invalid: str = "raise") -> pd.DataFrame:
-    """Rerank one pandas group (one user or one bucket of users) in input order."""
+def rerank_group(
+    reranker, frame: pd.DataFrame, position_col: str, on_invalid: str = "raise", shown: pd.DataFrame | None = None,
+    explain: bool = False,
+) -> pd.DataFrame:
+    """Rerank one pandas group (one user or one bucket of users) in input order; ``shown``: the
+    group's shown items with their shown order in ``rank``."""
     order = np.argsort(frame[position_col].to_numpy(), kind="stable")
-    return reranker.rerank(frame.take(order), on_invalid=on_invalid)
+    return reranker.rerank(frame.take(order), on_invalid=on_invalid, shown=shown, explain=explain)
 
 
 def id_kind_of(dtype) -> str | None:
@@ -112,19 +116,27 @@ def _check_id_types(reranker, fields: dict) -> None:
             schemas.check_same_id_kind(kind, f"candidates column '{column}'", kinds[column], fitted_from)
 
 
-def output_schema(candidates):
-    """``user_id, item_id`` with the input types, ``score double``, ``rank long``."""
-    from pyspark.sql.types import DoubleType, LongType, StructField, StructType
+def output_schema(candidates, explain: bool = False, auto_lam: bool = False):
+    """``user_id, item_id`` with the input types, ``score double``, ``rank long`` (+ with
+    ``explain``: ``input_rank long, score_gain double, calibration_gain double, reason string``;
+    + with ``lam="auto"``: ``lam double``)."""
+    from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
     fields = _fields(candidates, "candidates")
-    return StructType(
-        [
-            StructField("user_id", fields["user_id"].dataType, True),
-            StructField("item_id", fields["item_id"].dataType, True),
-            StructField("score", DoubleType(), True),
-            StructField("rank", LongType(), True),
+    columns = [
+        StructField("user_id", fields["user_id"].dataType, True),
+        StructField("item_id", fields["item_id"].dataType, True),
+        StructField("score", DoubleType(), True),
+        StructField("rank", LongType(), True),
+    ]
+    if explain:
+        columns += [
+            StructField("input_rank", LongType(), True), StructField("score_gain", DoubleType(), True),
+            StructField("calibration_gain", DoubleType(), True), StructField("reason", StringType(), True),
         ]
-    )
+    if auto_lam:
+        columns.append(StructField("lam", DoubleType(), True))
+    return StructType(columns)
 
 
 def rerank_spark(
@@ -135,6 +147,8 @@ def rerank_spark(
     n_buckets: int | None = None,
     position_col: str | None = None,
     on_invalid: str = "raise",
+    shown=None,
+    explain: bool = False,
 ):
     """Rerank a Spark DataFrame ``user_id, item_id, score`` (+ the λ column if ``reranker.lam``
     names one); returns a Spark DataFrame ``user_id, item_id, score, rank`` with the same rows
@@ -152,6 +166,11 @@ def rerank_spark(
 
     ``on_invalid="skip"`` drops users with invalid rows, as ``rerank`` does (the skipped users
     are not reported back from the executors); ``"raise"`` fails the job with the same error.
+
+    ``shown``: a Spark DataFrame ``user_id, item_id`` (+ ``rank``) of items already shown
+    (``CalibratedReranker.rerank(shown=)``, docs/design.md §9.3); it is co-grouped with the
+    candidates by the same user buckets (its order: ``rank``, else its own row order).
+    ``explain=True`` adds the columns of ``rerank(explain=True)`` (docs/design.md §9.4).
     """
     from pyspark.sql import functions as F
 
@@ -162,7 +181,8 @@ def rerank_spark(
     _require_columns(fields, ["user_id", "item_id", "score"], "candidates")
     _require_numeric(fields, "score", "candidates")
     columns = [F.col("user_id"), F.col("item_id"), F.col("score").cast("double").alias("score")]
-    if isinstance(reranker.lam, str):
+    auto_lam = reranker.lam == "auto"
+    if isinstance(reranker.lam, str) and not auto_lam:
         _require_columns(fields, [reranker.lam], "candidates")
         _require_numeric(fields, reranker.lam, "candidates")
         columns.append(F.col(reranker.lam).cast("double").alias(reranker.lam))
@@ -188,14 +208,43 @@ def rerank_spark(
         ) from exc
     state = context.broadcast(worker_reranker(reranker))
 
-    def rerank_one_group(frame: pd.DataFrame) -> pd.DataFrame:
-        return rerank_group(state.value, frame, POSITION_COLUMN, on_invalid)
+    explain = check_bool("explain", explain)
 
-    schema = output_schema(candidates)
+    def rerank_one_group(frame: pd.DataFrame) -> pd.DataFrame:
+        return rerank_group(state.value, frame, POSITION_COLUMN, on_invalid, explain=explain)
+
+    schema = output_schema(candidates, explain, auto_lam)
+    if shown is not None:
+        return _rerank_with_shown(rows, shown, state, schema, by, n_buckets, on_invalid, explain)
     if by == "user":
         return rows.groupBy("user_id").applyInPandas(rerank_one_group, schema)
     bucket = F.pmod(F.xxhash64("user_id"), F.lit(n_buckets))
     return rows.withColumn(BUCKET_COLUMN, bucket).groupBy(BUCKET_COLUMN).applyInPandas(rerank_one_group, schema)
+
+
+def _rerank_with_shown(rows, shown, state, schema, by: str, n_buckets: int, on_invalid: str, explain: bool):
+    """Candidates and shown items co-grouped by user (``by="user"``) or user bucket."""
+    from pyspark.sql import functions as F
+
+    s_fields = _fields(shown, "shown")
+    _require_columns(s_fields, ["user_id", "item_id"], "shown")
+    order = F.col("rank").cast("double") if "rank" in s_fields else F.monotonically_increasing_id().cast("double")
+    shown_rows = shown.select(F.col("user_id"), F.col("item_id"), order.alias("rank"))
+    key = "user_id" if by == "user" else BUCKET_COLUMN
+    if by != "user":
+        bucket = F.pmod(F.xxhash64("user_id"), F.lit(n_buckets))
+        rows, shown_rows = rows.withColumn(BUCKET_COLUMN, bucket), shown_rows.withColumn(BUCKET_COLUMN, bucket)
+    columns = [field.name for field in schema.fields]
+
+    def rerank_cogroup(frame: pd.DataFrame, seen: pd.DataFrame) -> pd.DataFrame:
+        if not len(frame):
+            return pd.DataFrame({name: [] for name in columns})
+        return rerank_group(
+            state.value, frame, POSITION_COLUMN, on_invalid, shown=seen[["user_id", "item_id", "rank"]],
+            explain=explain,
+        )
+
+    return rows.groupBy(key).cogroup(shown_rows.groupBy(key)).applyInPandas(rerank_cogroup, schema)
 
 
 # ---------------------------------------------------------------------------- fit
@@ -324,7 +373,7 @@ def fit_spark(reranker, history, item_categories):
     )
     _history_checks(history, h_fields, reranker.half_life)
 
-    wanted = [c for c in ("item_id", "category", "weight") if c in c_fields]
+    wanted = [c for c in ("item_id", "category", "weight", "attribute") if c in c_fields]
     table = item_categories_from_frame(item_categories.select(*wanted).toPandas())
     masses = category_masses(reranker, history, table).toPandas()
 
@@ -336,6 +385,7 @@ def fit_spark(reranker, history, item_categories):
         masses["mass"].to_numpy(dtype=np.float64),
         len(users),
         sp.identity(n_categories, dtype=np.float64, format="csr"),
+        attribute_codes=table.attribute_codes,
     )
     reranker.id_kinds_ = kinds
     return reranker._set_fitted(table, users, targets, has_mass)

@@ -5,6 +5,8 @@ outer loop is a ``prange`` over blocks of ``USERS_PER_BLOCK`` users, each block 
 work buffers once (:func:`rerank.engine.greedy.new_buffers`), so the output does not depend on
 the thread count. Per user it
 
+0. adds up the mass of the items already shown to the user (a shown prefix, docs/design.md
+   §9.3): the new list's ``q`` starts from it and its rank weights start after it;
 1. normalises the scores (:func:`rerank.engine.scoring.normalize_scores`);
 2. builds the list with one of the list builders — Steck's greedy
    (:mod:`rerank.engine.greedy`), the quota greedy (:mod:`rerank.engine.quota`), PM-2
@@ -23,11 +25,12 @@ input position (:mod:`rerank.engine.ties`).
 
 from __future__ import annotations
 
+import numpy as np
 from numba import prange
 
 from rerank._numba import compiled
 from rerank.engine.greedy import SharePairs, greedy_one_user, grow_slots, new_buffers, share_pairs
-from rerank.engine.layout import CandidateLists, CategoryCSR, KernelOutput, KernelParams, QuotaPlan
+from rerank.engine.layout import CandidateLists, CategoryCSR, KernelOutput, KernelParams, QuotaPlan, ShownPrefix
 from rerank.engine.pm2 import pm2_one_user
 from rerank.engine.quota import met_units, quota_one_user
 from rerank.engine.refine import REFINE_NONE, refine_buffers, refine_user
@@ -54,14 +57,15 @@ def widest_item(n, items, cats):
 
 
 @compiled()
-def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, qrow, target, objective, buf):
+def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, start_mass, start_w, qrow, target, objective,
+                   buf):
     """Score plain top-k (by the input scores ``raw``) and keep it in ``buf.chosen`` when its
     objective beats ``objective`` (quota mode: only if it meets ``target`` quota units too).
     Returns the objective of the list kept and whether it is top-k."""
     top = buf.top
     top_k_positions(raw, n, kk, top)
     top_objective = list_objective(
-        top, kk, s, items, cats, p, lam, params.alpha, params.divergence, rank_w, buf.mass,
+        top, kk, s, items, cats, p, lam, params.alpha, params.divergence, rank_w, buf.mass, start_mass, start_w,
     )
     tol = TIE_RTOL * (1.0 + max(abs(objective), abs(top_objective)))
     if top_objective > objective + tol and (
@@ -74,14 +78,34 @@ def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, qrow, tar
 
 
 @compiled()
-def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, params, quota, out, pairs):
+def prefix_mass(u, prefix, cats, rank_w, start_mass):
+    """A shown prefix (docs/design.md §9.3): ``start_mass[g] = Σ_{r<m} w_r A[shown_r, g]`` over
+    user ``u``'s ``m`` shown items, in shown order; returns ``(m, Σ_{r<m} w_r)``."""
+    start_mass[:] = 0.0
+    start_w = 0.0
+    first = prefix.indptr[u]
+    m = prefix.indptr[u + 1] - first
+    for r in range(m):
+        w = rank_w[r]
+        start_w += w
+        item = prefix.items[first + r]
+        for e in range(cats.indptr[item], cats.indptr[item + 1]):
+            start_mass[cats.indices[e]] += w * cats.data[e]
+    return m, start_w
+
+
+@compiled()
+def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w_all, params, quota, out, pairs, prefix):
     """Rerank users ``first..last-1`` (one block: the work buffers are allocated once)."""
     indptr, cand_items, scores = lists.indptr, lists.items, lists.scores
     n_cat = targets.shape[1]
     k = params.k
     buf = new_buffers(params.max_n, k, n_cat, pairs, 4 * params.max_n)
+    start_mass = np.zeros(n_cat, dtype=np.float64)
     work = refine_buffers(n_cat, buf, params)
     for u in range(first, last):
+        m, start_w = prefix_mass(u, prefix, cats, rank_w_all, start_mass)
+        rank_w = rank_w_all[m:]  # the new items' positions come after the shown ones
         lo = indptr[u]
         n = indptr[u + 1] - lo
         kk = min(k, n)
@@ -111,28 +135,32 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, pa
         n_used = -1  # slots not gathered yet
         if params.method == METHOD_QUOTA:
             quota_one_user(
-                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, qrow, quota.met[u], buf,
+                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, start_mass, start_w, qrow,
+                quota.met[u], buf,
             )
         elif params.method == METHOD_PM2:
-            pm2_one_user(n, kk, s, items, cats, p, lam_u, params.pm2_theta, rank_w, buf.taken, buf.chosen)
+            pm2_one_user(n, kk, s, items, cats, p, lam_u, params.pm2_theta, rank_w, start_mass, buf.taken, buf.chosen)
         elif lam_u == 0.0:  # plain top-k by the input scores (normalising may merge near-ties)
             top_k_positions(raw, n, kk, buf.chosen)
         else:
             n_used = greedy_one_user(
-                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, width, pairs, u, buf,
+                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, start_mass, start_w, width,
+                pairs, u, buf,
             )
         objective = list_objective(
-            buf.chosen, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, buf.mass,
+            buf.chosen, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, buf.mass, start_mass,
+            start_w,
         )
         used_topk = False
         if (params.safeguard or refine) and lam_u != 0.0 and params.method != METHOD_PM2:
             objective, used_topk = safeguard_user(
-                n, kk, raw, s, items, cats, p, lam_u, params, rank_w, qrow, quota.met[u], objective, buf,
+                n, kk, raw, s, items, cats, p, lam_u, params, rank_w, start_mass, start_w, qrow, quota.met[u],
+                objective, buf,
             )
         if refine:
             objective, used_topk, out.swaps[u], out.cap_hit[u] = refine_user(
-                n, kk, s, items, cats, p, lam_u, params, rank_w, qrow, quota.met[u], params.method == METHOD_QUOTA,
-                width, n_used, pairs, u, objective, used_topk, buf, work,
+                n, kk, s, items, cats, p, lam_u, params, rank_w, start_mass, start_w, qrow, quota.met[u],
+                params.method == METHOD_QUOTA, width, n_used, pairs, u, objective, used_topk, buf, work,
             )
         out.objective[u] = objective
         out.used_topk[u] = used_topk
@@ -145,7 +173,7 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, pa
 
 
 @compiled(parallel=True)
-def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota, out):
+def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota, out, prefix):
     """Rerank every user row of ``lists`` (a :class:`~rerank.engine.layout.CandidateLists`),
     in parallel over blocks of ``USERS_PER_BLOCK`` users.
 
@@ -154,7 +182,9 @@ def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota,
     ``lam`` float64 (U), ``rank_w`` float64 (≥ k), ``params`` the
     :class:`~rerank.engine.layout.KernelParams`, ``quota`` the
     :class:`~rerank.engine.layout.QuotaPlan` (quota mode only), ``out`` the
-    :class:`~rerank.engine.layout.KernelOutput` to fill.
+    :class:`~rerank.engine.layout.KernelOutput` to fill, ``prefix`` the
+    :class:`~rerank.engine.layout.ShownPrefix` (every user's shown items; all empty without one:
+    ``rank_w`` then needs ``k`` plus the longest prefix weights).
     """
     n_users = lists.indptr.shape[0] - 1
     n_blocks = (n_users + USERS_PER_BLOCK - 1) // USERS_PER_BLOCK
@@ -162,9 +192,10 @@ def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota,
     # Numba's parfors lose the writes into the arrays of a named tuple that enters a prange
     # (numba issue 5872): the loop takes plain arrays and scalars and rebuilds the tuples inside.
     indptr, items, scores = lists.indptr, lists.items, lists.scores
-    cat_indptr, cat_indices, cat_data = cats.indptr, cats.indices, cats.data
+    cat_indptr, cat_indices, cat_data, cat_weight = cats.indptr, cats.indices, cats.data, cats.weight
     quotas, quota_met = quota.quotas, quota.met
     out_indptr, out_positions, out_objective, out_used_topk = out.indptr, out.positions, out.objective, out.used_topk
+    prefix_indptr, prefix_items = prefix.indptr, prefix.items
     out_swaps, out_cap_hit = out.swaps, out.cap_hit
     k, alpha, divergence, normalize = params.k, params.alpha, params.divergence, params.normalize
     safeguard, order_by_score, method, pm2_theta, max_n = (
@@ -175,11 +206,11 @@ def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota,
         first = block * USERS_PER_BLOCK
         rerank_block(
             first, min(first + USERS_PER_BLOCK, n_users), CandidateLists(indptr, items, scores),
-            CategoryCSR(cat_indptr, cat_indices, cat_data), targets, target_rows, lam, rank_w,
+            CategoryCSR(cat_indptr, cat_indices, cat_data, cat_weight), targets, target_rows, lam, rank_w,
             KernelParams(
                 k, alpha, divergence, normalize, safeguard, order_by_score, method, pm2_theta, max_n, refine, max_swaps,
             ),
             QuotaPlan(quotas, quota_met),
             KernelOutput(out_indptr, out_positions, out_objective, out_used_topk, out_swaps, out_cap_hit),
-            SharePairs(pair_of_entry, pair_cat, pair_share),
+            SharePairs(pair_of_entry, pair_cat, pair_share), ShownPrefix(prefix_indptr, prefix_items),
         )
