@@ -297,14 +297,8 @@ def summarize(recs, targets, item_categories, held_out=None, k: int | None = Non
         for name in table.attributes:
             part = summarize(recs, targets[name], table.attribute_table(name))
             out.update({f"{key}[{name}]": value for key, value in part.items() if key != "exposure_gini"})
-        if held_out is not None:
-            per_user = precision_recall_ndcg(recs, held_out, k)
-            out.update({name: float(per_user[name].mean()) for name in ("precision", "recall", "ndcg")})
-            out["users_without_held_out"] = int(per_user["precision"].isna().sum())
-        if n_items is not None:
-            out["catalogue_coverage"] = catalogue_coverage(recs, n_items)
-        out["exposure_gini"] = exposure_gini(recs, catalogue=table.items if n_items is None else None)
-        return out
+        per_user = precision_recall_ndcg(recs, held_out, k) if held_out is not None else None
+        return out | _list_level(recs, table, per_user, n_items)
     per_user = user_metrics(recs, targets, table, held_out, k)
     out: dict[str, float] = {}
     for name in ("kl", "hellinger", "chi2"):
@@ -314,9 +308,17 @@ def summarize(recs, targets, item_categories, held_out=None, k: int | None = Non
     out["users_without_minority"] = int(per_user["minority_attainment"].isna().sum())
     out["category_coverage"] = float(per_user["category_coverage"].mean())
     out["intra_list_diversity"] = float(intra_list_diversity(recs, table).mean())
-    if held_out is not None:
-        out.update({name: float(per_user[name].mean()) for name in ("precision", "recall", "ndcg")})
-        out["users_without_held_out"] = int(per_user["precision"].isna().sum())
+    return out | _list_level(recs, table, per_user if held_out is not None else None, n_items)
+
+
+def _list_level(recs, table, accuracy, n_items) -> dict:
+    """The metrics that do not depend on an attribute: mean precision / recall / nDCG over
+    users with held-out items (``accuracy``: per-user columns, or ``None`` without held-out
+    data), catalogue coverage (with ``n_items``) and the exposure Gini."""
+    out: dict[str, float] = {}
+    if accuracy is not None:
+        out.update({name: float(accuracy[name].mean()) for name in ("precision", "recall", "ndcg")})
+        out["users_without_held_out"] = int(accuracy["precision"].isna().sum())
     if n_items is not None:
         out["catalogue_coverage"] = catalogue_coverage(recs, n_items)
     out["exposure_gini"] = exposure_gini(recs, catalogue=table.items if n_items is None else None)
