@@ -61,6 +61,9 @@ def register(subparsers) -> None:
     parser.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP,
                         help="bootstrap draws over users for the niche/mainstream contrasts (0: none; "
                              "default %(default)s)")
+    parser.add_argument("--attributes", type=lambda text: [a.strip() for a in text.split(",")], default=["genre"],
+                        help="what to calibrate, comma-separated: genre (default), popularity (head/mid/tail of "
+                             "the training positives) or genre,popularity (one objective, equal weights)")
     parser.add_argument("--refine", choices=["none", "swap"], default="none",
                         help="local-search refinement of each list (refine='swap'; default none)")
     parser.add_argument("--out", default="out/evaluate", help="output folder")
@@ -101,6 +104,7 @@ def run(args) -> int:
         threads=args.threads,
         n_boot=args.bootstrap,
         progress=not args.quiet,
+        attributes=args.attributes,
         refine=None if args.refine == "none" else args.refine,
     )
     out = Path(args.out)
@@ -125,7 +129,7 @@ def run(args) -> int:
         f"MovieLens {variant}: model {args.model}, {args.split} split, seed {args.seed}, {result.n_users} test "
         f"users ({without_minority} without a minority interest), {result.n_items} items, {result.n_train} "
         f"train / {result.n_test} test positives, n={args.candidates} candidates, k={args.k}, scores "
-        f"normalised: {args.normalize}, refine: {args.refine}"
+        f"normalised: {args.normalize}, refine: {args.refine}, calibrated attributes: {','.join(args.attributes)}"
     )
     print(markdown)
     acc = result.acceptance()

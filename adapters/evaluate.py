@@ -215,6 +215,12 @@ TABLE_COLUMNS = {
     "minority_share": "minority_share",
     "category_coverage": "category_coverage",
 }
+#: Attributes ``evaluate(attributes=...)`` can calibrate: the data set's genres, and
+#: Abdollahpouri's head / mid / tail popularity groups of the *training* positives.
+ATTRIBUTES = ("genre", "popularity")
+#: Per-attribute table columns with several attributes (each ``name[attribute]``).
+ATTRIBUTE_COLUMNS = {"miscalibration_kl": "C_KL", "minority_attainment": "minority_attainment",
+                     "category_coverage": "category_coverage"}
 GROUPS = ("all", "niche", "mainstream")
 #: Test users whose ``KL(p_u ‖ p̄)`` is at or above this quantile are ``niche``.
 NICHE_QUANTILE = 0.75
@@ -246,15 +252,50 @@ def user_groups(divergence: pd.Series, quantile: float = NICHE_QUANTILE) -> pd.S
     return pd.Series(labels, index=divergence.index, name="user_group", dtype=object)
 
 
+def attribute_table(
+    item_categories: pd.DataFrame, train: pd.DataFrame, attributes=("genre",)
+) -> pd.DataFrame:
+    """The item categories of the attributes to calibrate: ``genre`` (the data set's
+    categories) and / or ``popularity`` (:func:`rerank.popularity_categories` of the training
+    positives: no held-out interaction decides a label). One attribute: a plain
+    ``item_id, category`` frame (exactly the one-attribute reranker); several: with an
+    ``attribute`` column."""
+    from rerank import popularity_categories
+
+    attributes = list(dict.fromkeys(attributes))
+    unknown = [name for name in attributes if name not in ATTRIBUTES]
+    if unknown or not attributes:
+        raise InputError(f"attributes must be among {ATTRIBUTES}, got {attributes}")
+    parts = {"genre": lambda: item_categories.assign(attribute="genre"),
+             "popularity": lambda: popularity_categories(train[["user_id", "item_id"]])}
+    frame = pd.concat([parts[name]() for name in attributes], ignore_index=True)
+    return frame.drop(columns="attribute") if len(attributes) == 1 else frame
+
+
 def measure_users(
     recs: pd.DataFrame, test: pd.DataFrame, reranker: CalibratedReranker, k: int, groups: pd.Series
 ) -> pd.DataFrame:
     """Per-user metrics of one reranked list set (index ``user_id``): the table columns, the
-    user's group, and ``topk_kept`` (1.0 where the safeguard returned plain top-k)."""
+    user's group, and ``topk_kept`` (1.0 where the safeguard returned plain top-k).
+
+    Several attributes: ``C_KL[a]``, ``minority_attainment[a]``, ``category_coverage[a]`` per
+    attribute ``a``, and the unsuffixed ``C_KL`` / ``minority_attainment`` as their means over
+    the attributes (``C_KL`` is then the objective's divergence ``Σ_a w_a C_KL(p_a, q_a)`` with
+    the default equal weights); the other category columns are left out."""
     users = pd.Index(pd.unique(recs["user_id"]), name="user_id")
     targets = reranker.target_distributions(users)
     frame = metrics.user_metrics(recs, targets, reranker.item_categories_, held_out=test, k=k)
-    frame = frame[list(TABLE_COLUMNS)].rename(columns={c: n.format(k=k) for c, n in TABLE_COLUMNS.items()})
+    table = reranker.item_categories_
+    if table.n_attributes > 1:
+        out = frame[["precision", "recall", "ndcg"]].rename(columns=lambda c: TABLE_COLUMNS[c].format(k=k))
+        for name, label in (("miscalibration_kl", "C_KL"), ("minority_attainment", "minority_attainment")):
+            out[label] = frame[[f"{name}[{a}]" for a in table.attributes]].mean(axis=1)
+        for a in table.attributes:
+            for name, label in ATTRIBUTE_COLUMNS.items():
+                out[f"{label}[{a}]"] = frame[f"{name}[{a}]"]
+        frame = out
+    else:
+        frame = frame[list(TABLE_COLUMNS)].rename(columns={c: n.format(k=k) for c, n in TABLE_COLUMNS.items()})
     frame["topk_kept"] = users.isin(reranker.report_.topk_users).astype(np.float64)
     frame["user_group"] = groups.reindex(users).to_numpy()
     return frame
@@ -408,6 +449,7 @@ def evaluate(
     n_boot: int = DEFAULT_BOOTSTRAP,
     progress: bool = False,
     refine: str | None = None,
+    attributes=("genre",),
 ) -> Evaluation:
     """Run the pipeline of the module docstring; returns the λ sweep per user group.
 
@@ -415,6 +457,10 @@ def evaluate(
     list, :mod:`rerank.engine.refine`).
 
     ``n_boot``: bootstrap draws for :func:`bootstrap_contrasts` (seeded with ``seed``; 0 skips).
+    ``attributes``: what to calibrate, among ``ATTRIBUTES`` (:func:`attribute_table`); with
+    several, the objective is ``Σ_a C(p_a, q_a) / A`` (equal weights), the niche users are those
+    whose ``Σ_a KL(p_a ‖ p̄_a)`` is in the top quartile, and the metrics are per attribute
+    (:func:`measure_users`).
     """
     lambdas = sorted({float(lam) for lam in lambdas})
     if not lambdas:
@@ -435,6 +481,7 @@ def evaluate(
     clock["candidates"] = time.perf_counter() - start
     start = time.perf_counter()
     history = train[["user_id", "item_id"]]
+    item_categories = attribute_table(item_categories, train, attributes)
     # The targets and p̄ do not depend on λ: one fit gives the user groups for the whole sweep.
     fitted = CalibratedReranker(k=k, lam=0.0, normalize=normalize).fit(history, item_categories)
     population = pd.Series(fitted.population_target_, index=fitted.categories_, name="population_target")

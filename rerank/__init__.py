@@ -15,8 +15,8 @@ import importlib
 from typing import TYPE_CHECKING
 
 __all__ = [
-    "CalibratedReranker", "CandidateLists", "RerankOptions", "RerankReport", "RerankResult", "rerank_arrays",
-    "rerank_lists",
+    "CalibratedReranker", "CandidateLists", "RerankOptions", "RerankReport", "RerankResult", "popularity_categories",
+    "rerank_arrays", "rerank_lists",
 ]
 __version__ = "0.1.0"
 
@@ -28,12 +28,14 @@ _HOMES = {
     "rerank_arrays": "rerank.engine.arrays",
     "rerank_lists": "rerank.engine.arrays",
     "CandidateLists": "rerank.engine.layout",
+    "popularity_categories": "rerank.popularity",
 }
 
 if TYPE_CHECKING:
     from rerank.engine.arrays import RerankResult, rerank_arrays, rerank_lists
     from rerank.engine.layout import CandidateLists
     from rerank.engine.options import RerankOptions
+    from rerank.popularity import popularity_categories
     from rerank.report import RerankReport
     from rerank.reranker import CalibratedReranker
 

@@ -25,15 +25,37 @@ from rerank.schemas import history_times, validate_history, validate_item_catego
 
 @dataclass(frozen=True)
 class ItemCategories:
-    """Item ids, category names and the row-normalised item × category CSR ``matrix``."""
+    """Item ids, category names and the row-normalised item × category CSR ``matrix``.
+
+    With an ``attribute`` column (several attributes, docs/design.md §3) ``categories`` is a
+    MultiIndex ``(attribute, category)`` sorted by attribute, ``attributes`` the attribute names
+    and ``attribute_codes`` (G) the attribute of each column; each item's row sums to 1 *within*
+    each attribute it has. Without one, ``attributes`` and ``attribute_codes`` are ``None``.
+    """
 
     items: pd.Index
     categories: pd.Index
     matrix: sp.csr_matrix
+    attributes: pd.Index | None = None
+    attribute_codes: np.ndarray | None = None
 
     def rows_for(self, item_ids) -> np.ndarray:
         """Row of each item id; ``-1`` for items this table does not know."""
         return self.items.get_indexer(item_ids)
+
+    @property
+    def n_attributes(self) -> int:
+        return 1 if self.attributes is None else len(self.attributes)
+
+    def attribute_table(self, name) -> ItemCategories:
+        """The one-attribute table of attribute ``name`` (its columns of ``matrix``)."""
+        if self.attributes is None:
+            raise KeyError(f"this item table has no attribute column (asked for {name!r})")
+        code = self.attributes.get_loc(name)
+        columns = np.flatnonzero(self.attribute_codes == code)
+        return ItemCategories(
+            self.items, pd.Index(self.categories.get_level_values(1)[columns]), self.matrix[:, columns].tocsr(),
+        )
 
 
 def item_categories_from_frame(frame, *, items=None) -> ItemCategories:
@@ -49,14 +71,52 @@ def item_categories_from_frame(frame, *, items=None) -> ItemCategories:
     item_index = pd.Index(pd.unique(frame["item_id"]))
     if items is not None:
         item_index = pd.Index(pd.unique(pd.Index(items).append(item_index)))
-    cat_codes, cat_index = pd.factorize(frame["category"], sort=True)
     rows = item_index.get_indexer(frame["item_id"])
+    if "attribute" not in frame.columns:
+        cat_codes, cat_index = pd.factorize(frame["category"], sort=True)
+        matrix = sp.csr_matrix(
+            (weights, (rows, cat_codes)), shape=(len(item_index), len(cat_index)), dtype=np.float64
+        )
+        matrix.sum_duplicates()
+        matrix.eliminate_zeros()
+        return ItemCategories(item_index, pd.Index(cat_index), normalize_rows(matrix))
+    # several attributes: one column per (attribute, category), sorted by attribute then category
+    attr_codes, attributes = pd.factorize(frame["attribute"], sort=True)
+    within_codes, within = pd.factorize(frame["category"], sort=True)
+    pair = attr_codes.astype(np.int64) * max(len(within), 1) + within_codes
+    pair_codes, pairs = pd.factorize(pair, sort=True)
+    pairs = np.asarray(pairs, dtype=np.int64)
+    pair_attr = pairs // max(len(within), 1)
+    categories = pd.MultiIndex.from_arrays(
+        [attributes[pair_attr], within[pairs % max(len(within), 1)]], names=["attribute", "category"]
+    )
     matrix = sp.csr_matrix(
-        (weights, (rows, cat_codes)), shape=(len(item_index), len(cat_index)), dtype=np.float64
+        (weights, (rows, pair_codes)), shape=(len(item_index), len(categories)), dtype=np.float64
     )
     matrix.sum_duplicates()
     matrix.eliminate_zeros()
-    return ItemCategories(item_index, pd.Index(cat_index), normalize_rows(matrix))
+    return ItemCategories(
+        item_index, categories, normalize_blocks(matrix, pair_attr), pd.Index(attributes, name="attribute"),
+        pair_attr,
+    )
+
+
+def normalize_blocks(matrix: sp.spmatrix, codes: np.ndarray | None) -> sp.csr_matrix:
+    """Scale each row to sum 1 within each attribute block (columns with the same ``codes``);
+    empty blocks stay empty. ``codes=None``: one block (:func:`normalize_rows`)."""
+    if codes is None:
+        return normalize_rows(matrix)
+    coo = sp.coo_matrix(matrix, dtype=np.float64)
+    n_attr = int(codes.max(initial=-1)) + 1
+    block = codes[coo.col]
+    sums = np.zeros((matrix.shape[0], max(n_attr, 1)))
+    np.add.at(sums, (coo.row, block), coo.data)
+    denom = sums[coo.row, block]
+    data = np.divide(coo.data, denom, out=np.zeros_like(coo.data), where=denom > 0)
+    out = sp.csr_matrix((data, (coo.row, coo.col)), shape=matrix.shape)
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out
 
 
 def normalize_rows(matrix: sp.spmatrix) -> sp.csr_matrix:
@@ -93,23 +153,37 @@ def _interactions(user_codes, item_rows, weights, n_users: int, n_items: int) ->
     return sp.csr_matrix((weights[known], (user_codes[known], item_rows[known])), shape=(n_users, n_items))
 
 
-def _normalized_mass(interactions: sp.csr_matrix, categories: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
+def _normalized_mass(
+    interactions: sp.csr_matrix, categories: sp.csr_matrix, attribute_codes: np.ndarray | None = None,
+) -> tuple[sp.csr_matrix, np.ndarray]:
     """``normalize_rows(W @ A)`` as CSR (each user's nonzero categories only) and the mask of
-    rows with mass; a row's total is the sum of its entries in category order."""
+    rows with mass; a row's total is the sum of its entries in category order. With several
+    attributes (``attribute_codes``, the attribute of each column) each attribute's block of a
+    row is normalised on its own, ``p(g|u) = m_ug / Σ_{g' in a(g)} m_ug'``; a block without
+    mass stays empty and the mask is "mass in some attribute"."""
     n_users = interactions.shape[0]
     mass = sp.csr_matrix(interactions @ categories)
     mass.eliminate_zeros()
     mass.sort_indices()
     lengths = np.diff(mass.indptr)
-    totals = np.bincount(np.repeat(np.arange(n_users), lengths), weights=mass.data, minlength=n_users)
-    has_mass = totals > 0
-    mass.data /= np.repeat(np.where(has_mass, totals, 1.0), lengths)
-    return mass, has_mass
+    owners = np.repeat(np.arange(n_users), lengths)
+    if attribute_codes is None:
+        totals = np.bincount(owners, weights=mass.data, minlength=n_users)
+        has_mass = totals > 0
+        mass.data /= np.repeat(np.where(has_mass, totals, 1.0), lengths)
+        return mass, has_mass
+    n_attr = max(int(attribute_codes.max(initial=-1)) + 1, 1)
+    cell = owners * n_attr + attribute_codes[mass.indices]
+    totals = np.bincount(cell, weights=mass.data, minlength=n_users * n_attr)
+    denom = totals[cell]
+    mass.data = np.divide(mass.data, denom, out=np.zeros_like(mass.data), where=denom > 0)
+    mass.eliminate_zeros()
+    return mass, (totals.reshape(n_users, n_attr) > 0).any(axis=1)
 
 
 def sparse_targets(
     user_codes: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, n_users: int,
-    categories: sp.csr_matrix,
+    categories: sp.csr_matrix, attribute_codes: np.ndarray | None = None,
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """``p(g|u)`` as a CSR matrix (n_users × G, float64, each user's nonzero categories only)
     and a mask of users with category mass; never a dense users × G array.
@@ -117,14 +191,17 @@ def sparse_targets(
     ``p = normalize_rows(W @ A)`` where ``W[u, i] = Σ w_ui`` (a sparse users × items matrix).
     Items with row ``-1`` (unknown) carry no mass. Users without mass get an empty row and
     ``False`` in the mask. A user's row depends on that user's history rows only (so a fit
-    batch by batch gives the same targets as one fit on everything).
+    batch by batch gives the same targets as one fit on everything). ``attribute_codes``: each
+    attribute's block normalised on its own (:func:`_normalized_mass`).
     """
-    return _normalized_mass(_interactions(user_codes, item_rows, weights, n_users, categories.shape[0]), categories)
+    interactions = _interactions(user_codes, item_rows, weights, n_users, categories.shape[0])
+    return _normalized_mass(interactions, categories, attribute_codes)
 
 
 def target_blocks(
     user_codes: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, n_users: int,
     categories: sp.csr_matrix, block_bytes: int = 32 << 20, min_rows: int = 1024,
+    attribute_codes: np.ndarray | None = None,
 ):
     """:func:`sparse_targets` a block of users at a time (issue 17, finding 18: a fit peaked at
     4.5× the dense users × G table): yields ``(warm, targets)`` per block, ``warm`` the codes
@@ -140,7 +217,7 @@ def target_blocks(
     block_rows = max(1, min_rows, min(block_bytes // row_bytes, n_users // 8))
     for start in range(0, n_users, block_rows):
         stop = min(start + block_rows, n_users)
-        mass, has_mass = _normalized_mass(interactions[start:stop], categories)
+        mass, has_mass = _normalized_mass(interactions[start:stop], categories, attribute_codes)
         if has_mass.all():
             yield np.arange(start, stop), mass
         else:
@@ -150,20 +227,44 @@ def target_blocks(
 
 def target_distributions(
     user_codes: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, n_users: int,
-    categories: sp.csr_matrix,
+    categories: sp.csr_matrix, attribute_codes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Dense ``p(g|u)`` (n_users × G) and a mask of users with category mass: the dense form
     of :func:`sparse_targets` (for small problems; the reranker stores targets compactly,
-    :mod:`rerank.targets`)."""
-    targets, has_mass = sparse_targets(user_codes, item_rows, weights, n_users, categories)
+    :mod:`rerank.targets`). With several attributes a block without mass stays zero here
+    (:func:`fill_empty_blocks`)."""
+    targets, has_mass = sparse_targets(user_codes, item_rows, weights, n_users, categories, attribute_codes)
     return targets.toarray(), has_mass
 
 
-def population_distribution(targets: np.ndarray, has_mass: np.ndarray) -> np.ndarray:
+def fill_empty_blocks(targets: np.ndarray, population: np.ndarray, attribute_codes: np.ndarray | None) -> np.ndarray:
+    """Several attributes: a user with mass in some attributes but none in another gets that
+    attribute's block of the population target (the cold-user fallback, per attribute)."""
+    if attribute_codes is None:
+        return targets
+    out = targets.copy()
+    for code in range(int(attribute_codes.max(initial=-1)) + 1):
+        columns = np.flatnonzero(attribute_codes == code)
+        empty = out[:, columns].sum(axis=1) == 0
+        out[np.ix_(empty, columns)] = population[columns]
+    return out
+
+
+def population_distribution(
+    targets: np.ndarray, has_mass: np.ndarray, attribute_codes: np.ndarray | None = None,
+) -> np.ndarray:
     """Fallback target for cold users: the mean of the warm users' ``p(g|u)``.
 
-    Uniform over categories when no user has mass.
+    Uniform over categories when no user has mass. With several attributes, per attribute:
+    the mean over the users with mass in that attribute (uniform over its categories if none).
     """
+    if attribute_codes is not None:
+        out = np.zeros(targets.shape[1])
+        for code in range(int(attribute_codes.max(initial=-1)) + 1):
+            columns = np.flatnonzero(attribute_codes == code)
+            block = targets[:, columns]
+            out[columns] = population_distribution(block, block.sum(axis=1) > 0)
+        return out
     n_cat = targets.shape[1]
     if not has_mass.any():
         return np.full(n_cat, 1.0 / max(n_cat, 1))

@@ -45,7 +45,7 @@ def fit_targets(history, checked_categories, half_life, target_dtype: str, id_ma
         )
         if table is None:
             table = exact_items(item_categories_from_frame(checked_categories))
-            builder = TargetBuilder(len(table.categories), target_dtype)
+            builder = TargetBuilder(len(table.categories), target_dtype, table.attribute_codes)
         if kinds["user_id"] == schemas.ID_EMPTY:
             kinds["user_id"] = checked.user_kind
         if kinds["item_id"] == schemas.ID_EMPTY:
@@ -55,11 +55,12 @@ def fit_targets(history, checked_categories, half_life, target_dtype: str, id_ma
         user_codes, users = pd.factorize(id_array(frame["user_id"]), sort=False)
         users = pd.Index(users)
         item_rows = lookup(table.items, id_array(frame["item_id"]))
-        for warm, targets in target_blocks(user_codes, item_rows, weights, len(users), table.matrix):
+        for warm, targets in target_blocks(user_codes, item_rows, weights, len(users), table.matrix,
+                                           attribute_codes=table.attribute_codes):
             builder.add(users.take(warm), targets)
     if table is None:  # an iterable without batches: no history at all
         table = exact_items(item_categories_from_frame(checked_categories))
-        builder = TargetBuilder(len(table.categories), target_dtype)
+        builder = TargetBuilder(len(table.categories), target_dtype, table.attribute_codes)
     return table, builder.finish(), kinds
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from rerank import schemas
-from rerank.engine.layout import CandidateLists
+from rerank.engine.layout import CandidateLists, ShownPrefix
 from rerank.errors import InputError
 from rerank.grouping import take, user_groups
 from rerank.ids import decode_dictionaries, id_array, restore, show_id
@@ -202,3 +202,29 @@ def output_frame(csr: CandidateCSR, out_indptr: np.ndarray, positions: np.ndarra
         },
         copy=False,  # the columns are fresh arrays: no second copy into consolidated blocks
     )
+
+
+def shown_prefix(shown: schemas.CheckedShown, csr: CandidateCSR, item_rows, keys) -> tuple[ShownPrefix, np.ndarray]:
+    """The shown prefix of the candidate users (docs/design.md §9.3) and which candidate entries
+    were shown (by item id: unknown items share one empty category row, so rows cannot tell).
+
+    ``item_rows(ids)`` maps item ids to category rows; ``keys(ids)`` makes ids comparable
+    (``rerank.ids.id_array``, or ``text_keys`` when integers meet text). Users of ``shown``
+    without candidates are ignored; each user's shown items keep the shown order.
+    """
+    frame = shown.frame
+    user_rows = pd.Index(keys(csr.users)).get_indexer(keys(frame["user_id"]))
+    keep = np.flatnonzero(user_rows >= 0)
+    user_rows = user_rows[keep]
+    order = keep[np.argsort(user_rows, kind="stable")]
+    shown_items = pd.Index(id_array(frame["item_id"])[order])
+    n_users = len(csr.users)
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(user_rows, minlength=n_users), out=indptr[1:])
+    prefix = ShownPrefix(indptr, np.asarray(item_rows(shown_items), dtype=np.int64))
+    codes, _ = pd.factorize(np.concatenate([keys(csr.item_ids), keys(shown_items)]))
+    width = np.int64(codes.max(initial=0) + 1)
+    cand_keys = csr.user_of_entry.astype(np.int64) * width + codes[: len(csr.item_ids)]
+    shown_owners = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(indptr))
+    excluded = np.isin(cand_keys, shown_owners * width + codes[len(csr.item_ids):])
+    return prefix, excluded

@@ -25,6 +25,7 @@ from rerank.engine.arrays import Problem, solve
 from rerank.engine.exact import GAP_TOL, ROUTE_MILP
 from rerank.engine.layout import CandidateLists, category_matrix
 from rerank.engine.options import RerankOptions
+from rerank.errors import InputError
 from rerank.frames import candidates_to_csr
 from rerank.reranker import CalibratedReranker
 
@@ -69,6 +70,8 @@ def gap_table(
     elif keywords:
         raise TypeError("gap_table takes options=RerankOptions(...) or keyword options, not both")
     reranker = CalibratedReranker.from_options(options).fit(history, item_categories)
+    if reranker.attributes_ is not None and reranker.attributes_.n_attributes > 1:
+        raise InputError("rerank gap (the exact solver) solves one attribute; item_categories has several")
     csr = candidates_to_csr(candidates)
     targets, _ = reranker.targets_for(csr.users)  # only these users' rows (compact targets: rerank.targets)
     target_rows = np.arange(len(csr.users), dtype=np.int64)

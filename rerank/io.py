@@ -120,9 +120,12 @@ def numbers_or_text(series: pd.Series) -> pd.Series:
 NUMERIC_COLUMNS = ("weight", "timestamp")
 
 
-def read_whole(path: Path, role: str, id_columns: list[str], numeric=NUMERIC_COLUMNS) -> pd.DataFrame:
+def read_whole(
+    path: Path, role: str, id_columns: list[str], numeric=NUMERIC_COLUMNS, optional_ids=(),
+) -> pd.DataFrame:
     """A history / item-category (or, for ``rerank gap``, candidate) file as a frame: the
-    ``id_columns`` (required) and any ``numeric`` columns it has; other columns are not read.
+    ``id_columns`` (required), the ``optional_ids`` it has (e.g. item categories' ``attribute``)
+    and any ``numeric`` columns it has; other columns are not read.
     Index: CSV line numbers or Parquet rows."""
     with reading(path, role):
         if file_format(path, role) == "parquet":
@@ -130,12 +133,14 @@ def read_whole(path: Path, role: str, id_columns: list[str], numeric=NUMERIC_COL
 
             names = pq.read_schema(path).names
             _require(names, id_columns, path, role)
+            id_columns = id_columns + [c for c in optional_ids if c in names]
             wanted = id_columns + [c for c in numeric if c in names and c not in id_columns]
             frame = arrow_to_frame(pq.read_table(path, columns=wanted))
             frame.index = pd.RangeIndex(len(frame), name="row")
         else:
             names = csvfiles.header(path)
             _require(names, id_columns, path, role)
+            id_columns = id_columns + [c for c in optional_ids if c in names]
             wanted = id_columns + [c for c in numeric if c in names and c not in id_columns]
             frame = csvfiles.read_csv(path, wanted, numbers=wanted[len(id_columns):])
             for column in wanted[len(id_columns):]:

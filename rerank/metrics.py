@@ -252,8 +252,27 @@ def user_metrics(
     ``alpha``), ``minority_attainment``, ``minority_missing``, ``minority_share``,
     ``category_coverage``; with ``held_out`` and ``k`` also ``precision``, ``recall``, ``ndcg``.
     Undefined values are NaN as in the single-metric functions.
+
+    Several attributes (an item table with an ``attribute`` column, docs/design.md §3): every
+    category metric is computed per attribute, on that attribute's own ``p_a`` and ``q_a``, in
+    columns ``name[attribute]`` (e.g. ``miscalibration_kl[genre]``); no unsuffixed blend.
     """
-    users, p, q = list_and_target(recs, targets, item_categories, rank_weights)
+    table = _as_table(item_categories)
+    if table.n_attributes > 1:
+        frame = pd.concat(
+            [
+                user_metrics(recs, targets[name], table.attribute_table(name), rank_weights=rank_weights, alpha=alpha)
+                .add_suffix(f"[{name}]")
+                for name in table.attributes
+            ],
+            axis=1,
+        )
+        if held_out is not None:
+            if k is None:
+                raise ValueError("k is needed with held_out")
+            frame = frame.join(precision_recall_ndcg(recs, held_out, k))
+        return frame
+    users, p, q = list_and_target(recs, targets, table, rank_weights)
     frame = pd.DataFrame(
         {f"miscalibration_{name}": divergence_rows(p, q, name, alpha) for name in ("kl", "hellinger", "chi2")},
         index=users,
@@ -270,8 +289,16 @@ def user_metrics(
 
 
 def summarize(recs, targets, item_categories, held_out=None, k: int | None = None, n_items: int | None = None) -> dict:
-    """Averages over users of every metric (NaN per-user values skipped and counted)."""
+    """Averages over users of every metric (NaN per-user values skipped and counted). Several
+    attributes: the category metrics per attribute, keys ``name[attribute]``."""
     table = _as_table(item_categories)
+    if table.n_attributes > 1:
+        out = {}
+        for name in table.attributes:
+            part = summarize(recs, targets[name], table.attribute_table(name))
+            out.update({f"{key}[{name}]": value for key, value in part.items() if key != "exposure_gini"})
+        per_user = precision_recall_ndcg(recs, held_out, k) if held_out is not None else None
+        return out | _list_level(recs, table, per_user, n_items)
     per_user = user_metrics(recs, targets, table, held_out, k)
     out: dict[str, float] = {}
     for name in ("kl", "hellinger", "chi2"):
@@ -281,9 +308,17 @@ def summarize(recs, targets, item_categories, held_out=None, k: int | None = Non
     out["users_without_minority"] = int(per_user["minority_attainment"].isna().sum())
     out["category_coverage"] = float(per_user["category_coverage"].mean())
     out["intra_list_diversity"] = float(intra_list_diversity(recs, table).mean())
-    if held_out is not None:
-        out.update({name: float(per_user[name].mean()) for name in ("precision", "recall", "ndcg")})
-        out["users_without_held_out"] = int(per_user["precision"].isna().sum())
+    return out | _list_level(recs, table, per_user if held_out is not None else None, n_items)
+
+
+def _list_level(recs, table, accuracy, n_items) -> dict:
+    """The metrics that do not depend on an attribute: mean precision / recall / nDCG over
+    users with held-out items (``accuracy``: per-user columns, or ``None`` without held-out
+    data), catalogue coverage (with ``n_items``) and the exposure Gini."""
+    out: dict[str, float] = {}
+    if accuracy is not None:
+        out.update({name: float(accuracy[name].mean()) for name in ("precision", "recall", "ndcg")})
+        out["users_without_held_out"] = int(accuracy["precision"].isna().sum())
     if n_items is not None:
         out["catalogue_coverage"] = catalogue_coverage(recs, n_items)
     out["exposure_gini"] = exposure_gini(recs, catalogue=table.items if n_items is None else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from rerank.engine.exact import GAP_TOL
@@ -69,6 +70,13 @@ class RerankReport(RowAccounting):
     that user's candidates meets every quota (0 for everyone whose quotas are feasible; see
     :mod:`rerank.engine.quota`); ``None`` without ``min_share``. ``solver="exact"``: ``exact_gap``
     is a Series ``user_id -> certified relative optimality gap`` (:mod:`rerank.engine.exact`).
+    ``shown=``: ``shown_removed`` is a Series ``user_id -> candidates left out because they were
+    shown already`` (those rows are reranked rows that produce no output, so ``n_output_rows``
+    is ``Σ_u min(k, n_u − shown_u)``). ``explain=True``: ``reasons`` counts the output rows per
+    reason (``score``, ``calibration``, ``quota``, ``swap``, ``safeguard``; docs/design.md §9.4),
+    and :meth:`summary` lists them. ``lam="auto"``: ``lam`` the λ chosen per user,
+    ``miscalibration`` each list's ``C``, ``max_miscalibration`` the budget τ and
+    :attr:`over_budget` the users above it (all at λ = 1).
     ``refine="swap"``: ``swaps`` is a Series ``user_id -> swaps made`` and ``swap_cap_hit`` a
     Series ``user_id -> bool``, True where ``max_swaps`` stopped the search while an improving
     swap remained (:mod:`rerank.engine.refine`); both ``None`` without refinement.
@@ -90,6 +98,18 @@ class RerankReport(RowAccounting):
     n_expected_output_rows: int | None = None
     quota_shortfall: pd.Series | None = None
     exact_gap: pd.Series | None = None
+    shown_removed: pd.Series | None = None
+    reasons: pd.Series | None = None
+    lam: pd.Series | None = None
+    miscalibration: pd.Series | None = None
+    max_miscalibration: float | None = None
+
+    @property
+    def over_budget(self) -> pd.Index:
+        """``lam="auto"``: the users whose list exceeds the budget even at λ = 1."""
+        if self.lam is None:
+            return pd.Index([])
+        return self.miscalibration.index[(self.miscalibration > self.max_miscalibration).to_numpy()]
     swaps: pd.Series | None = None
     swap_cap_hit: pd.Series | None = None
     context: RunContext = field(default_factory=RunContext)
@@ -104,10 +124,10 @@ class RerankReport(RowAccounting):
 
     def summary(self) -> str:
         """One line: where every user and row went, what the method did (safeguard, quotas,
-        exact gaps) and whether the counts reconcile ("nothing lost")."""
+        exact gaps, reasons, the λ budget) and whether the counts reconcile ("nothing lost")."""
         shortfall = self.quota_shortfall
         gap = self.exact_gap
-        return summary_line(
+        line = summary_line(
             n_users=self.n_users, skipped=self.skipped, n_candidates=self.n_candidates,
             n_rows_reranked=self.n_rows_reranked, n_rows_without_user=self.n_rows_without_user,
             n_output_rows=self.n_output_rows, n_cold=len(self.cold_users),
@@ -117,6 +137,39 @@ class RerankReport(RowAccounting):
             method=self.context.method, ok=self.reconciles,
             swaps=None if self.swaps is None else (int(self.swaps.sum()), int(self.swap_cap_hit.sum())),
         )
+        line = with_reasons(line, self.reasons)
+        if self.lam is not None:
+            line = with_budget(line, len(self.lam), int((self.lam == 1.0).sum()), len(self.over_budget),
+                               self.max_miscalibration)
+        return line
+
+
+def per_user_series(users: pd.Index, values, name: str) -> pd.Series | None:
+    """``values`` (one per user, or ``None``) as a Series indexed by ``user_id``."""
+    if values is None:
+        return None
+    return pd.Series(values, index=pd.Index(users, name="user_id"), name=name)
+
+
+def with_budget(line: str, n_users: int, n_at_one: int, n_over: int, budget: float) -> str:
+    """The summary line with the ``lam="auto"`` outcome before its final verdict."""
+    head, tail = line.rsplit("; ", 1)
+    return (f"{head}; λ from the budget C ≤ {budget:g}: {n_users - n_over} users meet it, {n_at_one} at λ = 1 "
+            f"({n_over} of them still above it); {tail}")
+
+
+def reason_counts(codes, names) -> pd.Series:
+    """Output rows per reason (every reason listed, 0 when unused), ``explain=True``."""
+    return pd.Series(np.bincount(codes, minlength=len(names)), index=pd.Index(names, name="reason"), name="rows")
+
+
+def with_reasons(line: str, reasons: pd.Series | None) -> str:
+    """The summary line with the reason counts before its final verdict (``explain=True``)."""
+    if reasons is None:
+        return line
+    head, tail = line.rsplit("; ", 1)
+    counts = ", ".join(f"{int(n)} {name}" for name, n in reasons.items())
+    return f"{head}; why each item is there: {counts}; {tail}"
 
 
 class RerankWarning(UserWarning):
@@ -137,7 +190,8 @@ def describe(options) -> str:
         builder = "Steck's greedy"
     if safeguard_applies(options):
         builder += " + top-k safeguard"
-    lam = "per user" if options.lam is None else f"{options.lam:g}"
+    lam = ("per user" if options.lam is None else
+           f"auto (C <= {options.max_miscalibration:g})" if options.lam == "auto" else f"{options.lam:g}")
     return f"{builder}, {options.divergence}, lam={lam}, k={options.k}, normalize={options.normalize}"
 
 

@@ -30,6 +30,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from rerank import schemas
+from rerank.beyond import attributes_of, explanation_columns, report_fields, shown_problem
 from rerank.engine.arrays import Problem, solve
 from rerank.engine.options import MAX_ENUMERATE, RerankOptions
 from rerank.engine.refine import DEFAULT_MAX_SWAPS
@@ -45,7 +46,7 @@ from rerank.params import (
     check_positive,
     check_unit_interval,
 )
-from rerank.report import RerankReport, RerankWarning, RunContext, describe, safeguard_applies
+from rerank.report import RerankReport, RerankWarning, RunContext, describe, per_user_series, safeguard_applies
 from rerank.targets import TARGET_DTYPES, TargetTable
 
 __all__ = ["CalibratedReranker", "RerankReport", "RerankWarning", "Reranked"]
@@ -58,12 +59,6 @@ class Reranked(NamedTuple):
 
     frame: pd.DataFrame
     report: RerankReport
-
-
-def _per_user(users: pd.Index, values, name: str) -> pd.Series | None:
-    if values is None:
-        return None
-    return pd.Series(values, index=pd.Index(users, name="user_id"), name=name)
 
 
 def _looks_like_number(text: str) -> bool:
@@ -83,7 +78,8 @@ class CalibratedReranker:
     ----------
     k : list length.
     lam : λ in [0, 1]; a float for everyone, the name of a candidates column holding a per-user
-        λ (constant within a user), or a mapping / Series ``user_id -> λ``.
+        λ (constant within a user), a mapping / Series ``user_id -> λ``, or ``"auto"`` with
+        ``max_miscalibration=τ``: per user the smallest grid λ with ``C ≤ τ`` (design §9.5).
     alpha : KL smoothing α in (0, 1): ``q̃ = (1-α) q + α p``.
     divergence : ``"kl"``, ``"hellinger"`` or ``"chi2"`` (Pearson χ² on ``q̃``).
     rank_weights : ``"uniform"``, ``"dcg"`` or an array of k weights for ``q`` (Steck eq. 2).
@@ -108,6 +104,8 @@ class CalibratedReranker:
     solver : ``"greedy"`` or ``"exact"`` (certified optimum for uniform rank weights,
         :mod:`rerank.engine.exact`; at most ``time_limit`` seconds per user, enumeration up to
         ``max_enumerate`` subsets; gaps in ``report_.exact_gap``).
+    attribute_weights : ``{attribute: w_a}`` for ``Σ_a w_a C(p_a, q_a)`` when ``item_categories``
+        has an ``attribute`` column (normalised; default equal; docs/design.md §9.1).
     refine : ``None`` (the list as built) or ``"swap"``: start from the better of the list and
         top-k, then make improving single swaps (a listed item out, a candidate in at its
         position) until none improves the objective (:mod:`rerank.engine.refine`; greedy and
@@ -150,6 +148,8 @@ class CalibratedReranker:
         solver: str = "greedy",
         time_limit: float = 10.0,
         max_enumerate: int = MAX_ENUMERATE,
+        attribute_weights=None,
+        max_miscalibration: float | None = None,
         refine: str | None = None,
         max_swaps: int | None = DEFAULT_MAX_SWAPS,
         id_match: str = "exact",
@@ -172,6 +172,8 @@ class CalibratedReranker:
         self.solver = solver
         self.time_limit = time_limit
         self.max_enumerate = max_enumerate
+        self.attribute_weights = attribute_weights
+        self.max_miscalibration = max_miscalibration
         self.refine = refine
         self.max_swaps = max_swaps
         self.id_match = id_match
@@ -179,14 +181,15 @@ class CalibratedReranker:
     @classmethod
     def from_options(
         cls, options: RerankOptions, *, lam=None, half_life=None, n_threads=None, target_dtype: str = "float64",
-        id_match: str = "exact",
+        id_match: str = "exact", attribute_weights=None,
     ) -> CalibratedReranker:
         """A reranker with the settings of ``options``; ``lam`` (e.g. a column name) replaces
         ``options.lam`` when given."""
         params = options.as_dict()
         if lam is not None:
             params["lam"] = lam
-        return cls(**params, half_life=half_life, n_threads=n_threads, target_dtype=target_dtype, id_match=id_match)
+        return cls(**params, half_life=half_life, n_threads=n_threads, target_dtype=target_dtype, id_match=id_match,
+                   attribute_weights=attribute_weights)
 
     def get_params(self) -> dict:
         """The constructor parameters, as scikit-learn's ``get_params`` returns them."""
@@ -200,7 +203,8 @@ class CalibratedReranker:
         """Check every parameter and return the :class:`rerank.RerankOptions` that ``fit`` stores
         as ``options_`` (``lam`` is ``None`` there when it is a column or a mapping)."""
         lam = self.lam
-        if isinstance(lam, str):
+        auto = lam == "auto"  # λ from a budget (docs/design.md §9.5); RerankOptions checks the budget
+        if isinstance(lam, str) and not auto:
             if lam in schemas.CANDIDATE_COLUMNS:
                 raise InputError(f"lam names the column {lam!r}, which is not a per-user lambda column")
             if _looks_like_number(lam):
@@ -208,8 +212,8 @@ class CalibratedReranker:
                     f"lam must be a number or the name of a candidates column; got the string {lam!r} "
                     f"(did you mean {float(lam)}?)"
                 )
-        per_user = isinstance(lam, str | Mapping | pd.Series)
-        if not per_user:
+        per_user = isinstance(lam, str | Mapping | pd.Series) and not auto
+        if not per_user and not auto:
             check_unit_interval("lam", lam)
         params = self.get_params()
         fields = {name: params[name] for name in RerankOptions.__dataclass_fields__}
@@ -253,6 +257,7 @@ class CalibratedReranker:
         )
         self.target_table_ = targets
         self.population_target_ = targets.population
+        self.attributes_ = attributes_of(table, self.attribute_weights)
         return self
 
     @property
@@ -334,6 +339,8 @@ class CalibratedReranker:
 
     # ------------------------------------------------------------------ rerank
     def _lam_per_user(self, candidates: pd.DataFrame, csr: CandidateCSR) -> np.ndarray:
+        if self.options_.lam == "auto":  # searched per user by the engine
+            return np.zeros(len(csr.users), dtype=np.float64)
         if isinstance(self.lam, str):
             values = per_user_values(candidates, self.lam, csr)
             return check_lam_array(values, len(csr.users), csr.users)
@@ -358,11 +365,18 @@ class CalibratedReranker:
             csr.item_kind, "candidates column 'item_id'", kinds["item_id"], "the item_categories' item_id"
         )
 
-    def rerank(self, candidates: pd.DataFrame, *, on_invalid: str = "raise", return_report: bool = False):
+    def rerank(
+        self, candidates: pd.DataFrame, *, on_invalid: str = "raise", return_report: bool = False, shown=None,
+        explain: bool = False,
+    ):
         """Rerank each user's candidates; returns ``user_id, item_id, score, rank`` (rank from 1),
         or with ``return_report=True`` a :class:`Reranked` ``(frame, report)`` holding this
         call's :class:`RerankReport` (``report_`` also keeps the last call's, for
         single-threaded use; concurrent calls on one reranker should take the returned one).
+
+        ``shown``: a frame ``user_id, item_id`` (+ ``rank``) of items already shown, the first
+        positions of ``q``, not picked again (docs/design.md §9.3). ``explain=True`` adds
+        ``input_rank, score_gain, calibration_gain, reason`` (§9.4).
 
         Users keep the order in which they first appear; ``score`` is the input score (float64);
         the id columns keep their input values and dtype (docs/inputs.md, "Ids").
@@ -372,13 +386,15 @@ class CalibratedReranker:
         match nothing fitted give a :class:`RerankWarning` saying what to do.
         """
         check_bool("return_report", return_report)
-        out, report = self._rerank(candidates, on_invalid)
+        out, report = self._rerank(candidates, on_invalid, shown=shown, explain=explain)
         self.report_ = report
         for message in report.warnings:
             warnings.warn(message, RerankWarning, stacklevel=2)
         return Reranked(out, report) if return_report else out
 
-    def _rerank(self, candidates: pd.DataFrame, on_invalid: str) -> tuple[pd.DataFrame, RerankReport]:
+    def _rerank(
+        self, candidates: pd.DataFrame, on_invalid: str, *, shown=None, explain: bool = False,
+    ) -> tuple[pd.DataFrame, RerankReport]:
         """``rerank`` without side effects: the output and its report (streaming uses it)."""
         self.check_fitted()
         csr = candidates_to_csr(candidates, on_invalid=on_invalid)
@@ -387,13 +403,15 @@ class CalibratedReranker:
         item_rows = self.item_rows(csr.item_ids)
         unknown = item_rows == self.category_matrix_.shape[0] - 1
         # The frame was validated once (candidates_to_csr); the engine takes the arrays as checked.
-        problem = Problem(
-            csr.lists(item_rows), self.category_matrix_, targets,
-            np.arange(len(csr.users), dtype=np.int64), self._lam_per_user(candidates, csr),
-        )
-        result = solve(problem, self.options_, self.n_threads)
+        text = getattr(self, "id_match", "exact") == "text"  # integers meet text by their decimal form
+        prefix, excluded = (None, None) if shown is None else shown_problem(shown, csr, self.item_rows, text)
+        rows = np.arange(len(csr.users), dtype=np.int64)  # targets: one row per user of the call
+        problem = Problem(csr.lists(item_rows), self.category_matrix_, targets, rows,
+                          self._lam_per_user(candidates, csr), self.attributes_, prefix, excluded)
+        result = solve(problem, self.options_, self.n_threads, explain=check_bool("explain", explain))
         out = output_frame(csr, result.indptr, result.positions)
-        lengths = np.diff(csr.indptr)
+        reasons = explanation_columns(out, result)
+        lengths = np.diff(csr.indptr) - (0 if result.shown_removed is None else result.shown_removed)
         k = self.options_.k
         users = restore(csr.users, csr.user_dtype)  # the report names users in the input's dtype
         hints = {}
@@ -412,14 +430,15 @@ class CalibratedReranker:
             n_rows_without_user=csr.n_rows_without_user,
             n_rows_reranked=int(csr.indptr[-1]),
             n_expected_output_rows=int(np.minimum(lengths, k).sum()),
-            quota_shortfall=_per_user(users, result.quota_shortfall, "quota_shortfall"),
-            exact_gap=_per_user(users, result.gap, "exact_gap"),
+            quota_shortfall=per_user_series(users, result.quota_shortfall, "quota_shortfall"),
+            exact_gap=per_user_series(users, result.gap, "exact_gap"),
             context=RunContext(describe(self.options_), safeguard_applies(self.options_), self.target_table_.n_users,
                                len(self.item_categories_.items)),
             n_rows_unknown_item=int(unknown.sum()),
             id_hints={column: hint for column, hint in hints.items() if hint is not None},
-            swaps=_per_user(users, result.swaps, "swaps"),
-            swap_cap_hit=_per_user(users, result.swap_cap_hit, "swap_cap_hit"),
+            **report_fields(users, result, reasons, self.options_),
+            swaps=per_user_series(users, result.swaps, "swaps"),
+            swap_cap_hit=per_user_series(users, result.swap_cap_hit, "swap_cap_hit"),
         )
         return out, report
 

@@ -17,7 +17,8 @@ Contracts (docs/design.md §5; fallbacks are documented in ``docs/inputs.md``):
   (and reported) instead of failing the call; rows without a ``user_id`` are dropped and counted.
 * history ``user_id, item_id`` (+ ``weight`` finite ≥ 0, ``timestamp`` numeric or datetime):
   repeated rows add up.
-* item categories ``item_id, category`` (+ ``weight`` finite ≥ 0): repeated rows add up.
+* item categories ``item_id, category`` (+ ``weight`` finite ≥ 0, + ``attribute``: several
+  attributes in one objective, non-null integer or string names): repeated rows add up.
 """
 
 from __future__ import annotations
@@ -413,6 +414,43 @@ def validate_item_categories(frame) -> CheckedItemCategories:
     :class:`CheckedItemCategories` is returned as it is."""
     if isinstance(frame, CheckedItemCategories):
         return frame
-    frame = decode_dictionaries(frame, ["item_id", "category"])
-    weights, (item_kind, category_kind) = _ids_and_weights(frame, ["item_id", "category"], "item_categories")
+    columns = ["item_id", "category"]
+    if isinstance(frame, pd.DataFrame) and "attribute" in frame.columns:
+        columns.append("attribute")  # several attributes (docs/design.md §9.1): ids like the others
+    frame = decode_dictionaries(frame, columns)
+    weights, (item_kind, category_kind, *_) = _ids_and_weights(frame, columns, "item_categories")
     return CheckedItemCategories(frame, weights, item_kind, category_kind)
+
+
+@dataclass(frozen=True)
+class CheckedShown:
+    """A validated shown frame (items already shown, docs/design.md §9.3): the ``frame`` in
+    shown order per user (by ``rank`` when there is one, else row order) and the id kinds."""
+
+    frame: pd.DataFrame
+    user_kind: str
+    item_kind: str
+
+
+def validate_shown(frame) -> CheckedShown:
+    """Check ``user_id, item_id`` (+ ``rank``: the position shown, numeric, finite): non-null
+    ids, no item shown twice to one user. A :class:`CheckedShown` is returned as it is."""
+    if isinstance(frame, CheckedShown):
+        return frame
+    require_columns(frame, ["user_id", "item_id"], "shown")
+    require_no_null_ids(frame, ["user_id", "item_id"], "shown")
+    user_kind, item_kind = (id_kind(frame[c], "shown") for c in ("user_id", "item_id"))
+    twice = duplicated_pairs(frame["user_id"], frame["item_id"])
+    if twice.any():
+        pos = int(np.flatnonzero(twice)[0])
+        raise InputError(
+            f"shown has item {show(frame['item_id'].iloc[pos])} twice for user {show(frame['user_id'].iloc[pos])} "
+            f"({row_label(frame, pos)})"
+        )
+    if "rank" in frame.columns:
+        rank = require_numeric(frame["rank"], "shown")
+        bad = np.flatnonzero(~np.isfinite(rank))
+        if bad.size:
+            raise InputError(f"shown column 'rank' must be finite; {row_label(frame, int(bad[0]))} is not")
+        frame = frame.iloc[np.argsort(rank, kind="stable")]
+    return CheckedShown(frame, user_kind, item_kind)

@@ -43,7 +43,7 @@ import scipy.sparse as sp
 from rerank import schemas
 from rerank.distributions import item_categories_from_frame, target_blocks
 from rerank.errors import InputError, InputTypeError
-from rerank.params import check_choice, check_whole
+from rerank.params import check_bool, check_choice, check_whole
 from rerank.targets import TargetBuilder
 
 POSITION_COLUMN = "__rerank_position"
@@ -51,6 +51,9 @@ BUCKET_COLUMN = "__rerank_bucket"
 REPORT_COLUMN = "__rerank_report"
 REPORT_SKIPPED = "skipped"
 REPORT_SHORT = "short"
+REPORT_REASON = "__rerank_reason"  # not "reason": explain=True has an output column of that name
+REPORT_N_ROWS = "__rerank_n_rows"
+REPORT_COLUMNS = (REPORT_COLUMN, REPORT_REASON, REPORT_N_ROWS)
 GROUPINGS = ("bucket", "user")
 
 
@@ -94,17 +97,21 @@ def worker_reranker(reranker):
     return local
 
 
-def rerank_group(reranker, frame: pd.DataFrame, position_col: str, on_invalid: str = "raise") -> pd.DataFrame:
-    """Rerank one pandas group (one user or one bucket of users) in input order."""
+def rerank_group(
+    reranker, frame: pd.DataFrame, position_col: str, on_invalid: str = "raise", shown: pd.DataFrame | None = None,
+    explain: bool = False,
+) -> pd.DataFrame:
+    """Rerank one pandas group (one user or one bucket of users) in input order; ``shown``: the
+    group's shown items with their shown order in ``rank``."""
     positions = frame[position_col].to_numpy()
     if positions.size > 1 and not np.all(positions[1:] >= positions[:-1]):  # Spark sorted it already, usually
         frame = frame.take(np.argsort(positions, kind="stable"))
-    return reranker.rerank(frame, on_invalid=on_invalid)
+    return reranker.rerank(frame, on_invalid=on_invalid, shown=shown, explain=explain)
 
 
 def report_rows(reranker, out: pd.DataFrame) -> pd.DataFrame:
     """The report of the group just reranked as rows of the combined output schema: one row per
-    skipped user (``reason``, ``n_rows``) and per user with fewer than k candidates
+    skipped user (its reason and rows) and per user with fewer than k candidates
     (``n_rows``: the candidates, all of them returned)."""
     report = reranker.report_
     skipped = report.skipped
@@ -114,8 +121,8 @@ def report_rows(reranker, out: pd.DataFrame) -> pd.DataFrame:
         {
             "user_id": pd.concat([pd.Series(skipped["user_id"]), pd.Series(short)], ignore_index=True),
             REPORT_COLUMN: pd.Series([REPORT_SKIPPED] * len(skipped) + [REPORT_SHORT] * len(short), dtype=object),
-            "reason": pd.Series(list(skipped["reason"]) + [None] * len(short), dtype=object),
-            "n_rows": pd.array(np.concatenate([
+            REPORT_REASON: pd.Series(list(skipped["reason"]) + [None] * len(short), dtype=object),
+            REPORT_N_ROWS: pd.array(np.concatenate([
                 skipped["n_rows"].to_numpy(dtype=np.int64),
                 counts.reindex(short).to_numpy(dtype=np.int64) if len(short) else np.zeros(0, dtype=np.int64),
             ]), dtype="Int64"),
@@ -183,9 +190,11 @@ def _check_id_types(reranker, fields: dict) -> None:
             schemas.check_same_id_kind(kind, f"candidates column '{column}'", kinds[column], fitted_from)
 
 
-def output_schema(candidates, report: bool = False):
-    """``user_id, item_id`` with the input types, ``score double``, ``rank long``; with
-    ``report``, also the report columns (``__rerank_report``, ``reason``, ``n_rows``)."""
+def output_schema(candidates, explain: bool = False, auto_lam: bool = False, report: bool = False):
+    """``user_id, item_id`` with the input types, ``score double``, ``rank long`` (+ with
+    ``explain``: ``input_rank long, score_gain double, calibration_gain double, reason string``;
+    + with ``lam="auto"``: ``lam double``; + with ``report``: the report columns
+    ``__rerank_report``, ``__rerank_reason``, ``__rerank_n_rows``)."""
     from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
     fields = _fields(candidates, "candidates")
@@ -195,9 +204,16 @@ def output_schema(candidates, report: bool = False):
         StructField("score", DoubleType(), True),
         StructField("rank", LongType(), True),
     ]
+    if explain:
+        columns += [
+            StructField("input_rank", LongType(), True), StructField("score_gain", DoubleType(), True),
+            StructField("calibration_gain", DoubleType(), True), StructField("reason", StringType(), True),
+        ]
+    if auto_lam:
+        columns.append(StructField("lam", DoubleType(), True))
     if report:
-        columns += [StructField(REPORT_COLUMN, StringType(), True), StructField("reason", StringType(), True),
-                    StructField("n_rows", LongType(), True)]
+        columns += [StructField(REPORT_COLUMN, StringType(), True), StructField(REPORT_REASON, StringType(), True),
+                    StructField(REPORT_N_ROWS, LongType(), True)]
     return StructType(columns)
 
 
@@ -209,6 +225,8 @@ def rerank_spark(
     n_buckets: int | None = None,
     position_col: str | None = None,
     on_invalid: str = "raise",
+    shown=None,
+    explain: bool = False,
     report: bool = False,
 ):
     """Rerank a Spark DataFrame ``user_id, item_id, score`` (+ the λ column if ``reranker.lam``
@@ -228,7 +246,13 @@ def rerank_spark(
     was created from).
 
     ``on_invalid="skip"`` drops users with invalid rows, as ``rerank`` does; ``"raise"`` fails
-    the job with the same error.
+    the job with the same error. ``report=True`` returns ``(output, SparkRerankReport)``: the
+    skipped users and the users with fewer than k candidates come back from the executors.
+
+    ``shown``: a Spark DataFrame ``user_id, item_id`` (+ ``rank``) of items already shown
+    (``CalibratedReranker.rerank(shown=)``, docs/design.md §9.3); it is co-grouped with the
+    candidates by the same user buckets (its order: ``rank``, else its own row order).
+    ``explain=True`` adds the columns of ``rerank(explain=True)`` (docs/design.md §9.4).
 
     Before the first job, the workers' Python is checked (:mod:`rerank.spark_env`): on a local
     master with ``PYSPARK_PYTHON`` unset they run the driver's interpreter; a worker that cannot
@@ -247,7 +271,8 @@ def rerank_spark(
     _require_columns(fields, ["user_id", "item_id", "score"], "candidates")
     _require_numeric(fields, "score", "candidates")
     columns = [F.col("user_id"), F.col("item_id"), F.col("score").cast("double").alias("score")]
-    if isinstance(reranker.lam, str):
+    auto_lam = reranker.lam == "auto"
+    if isinstance(reranker.lam, str) and not auto_lam:
         _require_columns(fields, [reranker.lam], "candidates")
         _require_numeric(fields, reranker.lam, "candidates")
         columns.append(F.col(reranker.lam).cast("double").alias(reranker.lam))
@@ -275,34 +300,60 @@ def rerank_spark(
     check_workers(context)
     state = context.broadcast(worker_reranker(reranker))
 
-    if report:
-        def rerank_one_group(frame: pd.DataFrame) -> pd.DataFrame:
-            out = rerank_group(state.value, frame, POSITION_COLUMN, on_invalid)
-            return with_report(out, report_rows(state.value, out))
-    else:
-        def rerank_one_group(frame: pd.DataFrame) -> pd.DataFrame:
-            return rerank_group(state.value, frame, POSITION_COLUMN, on_invalid)
+    explain = check_bool("explain", explain)
 
-    schema = output_schema(candidates, report)
-    if by == "user":
-        grouped = rows.groupBy("user_id")
+    def rerank_rows(frame: pd.DataFrame, seen: pd.DataFrame | None) -> pd.DataFrame:
+        out = rerank_group(state.value, frame, POSITION_COLUMN, on_invalid, shown=seen, explain=explain)
+        return with_report(out, report_rows(state.value, out)) if report else out
+
+    def rerank_one_group(frame: pd.DataFrame) -> pd.DataFrame:  # one argument: Spark passes the frame only
+        return rerank_rows(frame, None)
+
+    schema = output_schema(candidates, explain, auto_lam, report)
+    if shown is not None:
+        result = _rerank_with_shown(rows, shown, rerank_rows, schema, by, n_buckets)
+    elif by == "user":
+        result = rows.groupBy("user_id").applyInPandas(rerank_one_group, schema)
     else:
         bucket = F.pmod(F.xxhash64("user_id"), F.lit(n_buckets))
         # sorted by position within each bucket by the sort Spark runs for the grouping anyway
         rows = rows.withColumn(BUCKET_COLUMN, bucket).repartition(BUCKET_COLUMN).sortWithinPartitions(
             BUCKET_COLUMN, POSITION_COLUMN)
-        grouped = rows.groupBy(BUCKET_COLUMN)
-    result = grouped.applyInPandas(rerank_one_group, schema)
+        result = rows.groupBy(BUCKET_COLUMN).applyInPandas(rerank_one_group, schema)
     if not report:
         return result
     from pyspark import StorageLevel
 
     combined = result.persist(StorageLevel.MEMORY_AND_DISK)
     kind = F.col(REPORT_COLUMN)
-    out = combined.filter(kind.isNull()).select("user_id", "item_id", "score", "rank")
-    skipped = combined.filter(kind == REPORT_SKIPPED).select("user_id", "reason", "n_rows")
-    short = combined.filter(kind == REPORT_SHORT).select("user_id", F.col("n_rows").alias("n_candidates"))
+    outputs = [field.name for field in schema.fields if field.name not in REPORT_COLUMNS]
+    out = combined.filter(kind.isNull()).select(*outputs)
+    skipped = combined.filter(kind == REPORT_SKIPPED).select(
+        "user_id", F.col(REPORT_REASON).alias("reason"), F.col(REPORT_N_ROWS).alias("n_rows"))
+    short = combined.filter(kind == REPORT_SHORT).select("user_id", F.col(REPORT_N_ROWS).alias("n_candidates"))
     return out, SparkRerankReport(skipped, short, combined)
+
+
+def _rerank_with_shown(rows, shown, rerank_rows, schema, by: str, n_buckets: int):
+    """Candidates and shown items co-grouped by user (``by="user"``) or user bucket."""
+    from pyspark.sql import functions as F
+
+    s_fields = _fields(shown, "shown")
+    _require_columns(s_fields, ["user_id", "item_id"], "shown")
+    order = F.col("rank").cast("double") if "rank" in s_fields else F.monotonically_increasing_id().cast("double")
+    shown_rows = shown.select(F.col("user_id"), F.col("item_id"), order.alias("rank"))
+    key = "user_id" if by == "user" else BUCKET_COLUMN
+    if by != "user":
+        bucket = F.pmod(F.xxhash64("user_id"), F.lit(n_buckets))
+        rows, shown_rows = rows.withColumn(BUCKET_COLUMN, bucket), shown_rows.withColumn(BUCKET_COLUMN, bucket)
+    columns = [field.name for field in schema.fields]
+
+    def rerank_cogroup(frame: pd.DataFrame, seen: pd.DataFrame) -> pd.DataFrame:
+        if not len(frame):
+            return pd.DataFrame({name: [] for name in columns})
+        return rerank_rows(frame, seen[["user_id", "item_id", "rank"]])
+
+    return rows.groupBy(key).cogroup(shown_rows.groupBy(key)).applyInPandas(rerank_cogroup, schema)
 
 
 # ---------------------------------------------------------------------------- fit
@@ -431,13 +482,13 @@ def fit_spark(reranker, history, item_categories):
     )
     _history_checks(history, h_fields, reranker.half_life)
 
-    wanted = [c for c in ("item_id", "category", "weight") if c in c_fields]
+    wanted = [c for c in ("item_id", "category", "weight", "attribute") if c in c_fields]
     table = item_categories_from_frame(item_categories.select(*wanted).toPandas())
     masses = category_masses(reranker, history, table).toPandas()
 
     user_codes, users = pd.factorize(masses["user_id"], sort=False)
     n_categories = len(table.categories)
-    builder = TargetBuilder(n_categories, reranker.target_dtype)
+    builder = TargetBuilder(n_categories, reranker.target_dtype, table.attribute_codes)
     users = pd.Index(users)
     for warm, targets in target_blocks(
         user_codes,
@@ -445,6 +496,7 @@ def fit_spark(reranker, history, item_categories):
         masses["mass"].to_numpy(dtype=np.float64),
         len(users),
         sp.identity(n_categories, dtype=np.float64, format="csr"),
+        attribute_codes=table.attribute_codes,
     ):
         builder.add(users.take(warm), targets)
     reranker.id_kinds_ = kinds

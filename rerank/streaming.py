@@ -26,9 +26,18 @@ from rerank.engine.exact import GAP_TOL
 from rerank.errors import InputError, InputTypeError
 from rerank.ids import id_array, show_id
 from rerank.params import check_bool
-from rerank.report import RerankReport, RerankWarning, RowAccounting, RunContext, match_warnings, summary_line
+from rerank.report import (
+    RerankReport,
+    RerankWarning,
+    RowAccounting,
+    RunContext,
+    match_warnings,
+    summary_line,
+    with_budget,
+    with_reasons,
+)
 from rerank.reranker import CalibratedReranker
-from rerank.schemas import at_row, check_on_invalid, empty_skipped
+from rerank.schemas import at_row, check_on_invalid, empty_skipped, validate_shown
 
 
 class SeenIds:
@@ -94,6 +103,10 @@ class StreamReport(RowAccounting):
     n_short: int = 0
     n_topk: int = 0
     n_quota_short: int | None = None  # quota mode: users whose list misses some quota units
+    reasons: pd.Series | None = None  # explain=True: output rows per reason
+    budget: float | None = None  # lam="auto": the budget τ, users at λ = 1 and users above τ
+    n_lam_one: int = 0
+    n_over_budget: int = 0
     n_swaps: int | None = None  # refine="swap": swaps made over all users
     n_swap_cap_hits: int | None = None  # refine="swap": users whose search the swap cap stopped
     n_quota_units_short: int = 0
@@ -133,6 +146,12 @@ class StreamReport(RowAccounting):
             self.n_swap_cap_hits = (self.n_swap_cap_hits or 0) + int(report.swap_cap_hit.sum())
         if len(report.skipped):
             self._skipped.append(report.skipped)
+        if report.reasons is not None:
+            self.reasons = report.reasons if self.reasons is None else self.reasons + report.reasons
+        if report.lam is not None:
+            self.budget = report.max_miscalibration
+            self.n_lam_one += int((report.lam == 1.0).sum())
+            self.n_over_budget += len(report.over_budget)
 
     @property
     def skipped(self) -> pd.DataFrame:
@@ -150,7 +169,7 @@ class StreamReport(RowAccounting):
                               self.context, self.id_hints)
 
     def summary(self) -> str:
-        return summary_line(
+        line = summary_line(
             n_users=self.n_users, skipped=self.skipped, n_candidates=self.n_candidates,
             n_rows_reranked=self.n_rows_reranked, n_rows_without_user=self.n_rows_without_user,
             n_output_rows=self.n_output_rows, n_cold=self.n_cold, n_short=self.n_short,
@@ -160,6 +179,10 @@ class StreamReport(RowAccounting):
             method=self.context.method,
             swaps=None if self.n_swaps is None else (self.n_swaps, self.n_swap_cap_hits),
         )
+        line = with_reasons(line, self.reasons)
+        if self.budget is not None:
+            line = with_budget(line, self.n_users, self.n_lam_one, self.n_over_budget, self.budget)
+        return line
 
     def as_dict(self) -> dict:
         """JSON-ready counts, the skipped users and whether everything reconciles."""
@@ -179,6 +202,9 @@ class StreamReport(RowAccounting):
             "users_kept_top_k": self.n_topk if self.context.safeguard else None,
             "batches": self.n_batches,
             "users_short_of_quotas": self.n_quota_short,
+            "users_at_lambda_1": self.n_lam_one if self.budget is not None else None,
+            "users_over_budget": self.n_over_budget if self.budget is not None else None,
+            "rows_by_reason": None if self.reasons is None else {str(k): int(v) for k, v in self.reasons.items()},
             "swaps": self.n_swaps,
             "users_swap_cap_hit": self.n_swap_cap_hits,
             "quota_units_short": self.n_quota_units_short if self.n_quota_short is not None else None,
@@ -202,6 +228,8 @@ class RerankStream:
         on_invalid: str = "raise",
         check_repeats: bool = True,
         warn: bool = True,
+        shown=None,
+        explain: bool = False,
     ):
         if not isinstance(reranker, CalibratedReranker):
             raise InputTypeError(
@@ -214,6 +242,8 @@ class RerankStream:
         self.check_repeats = check_bool("check_repeats", check_repeats)
         self.warn = check_bool("warn", warn)
         self.report = StreamReport()
+        self.shown = None if shown is None else validate_shown(shown)  # checked once for every batch
+        self.explain = check_bool("explain", explain)
         self._seen = SeenIds() if self.check_repeats else None
 
     def _check_new_users(self, batch: pd.DataFrame) -> None:
@@ -236,7 +266,8 @@ class RerankStream:
         batches = iter(self.batches)
         done = object()
         while (batch := next(batches, done)) is not done:
-            out, report = self.reranker._rerank(batch, self.on_invalid)  # warnings: once, from the totals
+            # warnings: once, from the totals
+            out, report = self.reranker._rerank(batch, self.on_invalid, shown=self.shown, explain=self.explain)
             if self._seen is not None:
                 self._check_new_users(batch)
             self.report.add(report)
@@ -257,6 +288,8 @@ def rerank_batches(
     on_invalid: str = "raise",
     check_repeats: bool = True,
     warn: bool = True,
+    shown=None,
+    explain: bool = False,
 ) -> RerankStream:
     """Rerank an iterable of candidate frames, each holding whole users; yields one output frame
     (``user_id, item_id, score, rank``) per batch, exactly ``reranker.rerank(batch)``.
@@ -265,6 +298,10 @@ def rerank_batches(
     reranked, skipped (``on_invalid="skip"``) and out, and whether they reconcile. With
     ``check_repeats`` a user appearing in two batches raises ``InputError``. Ids that match
     nothing fitted give one :class:`rerank.report.RerankWarning` per kind at the end (from the
-    totals; ``warn=False``: only in ``stream.report.warnings``).
+    totals; ``warn=False``: only in ``stream.report.warnings``). ``shown``: items already shown
+    (``CalibratedReranker.rerank(shown=)``), one frame for every batch; ``explain`` as in ``rerank``.
     """
-    return RerankStream(reranker, batches, on_invalid=on_invalid, check_repeats=check_repeats, warn=warn)
+    return RerankStream(
+        reranker, batches, on_invalid=on_invalid, check_repeats=check_repeats, warn=warn, shown=shown,
+        explain=explain,
+    )

@@ -22,6 +22,12 @@ The users are a :class:`rerank.userindex.UserIndex` (12 bytes per integer id, no
 The population target (the fallback of cold users, docs/design.md §3) is the mean of the
 *stored* targets, summed user after user in fitted order, so it does not depend on how the
 history was cut into batches.
+
+Several attributes (docs/design.md §9.1): each attribute's block of a row is normalised on its
+own; a user with mass in some attributes but none in another is stored with that block empty,
+and :meth:`TargetTable.dense` fills it from the population target's block (the cold-user
+fallback, per attribute). The population target of attribute ``a`` is the mean over the users
+with mass in ``a``, renormalised within the block (uniform over the block when nobody has any).
 """
 
 from __future__ import annotations
@@ -122,13 +128,14 @@ class TargetTable:
     """
 
     def __init__(self, users: UserIndex, blocks: list, starts: np.ndarray, n_categories: int, dtype: str,
-                 population: np.ndarray):
+                 population: np.ndarray, attribute_codes: np.ndarray | None = None):
         self.users = users
         self.blocks = blocks
         self.starts = starts  # first row of each block, then the number of rows
         self.n_categories = n_categories
         self.dtype = dtype
         self.population = population
+        self.attribute_codes = attribute_codes
 
     @property
     def n_users(self) -> int:
@@ -165,6 +172,11 @@ class TargetTable:
         for b in np.unique(block_of):
             mine = warm[block_of == b]
             self.blocks[b].write(rows[mine] - self.starts[b], out, mine)
+        if self.attribute_codes is not None:  # an attribute without mass: the population's block
+            for code in range(int(self.attribute_codes.max(initial=-1)) + 1):
+                columns = np.flatnonzero(self.attribute_codes == code)
+                empty = warm[out[np.ix_(warm, columns)].sum(axis=1) == 0]
+                out[np.ix_(empty, columns)] = self.population[columns]
         return out
 
 
@@ -192,9 +204,12 @@ class TargetBuilder:
     """Collects the targets of a fit, batch by batch (:meth:`add`), into a :class:`TargetTable`
     (:meth:`finish`)."""
 
-    def __init__(self, n_categories: int, dtype: str = "float64"):
+    def __init__(self, n_categories: int, dtype: str = "float64", attribute_codes: np.ndarray | None = None):
         self.n_categories = n_categories
         self.dtype = check_choice("target_dtype", dtype, TARGET_DTYPES)
+        self.attribute_codes = attribute_codes
+        n_attributes = 1 if attribute_codes is None else max(int(attribute_codes.max(initial=-1)) + 1, 1)
+        self._with_mass = np.zeros(n_attributes, dtype=np.int64)  # users with mass in each attribute
         self._blocks: list = []
         self._ids: list[pd.Index] = []
         self._n = 0
@@ -209,6 +224,13 @@ class TargetBuilder:
         self._blocks.append(make_block(targets, self.dtype))
         self._ids.append(pd.Index(user_ids))
         self._n += len(user_ids)
+        if self.attribute_codes is None:
+            self._with_mass[0] += len(user_ids)
+        else:
+            n_attr = self._with_mass.shape[0]
+            owners = np.repeat(np.arange(targets.shape[0]), np.diff(targets.indptr))
+            cells = np.unique(owners * n_attr + self.attribute_codes[targets.indices])
+            self._with_mass += np.bincount(cells % n_attr, minlength=n_attr)
 
     def finish(self) -> TargetTable:
         """The table; a user added twice (two batches holding parts of one user's history)
@@ -229,9 +251,14 @@ class TargetBuilder:
         for b, block in enumerate(self._blocks):
             rows = block.values.shape[0] if isinstance(block, DenseBlock) else block.indptr.shape[0] - 1
             starts[b + 1] = starts[b] + rows
-        if self._n:
-            mean = sequential_column_sums(self._blocks, starts, self.n_categories) / self._n
-            population = mean / mean.sum()
-        else:  # no user with category mass: uniform over the categories
-            population = np.full(self.n_categories, 1.0 / max(self.n_categories, 1))
-        return TargetTable(users, self._blocks, starts, self.n_categories, self.dtype, population)
+        sums = sequential_column_sums(self._blocks, starts, self.n_categories)
+        codes = np.zeros(self.n_categories, dtype=np.int64) if self.attribute_codes is None else self.attribute_codes
+        population = np.zeros(self.n_categories, dtype=np.float64)
+        for code, n_with_mass in enumerate(self._with_mass):
+            columns = np.flatnonzero(codes == code)
+            if n_with_mass:
+                mean = sums[columns] / n_with_mass
+                population[columns] = mean / mean.sum()
+            else:  # nobody has mass in this attribute: uniform over its categories
+                population[columns] = 1.0 / max(columns.size, 1)
+        return TargetTable(users, self._blocks, starts, self.n_categories, self.dtype, population, self.attribute_codes)

@@ -30,7 +30,7 @@ import warnings
 from pathlib import Path
 
 from rerank import io, outputs, schemas
-from rerank.cli.options import add_input_files, add_rerank_arguments, options_from_args
+from rerank.cli.options import add_input_files, add_rerank_arguments, attribute_weights, options_from_args
 from rerank.errors import InputError
 from rerank.ids import show_id
 from rerank.params import check_whole
@@ -46,7 +46,8 @@ def run(args) -> int:
     # id_match="text": a CSV file holds ids as text, a Parquet file may hold integers; integers
     # then match text by their decimal form, and the output keeps the candidates' ids as they are
     reranker = CalibratedReranker.from_options(
-        options, lam=args.lam_column, half_life=args.half_life, n_threads=args.threads, id_match="text"
+        options, lam=args.lam_column, half_life=args.half_life, n_threads=args.threads, id_match="text",
+        attribute_weights=attribute_weights(args.attribute_weights),
     )
     reranker.build_options()
     batch_rows = check_whole("--batch-rows", args.batch_rows)
@@ -55,6 +56,8 @@ def run(args) -> int:
         "history": io.input_path(args.history, "history"),
         "item_categories": io.input_path(args.item_categories, "item_categories"),
     }
+    if args.shown:
+        paths["shown"] = io.input_path(args.shown, "shown")
     inputs = list(paths.values())
     output = outputs.output_path(args.output, "output", inputs)
     skipped_path = outputs.output_path(args.skipped, "--skipped", inputs + [output]) if args.skipped else None
@@ -66,8 +69,13 @@ def run(args) -> int:
     stamps = outputs.InputStamps.take(paths)  # an input changed while it is read is an error
 
     history = io.read_whole(paths["history"], "history", ["user_id", "item_id"])
-    categories = io.read_whole(paths["item_categories"], "item_categories", ["item_id", "category"])
+    categories = io.read_whole(paths["item_categories"], "item_categories", ["item_id", "category"],
+                               optional_ids=["attribute"])
     source = io.CandidateSource(paths["candidates"], batch_rows, [args.lam_column], skip)
+    shown = io.read_whole(paths["shown"], "shown", ["user_id", "item_id"], numeric=["rank"]) if args.shown else None
+    if shown is not None:
+        with io.reading(paths["shown"], "shown"):
+            shown = schemas.validate_shown(shown)
     # validated once, file by file (errors name the file); fit takes the checked frames as they are
     with io.reading(paths["history"], "history"):
         if reranker.half_life is not None:
@@ -89,9 +97,13 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
+    # the explain / lam columns are not in the candidates' Parquet schema: the output's comes from its first frame
+    extra_columns = args.explain or options.lam == "auto"
     with outputs.AtomicFiles() as files:
-        sink = outputs.Sink(files.temp_for(output), output, "output", schema=_parquet_schema(source, output))
-        stream = rerank_batches(reranker, source.batches(), on_invalid="skip" if skip else "raise", warn=False)
+        sink = outputs.Sink(files.temp_for(output), output, "output",
+                            schema=None if extra_columns else _parquet_schema(source, output))
+        stream = rerank_batches(reranker, source.batches(), on_invalid="skip" if skip else "raise", warn=False,
+                                shown=shown, explain=args.explain)
         # no bar with --quiet, nor when stderr is not a terminal (logs stay clean)
         bar = tqdm(total=source.n_rows, unit=" rows", unit_scale=True, desc="rerank apply",
                    disable=True if args.quiet else None, file=sys.stderr, leave=False)
@@ -189,9 +201,16 @@ def register(subparsers) -> None:
     files.add_argument("--output", required=True, help="user_id, item_id, score, rank (written atomically)")
     files.add_argument("--skipped", help="write the skipped users (user_id, reason, n_rows) here")
     files.add_argument("--report", help="write a JSON report (counts, reconciliation, parameters) here")
+    files.add_argument("--shown", help="user_id, item_id [, rank]: items already shown (earlier pages); they fill "
+                                       "the first positions of q and are not picked again")
     opts = parser.add_argument_group("reranking")
     add_rerank_arguments(opts)
     opts.add_argument("--half-life", type=float, help="recency half-life on the history's timestamp")
+    opts.add_argument("--explain", action="store_true",
+                      help="add input_rank, score_gain, calibration_gain and reason (why each item is there)")
+    opts.add_argument("--attribute-weights", metavar="NAME=W,...",
+                      help="several attributes (an 'attribute' column in --item-categories): their weights w_a "
+                           "in Σ_a w_a C(p_a, q_a), normalised to sum 1 (default: equal)")
     run_opts = parser.add_argument_group("running")
     run_opts.add_argument("--on-invalid", choices=["error", "skip"], default="error",
                           help="invalid candidate rows: fail (default) or skip their users and report them")

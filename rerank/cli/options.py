@@ -23,7 +23,7 @@ def add_input_files(parser, *, candidates_help: str = "user_id, item_id, score")
     group = parser.add_argument_group("files (CSV or Parquet by suffix)")
     group.add_argument("--candidates", required=True, help=candidates_help)
     group.add_argument("--history", required=True, help="user_id, item_id [, weight, timestamp]")
-    group.add_argument("--item-categories", required=True, help="item_id, category [, weight]")
+    group.add_argument("--item-categories", required=True, help="item_id, category [, weight, attribute]")
     return group
 
 
@@ -41,8 +41,12 @@ def add_rerank_arguments(
         group.add_argument("--lam", type=float, nargs="+", default=[0.5, 0.9], help="λ values (default 0.5 0.9)")
     else:
         lam = group.add_mutually_exclusive_group()
-        lam.add_argument("--lam", type=float, default=0.5, help="trade-off λ in [0, 1] (default 0.5)")
+        lam.add_argument("--lam", type=_lam_or_auto, default=0.5,
+                         help="trade-off λ in [0, 1] (default 0.5), or 'auto' with --max-miscalibration")
         lam.add_argument("--lam-column", help="candidates column holding a per-user λ (constant within a user)")
+        group.add_argument("--max-miscalibration", type=float, metavar="TAU",
+                           help="with --lam auto: per user the smallest λ on the documented grid whose list has "
+                                "C <= TAU (else λ = 1); the output gets a 'lam' column")
     group.add_argument("--alpha", type=float, default=0.01, help="KL smoothing α in (0, 1) (default 0.01)")
     group.add_argument("--divergence", choices=list(divergences), default="kl")
     group.add_argument("--normalize", choices=list(NORMALIZATIONS), default=normalize,
@@ -71,6 +75,16 @@ def add_rerank_arguments(
     group.add_argument("--time-limit", type=float, default=10.0, help="exact solver seconds per user (default 10)")
 
 
+def _lam_or_auto(text: str):
+    """``--lam``: a number, or ``auto`` (λ from the budget ``--max-miscalibration``)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1] or 'auto', got {text!r}") from None
+
+
 def _rank_weights(text: str):
     if text in RANK_WEIGHT_NAMES:
         return text
@@ -78,6 +92,23 @@ def _rank_weights(text: str):
         return [float(x) for x in text.split(",")]
     except ValueError:
         raise InputError(f"--rank-weights must be 'uniform', 'dcg' or comma-separated numbers, got {text!r}") from None
+
+
+def attribute_weights(text: str | None) -> dict | None:
+    """``--attribute-weights genre=3,popularity=1`` → ``{"genre": 3.0, "popularity": 1.0}``
+    (the reranker checks the names against the item-categories file's ``attribute`` column)."""
+    if text is None:
+        return None
+    out = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise InputError(f"--attribute-weights must read name=weight,name=weight; got {text!r}")
+    return out
 
 
 def _max_swaps(text: str):
@@ -105,6 +136,8 @@ def options_from_args(args: argparse.Namespace, **overrides) -> RerankOptions:
         fields["lam"] = None
     elif not isinstance(args.lam, list):
         fields["lam"] = args.lam
+    if getattr(args, "max_miscalibration", None) is not None:
+        fields["max_miscalibration"] = args.max_miscalibration
     if hasattr(args, "order"):
         fields.update(
             order=args.order, rank_weights=_rank_weights(args.rank_weights), safeguard=not args.no_safeguard,

@@ -112,11 +112,12 @@ def enumerate_users(users, lists, s_all, cats, targets, target_rows, lam, kk_all
         items = lists.items[lo : lo + n]
         p = targets[target_rows[u]]
         mass = np.empty(p.shape[0], dtype=np.float64)
+        no_prefix = np.zeros(p.shape[0], dtype=np.float64)
         rank_w = np.ones(kk, dtype=np.float64)
         comb = np.arange(kk).astype(np.int64)
         best = -np.inf
         while True:
-            obj = list_objective(comb, kk, s, items, cats, p, lam[u], alpha, divergence, rank_w, mass)
+            obj = list_objective(comb, kk, s, items, cats, p, lam[u], alpha, divergence, rank_w, mass, no_prefix, 0.0)
             if obj > best + TIE_RTOL * (1.0 + abs(obj)) or best == -np.inf:
                 best = obj
                 best_local[r, :kk] = comb
@@ -138,7 +139,7 @@ def _true_objective(local, s, items, cats, p, lam, alpha, div_code):
         return 0.0
     return list_objective(
         chosen, chosen.size, s, items, cats, p, lam, alpha, div_code, np.ones(max(chosen.size, 1)),
-        np.empty(p.shape[0]),
+        np.empty(p.shape[0]), np.zeros(p.shape[0]), 0.0,
     )
 
 

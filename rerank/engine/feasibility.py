@@ -10,8 +10,9 @@ feasible). It brackets ``M*`` and closes the bracket:
 * **lower bound: one max-flow for all users** (``scipy.sparse.csgraph.maximum_flow``):
   source → (user, g) with capacity ``r_g``, (user, g) → candidate with capacity 1 when the
   candidate carries ``g``, candidate → sink with capacity 1. A flow of value ``F_u`` picks
-  ``F_u ≤ Σ r_g ≤ k`` distinct candidates, each counted for one of its categories, so some
-  k-subset meets at least ``F_u`` units: ``F_u ≤ M*``. This is the classical bipartite
+  ``F_u ≤ Σ r_g`` distinct candidates, each counted for one of its categories, so some
+  k-subset meets at least ``min(F_u, k)`` units: ``min(F_u, k) ≤ M*`` (with one attribute
+  ``Σ r_g ≤ k``; with several, docs/design.md §9.1, the sum can exceed k). This is the classical bipartite
   matching of quota slots to items, and it is *only a sufficient test*: an item carrying two
   protected categories counts for both under membership, which a matching cannot express
   (``k = 2, r = (1, 1)`` and one item carrying both: the flow is 1, ``M* = 2``).
@@ -109,6 +110,9 @@ def max_quota_met(
         result = maximum_flow(graph, 0, 1)
         out_of_source = result.flow[0].toarray().ravel()[first_pair:first_cand]
         flow = np.bincount(pair_user, weights=np.maximum(out_of_source, 0), minlength=n_users).astype(np.int64)
+        # several attributes: Σ_g r_g may exceed k, and so may the flow's distinct candidates;
+        # any k of them still meet k units (one attribute: Σ_g r_g ≤ k, so this changes nothing)
+        flow = np.minimum(flow, k)
 
     met = np.where(lengths <= k, upper, flow)
     undecided = np.flatnonzero((lengths > k) & (flow < upper)).astype(np.int64)

@@ -11,9 +11,11 @@ and ``W_{t+1} = Σ_{r ≤ t+1} w_r`` (the list normalised over the positions fil
 
 Every divergence is a sum of per-category terms, ``C = finish(Σ_g term(p_g, q_g))``
 (:mod:`rerank.engine.divergences`). At a step all candidates share ``W_{t+1}``, so with
-``B_g = term(p_g, M_g / W_{t+1})`` and ``S = Σ_g B_g`` precomputed in O(G), a candidate costs one
-term per category it carries: ``D_j = S + Σ_{g ∈ cats(j)} (term(p_g, q_g(L ∪ {j})) - B_g)``.
-A user costs O(k · (G + n · ḡ)) term evaluations.
+``B_g = c_g term(p_g, M_g / W_{t+1})`` and ``S = Σ_g B_g`` precomputed in O(G), a candidate
+costs one term per category it carries: ``D_j = S + Σ_{g ∈ cats(j)} (c_g term(p_g, q_g(L ∪ {j})) - B_g)``.
+A user costs O(k · (G + n · ḡ)) term evaluations. ``c_g = w_{a(g)}`` is the weight of the
+category's attribute (several attributes in one objective, ``Σ_a w_a C(p_a, q_a)``, is one sum
+of weighted terms over the concatenated categories; with one attribute ``c_g = 1`` exactly).
 
 The work buffers of a block of users travel as one :class:`Buffers` named tuple; the numbered
 ``(category, share)`` pairs of the category matrix as :class:`SharePairs`.
@@ -189,19 +191,25 @@ def gather_user(n, width, items, cats, pairs, user, buf):
 
 
 @compiled()
-def greedy_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, width, pairs, user, buf):
+def greedy_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, start_mass, start_w, width, pairs,
+                    user, buf):
     """Steck's greedy for one user; writes local positions into ``buf.chosen[:kk]``, returns the
     number of slots gathered (:func:`gather_user`; 0 for λ = 0, which gathers none).
+
+    A shown prefix (docs/design.md §9.3) enters as ``start_mass`` (G: ``Σ_r w_r A[shown_r, g]``)
+    and ``start_w`` (``Σ_r w_r`` over the shown positions); ``rank_w`` then starts at the first
+    position after the prefix. Without one both are zero and every value is the same as before.
 
     ``width`` ≥ the most categories of a candidate (``buf.ent_slot`` holds ``n · width``).
     Per step ``t`` the cost is: the terms ``B_g`` of the categories already in the list (a
     category with ``M_g = 0`` has ``q_g = 0`` whatever ``W``, so its term is computed once per
     user), one term per slot (see :func:`gather_user`), then a sum of ``width`` cached slot
     values per candidate. Every value is computed with the same operations in the same order as
-    the direct formula ``D_j = S + Σ_{g∈cats(j)} (term(p_g, (M_g + w a)/W) - B_g)`` (the padding
+    the direct formula ``D_j = S + Σ_{g∈cats(j)} (c_g term(p_g, (M_g + w a)/W) - B_g)`` (the padding
     adds exact zeros), so the lists are those of the direct formula.
     """
     n_cat = p.shape[0]
+    cat_w = cats.weight
     taken, chosen, mass, base, touched = buf.taken, buf.chosen, buf.mass, buf.base, buf.touched
     taken[:n] = False
     if lam == 0.0:
@@ -220,17 +228,20 @@ def greedy_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, wi
     slot_cat, slot_share, slot_val = buf.slot_cat, buf.slot_share, buf.slot_val
     slot_val[0] = 0.0
     total_w = rank_w[0]
-    for g in range(n_cat):
-        mass[g] = 0.0
-        base[g] = divergence_term(p[g], 0.0 / total_w, alpha, divergence)
     n_touched = 0
-    total_w = 0.0
+    for g in range(n_cat):
+        mass[g] = start_mass[g]
+        base[g] = divergence_term(p[g], 0.0 / total_w, alpha, divergence) * cat_w[g]
+        if mass[g] != 0.0:  # shown before: its term changes with W at every step
+            touched[n_touched] = g
+            n_touched += 1
+    total_w = start_w
     for t in range(kk):
         w = rank_w[t]
         total_w += w
         for i in range(n_touched):
             g = touched[i]
-            base[g] = divergence_term(p[g], mass[g] / total_w, alpha, divergence)
+            base[g] = divergence_term(p[g], mass[g] / total_w, alpha, divergence) * cat_w[g]
         shared = 0.0
         for g in range(n_cat):
             shared += base[g]
@@ -238,7 +249,7 @@ def greedy_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, wi
             slot = used[i]
             g = slot_cat[slot]
             q = (mass[g] + w * slot_share[slot]) / total_w
-            slot_val[slot] = divergence_term(p[g], q, alpha, divergence) - base[g]
+            slot_val[slot] = divergence_term(p[g], q, alpha, divergence) * cat_w[g] - base[g]
         best = -1
         best_obj = 0.0
         for j in range(n):

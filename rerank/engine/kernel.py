@@ -5,6 +5,8 @@ users are split into blocks of ``USERS_PER_BLOCK`` users, run on several threads
 GIL, each block allocating its work buffers once (:func:`rerank.engine.greedy.new_buffers`), so
 the output does not depend on the thread count. Per user it
 
+0. adds up the mass of the items already shown to the user (a shown prefix, docs/design.md
+   §9.3): the new list's ``q`` starts from it and its rank weights start after it;
 1. normalises the scores (:func:`rerank.engine.scoring.normalize_scores`);
 2. builds the list with one of the list builders — Steck's greedy
    (:mod:`rerank.engine.greedy`), the quota greedy (:mod:`rerank.engine.quota`), PM-2
@@ -66,7 +68,8 @@ def widest_item(n, items, cats):
 
 
 @compiled()
-def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, quota, row, user, objective, buf):
+def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, start_mass, start_w, quota, row, user, objective,
+                   buf):
     """Score plain top-k (by the input scores ``raw``) and keep it in ``buf.chosen`` when its
     objective beats ``objective`` (quota mode, ``quota`` not ``None``: only if it meets the
     user's ``quota.met[user]`` units of the quotas ``quota.quotas[row]`` too). Returns the
@@ -74,7 +77,7 @@ def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, quota, ro
     top = buf.top
     top_k_positions(raw, n, kk, top)
     top_objective = list_objective(
-        top, kk, s, items, cats, p, lam, params.alpha, params.divergence, rank_w, buf.mass,
+        top, kk, s, items, cats, p, lam, params.alpha, params.divergence, rank_w, buf.mass, start_mass, start_w,
     )
     tol = TIE_RTOL * (1.0 + max(abs(objective), abs(top_objective)))
     if top_objective > objective + tol and (
@@ -86,20 +89,41 @@ def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, quota, ro
     return objective, False
 
 
+@compiled()
+def prefix_mass(u, prefix, cats, rank_w, start_mass):
+    """A shown prefix (docs/design.md §9.3): ``start_mass[g] = Σ_{r<m} w_r A[shown_r, g]`` over
+    user ``u``'s ``m`` shown items, in shown order; returns ``(m, Σ_{r<m} w_r)``."""
+    start_mass[:] = 0.0
+    start_w = 0.0
+    first = prefix.indptr[u]
+    m = prefix.indptr[u + 1] - first
+    for r in range(m):
+        w = rank_w[r]
+        start_w += w
+        item = prefix.items[first + r]
+        for e in range(cats.indptr[item], cats.indptr[item + 1]):
+            start_mass[cats.indices[e]] += w * cats.data[e]
+    return m, start_w
+
+
 @compiled(nogil=True)
-def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, params, quota, pm2, swap, out, pairs):
+def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w_all, params, quota, pm2, swap, out, pairs,
+                 prefix):
     """Rerank users ``first..last-1`` (one block: the work buffers are allocated once), without
     the GIL: :func:`rerank_kernel` runs several blocks at once.
     ``quota`` / ``pm2`` / ``swap``: ``None`` unless that list builder or ``refine="swap"`` is
-    asked for (module docstring)."""
+    asked for (module docstring); ``prefix`` the users' shown items (all empty without any)."""
     indptr, cand_items, scores = lists.indptr, lists.items, lists.scores
     n_cat = targets.shape[1]
     k = params.k
     buf = new_buffers(params.max_n, k, n_cat, pairs, 4 * params.max_n)
+    start_mass = np.zeros(n_cat, dtype=np.float64)
     if swap is not None:
         work = refine_buffers(n_cat, buf, params)
         no_quota = np.zeros(1, dtype=np.int64)  # the quota row refine_user reads outside quota mode
     for u in range(first, last):
+        m, start_w = prefix_mass(u, prefix, cats, rank_w_all, start_mass)
+        rank_w = rank_w_all[m:]  # the new items' positions come after the shown ones
         lo = indptr[u]
         n = indptr[u + 1] - lo
         kk = min(k, n)
@@ -128,25 +152,33 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, pa
                     work = refine_buffers(n_cat, buf, params)
         n_used = -1  # slots not gathered yet
         if quota is not None:
+            if lam_u == 0.0:  # λ = 0 ranks by the input scores (normalising may merge near-ties)
+                for j in range(n):
+                    s[j] = raw[j]
             quota_one_user(
-                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w,
+                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, start_mass, start_w,
                 quota.quotas[target_rows[u]], quota.met[u], buf,
             )
+            if lam_u == 0.0:
+                normalize_scores(raw, s, n, params.normalize)
         elif pm2 is not None:
-            pm2_one_user(n, kk, s, items, cats, p, lam_u, pm2, rank_w, buf.taken, buf.chosen)
+            pm2_one_user(n, kk, s, items, cats, p, lam_u, pm2, rank_w, start_mass, buf.taken, buf.chosen)
         elif lam_u == 0.0:  # plain top-k by the input scores (normalising may merge near-ties)
             top_k_positions(raw, n, kk, buf.chosen)
         else:
             n_used = greedy_one_user(
-                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, width, pairs, u, buf,
+                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, start_mass, start_w, width,
+                pairs, u, buf,
             )
         objective = list_objective(
-            buf.chosen, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, buf.mass,
+            buf.chosen, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, buf.mass, start_mass,
+            start_w,
         )
         used_topk = False
         if (params.safeguard or refine) and lam_u != 0.0 and pm2 is None:
             objective, used_topk = safeguard_user(
-                n, kk, raw, s, items, cats, p, lam_u, params, rank_w, quota, target_rows[u], u, objective, buf,
+                n, kk, raw, s, items, cats, p, lam_u, params, rank_w, start_mass, start_w, quota, target_rows[u], u,
+                objective, buf,
             )
         if swap is not None:
             if refine:
@@ -155,8 +187,8 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, pa
                 else:
                     qrow, quota_target = no_quota, 0
                 objective, used_topk, out.swaps[u], out.cap_hit[u] = refine_user(
-                    n, kk, s, items, cats, p, lam_u, params, rank_w, qrow, quota_target, quota is not None,
-                    width, n_used, pairs, u, objective, used_topk, buf, work,
+                    n, kk, s, items, cats, p, lam_u, params, rank_w, start_mass, start_w, qrow, quota_target,
+                    quota is not None, width, n_used, pairs, u, objective, used_topk, buf, work,
                 )
         out.objective[u] = objective
         out.used_topk[u] = used_topk
@@ -168,7 +200,8 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w, pa
             out.positions[start + r] = lo + chosen[r]
 
 
-def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota, pm2, swap, out, n_threads: int = 1):
+def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota, pm2, swap, out, prefix,
+                  n_threads: int = 1):
     """Rerank every user row of ``lists`` (a :class:`~rerank.engine.layout.CandidateLists`)
     on ``n_threads`` threads, in blocks of ``USERS_PER_BLOCK`` users.
 
@@ -179,7 +212,9 @@ def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota,
     :class:`~rerank.engine.layout.QuotaPlan` in quota mode, else ``None``, ``pm2`` the PM-2 θ
     (float) with ``method="pm2"``, else ``None``, ``swap`` the refinement code with
     ``refine="swap"``, else ``None`` (module docstring), ``out`` the
-    :class:`~rerank.engine.layout.KernelOutput` to fill.
+    :class:`~rerank.engine.layout.KernelOutput` to fill, ``prefix`` the
+    :class:`~rerank.engine.layout.ShownPrefix` (every user's shown items; all empty without one:
+    ``rank_w`` then needs ``k`` plus the longest prefix weights).
 
     Threads: the blocks are handed out in order to ``n_threads`` threads (this one and
     ``n_threads - 1`` others), each running :func:`rerank_block` without the GIL. A user's list
@@ -192,7 +227,7 @@ def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota,
     n_users = lists.indptr.shape[0] - 1
     n_blocks = (n_users + USERS_PER_BLOCK - 1) // USERS_PER_BLOCK
     pairs = SharePairs(*share_pairs(cats, targets.shape[1]))
-    args = (lists, cats, targets, target_rows, lam, rank_w, params, quota, pm2, swap, out, pairs)
+    args = (lists, cats, targets, target_rows, lam, rank_w, params, quota, pm2, swap, out, pairs, prefix)
     n_threads = max(1, min(int(n_threads), n_blocks))
     if n_threads == 1:
         rerank_block(0, n_users, *args)

@@ -23,7 +23,9 @@ import scipy.sparse as sp
 from rerank.errors import InputError, InputTypeError
 from rerank.params import float_array, int_array
 
-__all__ = ["CandidateLists", "CategoryCSR", "KernelOutput", "KernelParams", "QuotaPlan", "category_matrix"]
+__all__ = [
+    "CandidateLists", "CategoryCSR", "KernelOutput", "KernelParams", "QuotaPlan", "ShownPrefix", "category_matrix",
+]
 
 
 class _Lists(NamedTuple):
@@ -77,17 +79,22 @@ class CandidateLists(_Lists):
 
 class CategoryCSR(NamedTuple):
     """``A`` (items × G) by rows: item ``i``'s categories are ``indices[indptr[i]:indptr[i+1]]``
-    with shares ``data`` (int64, int64, float64)."""
+    with shares ``data`` (int64, int64, float64); ``weight`` float64 (G) is the weight
+    ``w_{a(g)}`` of each category's attribute in the divergence ``Σ_a w_a C(p_a, q_a)``
+    (all 1.0 with one attribute, which multiplies every term by exactly 1)."""
 
     indptr: np.ndarray
     indices: np.ndarray
     data: np.ndarray
+    weight: np.ndarray
 
     @classmethod
-    def of(cls, matrix: sp.csr_matrix) -> CategoryCSR:
+    def of(cls, matrix: sp.csr_matrix, weight: np.ndarray | None = None) -> CategoryCSR:
+        if weight is None:
+            weight = np.ones(matrix.shape[1], dtype=np.float64)
         return cls(
             matrix.indptr.astype(np.int64, copy=False), matrix.indices.astype(np.int64, copy=False),
-            np.ascontiguousarray(matrix.data, dtype=np.float64),
+            np.ascontiguousarray(matrix.data, dtype=np.float64), np.ascontiguousarray(weight, dtype=np.float64),
         )
 
 
@@ -102,6 +109,24 @@ def category_matrix(categories) -> sp.csr_matrix:
     if matrix.nnz and (not np.all(np.isfinite(matrix.data)) or matrix.data.min() < 0):
         raise InputError("categories must hold finite, nonnegative values")
     return matrix
+
+
+class ShownPrefix(NamedTuple):
+    """Items already shown to each user (docs/design.md §9.3): user ``u``'s are the item rows
+    ``items[indptr[u]:indptr[u+1]]`` in shown order (int64, int64). They fill the first
+    positions of ``q`` with their rank weights; the candidates among them were removed before
+    the kernel runs. ``empty(U)``: no prefix for anyone."""
+
+    indptr: np.ndarray
+    items: np.ndarray
+
+    @classmethod
+    def empty(cls, n_users: int) -> ShownPrefix:
+        return cls(np.zeros(n_users + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+    @property
+    def longest(self) -> int:
+        return int(np.diff(self.indptr).max(initial=0))
 
 
 class KernelParams(NamedTuple):

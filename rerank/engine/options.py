@@ -12,8 +12,10 @@ broadcast reranker carries it), ``rerank.gap`` and the simulator's policies.
 
 Fields (docs/design.md §3, §4):
 
-* ``k`` list length; ``lam`` λ in [0, 1] for every user, or ``None`` when each call passes one
-  value per user; ``alpha`` the smoothing α in (0, 1) of ``q̃ = (1-α) q + α p``;
+* ``k`` list length; ``lam`` λ in [0, 1] for every user, ``None`` when each call passes one
+  value per user, or ``"auto"``: per user the smallest λ of :data:`AUTO_LAMBDAS` whose list
+  has ``C ≤ max_miscalibration`` (else λ = 1; docs/design.md §9.5); ``alpha`` the smoothing α in
+  (0, 1) of ``q̃ = (1-α) q + α p``;
 * ``divergence`` ``"kl"``, ``"hellinger"`` or ``"chi2"``; ``rank_weights`` ``"uniform"``,
   ``"dcg"`` or at least ``k`` positive weights (kept as a tuple of the first ``k``);
 * ``normalize`` ``"minmax"`` (the default everywhere, docs/design.md §8), ``"rank"`` or ``None``
@@ -51,13 +53,16 @@ from rerank.params import (
     show,
 )
 
-__all__ = ["MAX_ENUMERATE", "KernelCodes", "RerankOptions"]
+__all__ = ["AUTO_LAMBDAS", "MAX_ENUMERATE", "KernelCodes", "RerankOptions"]
 
 ORDERS = ("greedy", "score")
 METHODS = ("greedy", "pm2")
 SOLVERS = ("greedy", "exact")
 RANK_WEIGHT_NAMES = ("uniform", "dcg")
 MAX_ENUMERATE = 200_000
+#: ``lam="auto"``: the λ grid searched per user, smallest first (docs/design.md §9.5): steps of
+#: 0.1, then finer towards 1, where the divergence falls fastest.
+AUTO_LAMBDAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0)
 
 
 class KernelCodes(NamedTuple):
@@ -136,13 +141,24 @@ class RerankOptions:
     max_enumerate: int = MAX_ENUMERATE
     refine: str | None = None
     max_swaps: int | None = DEFAULT_MAX_SWAPS
+    max_miscalibration: float | None = None
 
     def __post_init__(self) -> None:
         k = check_k(self.k)
         set_field = functools.partial(object.__setattr__, self)
         set_field("k", k)
-        if self.lam is not None:
-            set_field("lam", check_unit_interval("lam", self.lam))
+        if self.lam == "auto":
+            budget = self.max_miscalibration
+            if budget is None:
+                raise InputError("lam='auto' needs max_miscalibration (the budget C ≤ τ each list must meet)")
+            if is_bool(budget) or not isinstance(budget, numbers.Real) or not 0.0 <= float(budget) < float("inf"):
+                raise InputError(f"max_miscalibration must be a finite number >= 0, got {budget!r}")
+            set_field("max_miscalibration", float(budget))
+        else:
+            if self.max_miscalibration is not None:
+                raise InputError("max_miscalibration is the budget of lam='auto'; set lam='auto' to use it")
+            if self.lam is not None:
+                set_field("lam", check_unit_interval("lam", self.lam))
         set_field("alpha", check_unit_interval("alpha", self.alpha, open_interval=True))
         check_choice("divergence", self.divergence, tuple(DIVERGENCE_CODES))
         check_choice("normalize", self.normalize, tuple(NORMALIZE_CODES))
@@ -157,6 +173,8 @@ class RerankOptions:
         rho = check_min_share(self.min_share, self.min_share_threshold)
         if rho > 0 and self.method == "pm2":
             raise InputError("min_share (quota mode) works with method='greedy', not 'pm2'")
+        if self.solver == "exact" and self.lam == "auto":
+            raise InputError("lam='auto' searches λ with the greedy; solver='exact' is not supported with it")
         if self.solver == "exact" and (rho > 0 or self.method == "pm2"):
             raise InputError("solver='exact' solves the calibration objective only: no min_share, no pm2")
         if self.solver not in SOLVERS:

@@ -32,10 +32,11 @@ __all__ = ["pm2_one_user"]
 
 
 @compiled()
-def pm2_one_user(n, kk, s, items, cats, p, lam, theta, rank_w, taken, chosen):
-    """PM-2 with relevance for one user; writes local positions into ``chosen[:kk]``."""
+def pm2_one_user(n, kk, s, items, cats, p, lam, theta, rank_w, start_mass, taken, chosen):
+    """PM-2 with relevance for one user; writes local positions into ``chosen[:kk]``. A shown
+    prefix's seats (``start_mass``, zeros without one) are taken before the first pick."""
     n_cat = p.shape[0]
-    seats = np.zeros(n_cat, dtype=np.float64)
+    seats = start_mass.copy()
     quotient = np.empty(n_cat, dtype=np.float64)
     taken[:n] = False
     for t in range(kk):

@@ -241,7 +241,7 @@ def max_met_users(users, indptr, cand_items, cats, quotas, target_rows, k, out):
 
 
 @compiled()
-def quota_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, qrow, target, buf):
+def quota_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, start_mass, start_w, qrow, target, buf):
     """The quota greedy for one user (module docstring); writes ``buf.chosen[:kk]`` (work
     buffers ``buf.mass``, ``buf.base``, ``buf.taken``).
 
@@ -260,9 +260,9 @@ def quota_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, qro
     admissible = np.empty(max(n_types, 1), dtype=np.bool_)
     dec = np.empty(max(m, 1), dtype=np.int64)
     need = target
-    mass[:] = 0.0
+    mass[:] = start_mass  # a shown prefix's mass (zero without one); quotas count the new items only
     taken[:n] = False
-    total_w = 0.0
+    total_w = start_w
     for t in range(kk):
         w = rank_w[t]
         total_w += w
@@ -278,7 +278,7 @@ def quota_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, qro
         shared = 0.0
         if lam != 0.0:
             for g in range(n_cat):
-                base[g] = divergence_term(p[g], mass[g] / total_w, alpha, divergence)
+                base[g] = divergence_term(p[g], mass[g] / total_w, alpha, divergence) * cats.weight[g]
                 shared += base[g]
         best = -1
         best_obj = 0.0
@@ -296,7 +296,7 @@ def quota_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, qro
                     for e in range(cats.indptr[item], cats.indptr[item + 1]):
                         g = cats.indices[e]
                         q = (mass[g] + w * cats.data[e]) / total_w
-                        total += divergence_term(p[g], q, alpha, divergence) - base[g]
+                        total += divergence_term(p[g], q, alpha, divergence) * cats.weight[g] - base[g]
                     obj = (1.0 - lam) * s[j] - lam * divergence_finish(total, divergence)
                 if best < 0 or is_better(obj, s[j], j, best_obj, s[best], best):
                     best = j

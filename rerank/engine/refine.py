@@ -221,8 +221,8 @@ def refine_one_user(
 
 
 @compiled()
-def refine_user(n, kk, s, items, cats, p, lam, params, rank_w, qrow, target, use_quota, width, n_used, pairs, user,
-                objective, used_topk, buf, work):
+def refine_user(n, kk, s, items, cats, p, lam, params, rank_w, start_mass, start_w, qrow, target, use_quota, width,
+                n_used, pairs, user, objective, used_topk, buf, work):
     """The kernel's refinement step for one user whose list is in ``buf.chosen`` (the better of
     the built list and top-k, with its ``objective``): gathers the slots if the list builder
     did not (``n_used < 0``), refines, and returns ``(objective, used_topk, swaps, cap_hit)``;
@@ -236,8 +236,9 @@ def refine_user(n, kk, s, items, cats, p, lam, params, rank_w, qrow, target, use
         buf.mass, buf.base, work,
     )
     if swaps:
-        objective = list_objective(
-            buf.chosen, kk, s, items, cats, p, lam, params.alpha, params.divergence, rank_w, buf.mass,
+        objective = list_objective(  # no prefix and one attribute here (docs/design.md §9): zeros, weights 1
+            buf.chosen, kk, s, items, cats, p, lam, params.alpha, params.divergence, rank_w, buf.mass, start_mass,
+            start_w,
         )
         used_topk = False
     return objective, used_topk, swaps, cap_hit

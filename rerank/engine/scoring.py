@@ -111,11 +111,14 @@ def top_k_positions(s, n, kk, out):
 
 
 @compiled()
-def list_objective(chosen, length, s, items, cats, p, lam, alpha, divergence, rank_w, mass):
-    """``(1-λ) Σ_{l∈L} s_l - λ C(p, q(L))`` for the list ``chosen[:length]`` in that order
-    (``cats`` a :class:`~rerank.engine.layout.CategoryCSR`; ``mass`` a work buffer of length G)."""
-    mass[:] = 0.0
-    total_w = 0.0
+def list_objective(chosen, length, s, items, cats, p, lam, alpha, divergence, rank_w, mass, start_mass, start_w):
+    """``(1-λ) Σ_{l∈L} s_l - λ Σ_a w_a C(p_a, q_a(L))`` for the list ``chosen[:length]`` in that
+    order (``cats`` a :class:`~rerank.engine.layout.CategoryCSR` whose ``weight`` holds ``w_{a(g)}``
+    per category; ``mass`` a work buffer of length G). A shown prefix (docs/design.md §9.3) adds
+    ``start_mass`` to the list's mass and ``start_w`` to its weight (zeros without one); the
+    score term counts the new items only."""
+    mass[:] = start_mass
+    total_w = start_w
     score_sum = 0.0
     for r in range(length):
         j = chosen[r]
@@ -129,7 +132,7 @@ def list_objective(chosen, length, s, items, cats, p, lam, alpha, divergence, ra
         return score_sum
     total = 0.0
     for g in range(p.shape[0]):
-        total += divergence_term(p[g], mass[g] / total_w, alpha, divergence)
+        total += divergence_term(p[g], mass[g] / total_w, alpha, divergence) * cats.weight[g]
     # λ = 1: no score term (0·Σs would be NaN when Σs of extreme finite scores overflows).
     score_term = (1.0 - lam) * score_sum if lam != 1.0 else 0.0
     return score_term - lam * divergence_finish(total, divergence)

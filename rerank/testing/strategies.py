@@ -49,6 +49,8 @@ from hypothesis import strategies as st
 __all__ = [
     "EXTREME_SCORES", "ID_KINDS", "Instance", "RerankInputs", "candidate_frames", "histories", "instances",
     "item_category_frames", "lams", "memberships", "rerank_inputs", "target", "tie_free_scores",
+    # several attributes and a shown prefix (issue 14)
+    "AttributeInstance", "BEYOND_OPTIONS", "attribute_instances", "beyond_keywords", "shown_prefixes",
 ]
 
 ID_KINDS = ("int", "str", "nullable", "huge")
@@ -324,3 +326,89 @@ def instances(draw, max_users: int = 4, max_n: int = 8, max_cat: int = 4, ties: 
         targets.append(draw(target(n_cat)))
         lams_.append(draw(lams()) if lam is None else lam)
     return Instance(n_items, n_cat, cats, users, scores, targets, lams_)
+
+
+@dataclass
+class AttributeInstance(Instance):
+    """An instance with several attributes: ``cat_attr[g]`` the attribute of category g,
+    ``attr_w`` the (normalised) attribute weights; every item row and target is normalised
+    within each attribute."""
+
+    cat_attr: list[int] = None
+    attr_w: list[float] = None
+
+
+def _within(values: dict[int, float] | list[float], cat_attr, n_attr):
+    """Normalise a row (dict or list over categories) within each attribute."""
+    as_dict = dict(values) if isinstance(values, dict) else dict(enumerate(values))
+    sums = [0.0] * n_attr
+    for g, v in as_dict.items():
+        sums[cat_attr[g]] += v
+    out = {g: v / sums[cat_attr[g]] for g, v in as_dict.items() if sums[cat_attr[g]] > 0}
+    return out if isinstance(values, dict) else [out.get(g, 0.0) for g in range(len(values))]
+
+
+@st.composite
+def attribute_instances(draw, max_users=3, max_n=7, n_attr=2, lam=None):
+    """Several attributes (2 by default), each with 1-3 categories; items with any categories
+    of each attribute (possibly none in one), targets per attribute."""
+    sizes = [draw(st.integers(1, 3)) for _ in range(n_attr)]
+    cat_attr = [a for a, size in enumerate(sizes) for _ in range(size)]
+    n_cat = len(cat_attr)
+    base = draw(instances(max_users=max_users, max_n=max_n, max_cat=1, lam=lam))
+    n_items = base.n_items
+    item_cats = []
+    for _ in range(n_items):
+        cats = draw(st.lists(st.integers(0, n_cat - 1), max_size=4, unique=True))
+        weights = {g: draw(st.sampled_from([1.0, 1.0, 0.5, 2.0])) for g in cats}
+        item_cats.append(_within(weights, cat_attr, n_attr))
+    targets = []
+    for _ in base.users:
+        raw = [draw(st.sampled_from([0.0, 0.0, 0.1, 0.3, 1.0, 2.0])) for _ in range(n_cat)]
+        for a in range(n_attr):  # every attribute's target is a distribution (the engine checks)
+            if not any(raw[g] for g in range(n_cat) if cat_attr[g] == a):
+                raw[cat_attr.index(a)] = 1.0
+        targets.append(_within(raw, cat_attr, n_attr))
+    raw_w = [draw(st.sampled_from([0.0, 0.5, 1.0, 3.0])) for _ in range(n_attr)]
+    if sum(raw_w) == 0:
+        raw_w[0] = 1.0
+    attr_w = [w / sum(raw_w) for w in raw_w]
+    return AttributeInstance(
+        n_items, n_cat, item_cats, base.users, base.scores, targets, base.lam, cat_attr=cat_attr, attr_w=attr_w
+    )
+
+
+# Options and helpers shared by the issue-14 properties (tests/engine/test_shown.py,
+# test_explain.py, test_budget.py): KL / χ² (several attributes refuse Hellinger).
+BEYOND_OPTIONS = st.fixed_dictionaries(
+    {
+        "divergence": st.sampled_from(["kl", "chi2"]),
+        "rank_weights": st.sampled_from(["uniform", "dcg"]),
+        "normalize": st.sampled_from([None, "minmax"]),
+        "safeguard": st.booleans(),
+    }
+)
+
+
+@st.composite
+def shown_prefixes(draw, inst, max_size=4):
+    """Per user: a few distinct items shown before (from the whole catalogue, so some are
+    candidates and some are not)."""
+    return [draw(st.lists(st.integers(0, inst.n_items - 1), max_size=max_size, unique=True)) for _ in inst.users]
+
+
+def beyond_keywords(inst, shown) -> dict:
+    """``rerank_arrays`` keywords for a shown prefix (a list per user) and, for an
+    :class:`AttributeInstance`, its attributes."""
+    out = {
+        "shown_indptr": np.concatenate([[0], np.cumsum([len(s) for s in shown])]).astype(np.int64),
+        "shown_items": np.array([i for s in shown for i in s], dtype=np.int64),
+    }
+    if isinstance(inst, AttributeInstance):
+        out.update(category_attribute=np.array(inst.cat_attr), attribute_weights=np.array(inst.attr_w))
+    return out
+
+
+def reference_attributes(inst) -> dict:
+    """The reference's ``cat_attr`` / ``attr_w`` keywords (none for one attribute)."""
+    return {"cat_attr": inst.cat_attr, "attr_w": inst.attr_w} if isinstance(inst, AttributeInstance) else {}

@@ -354,3 +354,38 @@ def test_fit_spark_rejects_bad_history(spark, int_data):
 def test_import_rerank_does_not_import_pyspark():
     code = "import sys, rerank; import rerank.spark; assert 'pyspark' not in sys.modules, 'pyspark imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------------- issue 14
+@pytest.mark.parametrize(("ids", "by"), [("int", "bucket"), ("str", "user")])
+def test_two_attributes_and_a_shown_prefix_on_spark(spark, int_data, str_data, ids, by):
+    """fit_spark with an 'attribute' column gives fit's targets; rerank_spark(shown=) the rows
+    of rerank(shown=) (shown items co-grouped by user / bucket, in their rank order)."""
+    from rerank import popularity_categories
+
+    history, item_categories, candidates = int_data if ids == "int" else str_data
+    cats = pd.concat([item_categories.assign(attribute="genre"),
+                      popularity_categories(history).assign(weight=1.0)], ignore_index=True)
+    weights = {"genre": 2.0, "popularity": 1.0}
+    local = CalibratedReranker(k=K, lam=0.7, attribute_weights=weights).fit(history, cats)
+    distributed = CalibratedReranker(k=K, lam=0.7, attribute_weights=weights).fit_spark(
+        spark.createDataFrame(history), spark.createDataFrame(cats)
+    )
+    users = pd.Index(candidates["user_id"].unique())
+    np.testing.assert_allclose(distributed.target_distributions(users).to_numpy(),
+                               local.target_distributions(users).to_numpy(), rtol=1e-12, atol=1e-15)
+    shown = candidates.groupby("user_id", sort=False).tail(2)[["user_id", "item_id"]].copy()
+    shown["rank"] = np.arange(len(shown), 0, -1)
+    out = local.rerank_spark(spark.createDataFrame(candidates), by=by, n_buckets=4,
+                             shown=spark.createDataFrame(shown), explain=True)
+    expected = local.rerank(candidates, shown=shown, explain=True)
+    assert_same_rows(out, expected)
+    got = out.toPandas().astype({"user_id": object, "item_id": object}).sort_values(["user_id", "rank"])
+    expected = expected.astype({"user_id": object, "item_id": object}).sort_values(["user_id", "rank"])
+    for column in ("input_rank", "score_gain", "calibration_gain", "reason"):
+        assert got[column].tolist() == expected[column].tolist(), column
+    auto = CalibratedReranker(k=K, lam="auto", max_miscalibration=0.3).fit(history, cats)
+    out = auto.rerank_spark(spark.createDataFrame(candidates), by=by, n_buckets=4).toPandas()
+    expected = auto.rerank(candidates)
+    assert_same_rows(spark.createDataFrame(out[["user_id", "item_id", "score", "rank"]]), expected)
+    assert out.groupby("user_id")["lam"].first().sort_index().tolist() == auto.report_.lam.sort_index().tolist()
