@@ -166,14 +166,13 @@ def _normalized_mass(
     mass.eliminate_zeros()
     mass.sort_indices()
     lengths = np.diff(mass.indptr)
-    owners = np.repeat(np.arange(n_users), lengths)
-    if attribute_codes is None:
-        totals = np.bincount(owners, weights=mass.data, minlength=n_users)
+    if attribute_codes is None:  # (no temporary kept across the division: the fit's peak memory)
+        totals = np.bincount(np.repeat(np.arange(n_users), lengths), weights=mass.data, minlength=n_users)
         has_mass = totals > 0
         mass.data /= np.repeat(np.where(has_mass, totals, 1.0), lengths)
         return mass, has_mass
     n_attr = max(int(attribute_codes.max(initial=-1)) + 1, 1)
-    cell = owners * n_attr + attribute_codes[mass.indices]
+    cell = np.repeat(np.arange(n_users), lengths) * n_attr + attribute_codes[mass.indices]
     totals = np.bincount(cell, weights=mass.data, minlength=n_users * n_attr)
     denom = totals[cell]
     mass.data = np.divide(mass.data, denom, out=np.zeros_like(mass.data), where=denom > 0)

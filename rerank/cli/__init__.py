@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -115,7 +116,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Terminated:
         print(f"rerank {args.command}: terminated", file=sys.stderr)
+        _exit_now(128 + signal.SIGTERM)
         return 128 + signal.SIGTERM
+
+
+def _exit_now(code: int) -> None:
+    """After SIGTERM, once the commands' cleanup has run: end the process at once (``os._exit``),
+    skipping the interpreter's shutdown. A terminated process is meant to end, and the shutdown
+    can abort in native thread pools that were busy when the signal came (seen as ``terminate
+    called without an active exception`` and exit status 134 instead of 143)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def one_line(exc: BaseException) -> str:

@@ -129,3 +129,31 @@ def test_with_pyspark_python_unset_a_local_master_uses_the_driver_python(tmp_pat
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"same": True, "python": sys.executable, "rows": 240}
+
+
+def test_report_with_explain_and_shown(spark):
+    """report=True beside explain=True (whose 'reason' column the report must not take) and a
+    shown prefix: the output has the explanation columns of rerank(), the report its users."""
+    history, item_categories, candidates = make_data(7, string_ids=True)
+    reranker = CalibratedReranker(k=K).fit(history, item_categories)
+    bad_user = candidates["user_id"].unique()[0]
+    bad = candidates.copy()
+    bad.loc[bad.index[bad["user_id"] == bad_user][:1], "score"] = np.nan
+    shown = candidates.groupby("user_id", sort=False).tail(1)[["user_id", "item_id"]]
+    local = reranker.rerank(bad, on_invalid="skip", shown=shown, explain=True)
+    expected = reranker.report_
+    out, report = reranker.rerank_spark(spark.createDataFrame(bad), on_invalid="skip", report=True, n_buckets=3,
+                                        shown=spark.createDataFrame(shown), explain=True)
+    try:
+        got = out.toPandas()
+        assert list(got.columns) == list(local.columns)
+        got = got.sort_values(["user_id", "rank"]).reset_index(drop=True)
+        want = local.sort_values(["user_id", "rank"]).reset_index(drop=True)
+        for column in ("user_id", "item_id", "rank", "input_rank", "reason"):
+            assert got[column].astype(str).tolist() == want[column].astype(str).tolist(), column
+        skipped = report.skipped.toPandas()
+        assert ids(skipped["user_id"]) == ids(expected.skipped["user_id"]) == [str(bad_user)]
+        assert skipped["reason"].tolist() == expected.skipped["reason"].tolist()
+        assert ids(report.short.toPandas()["user_id"]) == ids(expected.short_users)
+    finally:
+        report.unpersist()

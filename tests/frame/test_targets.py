@@ -288,3 +288,70 @@ def test_float32_reranker_is_the_greedy_on_the_rounded_targets():
         assert out.loc[out["user_id"] == user, "item_id"].tolist() == expected
     with pytest.raises(InputError, match="target_dtype"):
         CalibratedReranker(target_dtype="float16").fit(history, CATS)
+
+
+# ---------------------------------------------------------------------------- several attributes
+ATTRIBUTE_CATS = pd.DataFrame({
+    "item_id": [0, 0, 1, 2, 3, 3, 4, 5, 0, 1, 2, 6, 7],
+    "category": ["x", "y", "x", "y", "z", "x", "z", "y", "head", "head", "tail", "tail", "head"],
+    "attribute": ["genre"] * 8 + ["pop"] * 5,
+})
+
+
+def attribute_targets_by_hand(history: pd.DataFrame, columns: list) -> tuple[dict, list]:
+    """Steck eq. 1 per attribute, in plain Python: an item's categories share its mass equally
+    within each attribute; a user's block is normalised on its own; the population block of an
+    attribute is the mean over the users with mass in it (renormalised); a warm user without
+    mass in an attribute gets the population's block."""
+    share = {}
+    for (item, attribute), group in ATTRIBUTE_CATS.groupby(["item_id", "attribute"]):
+        for category in group["category"]:
+            share[(item, (attribute, category))] = 1.0 / len(group)
+    blocks = {}
+    for user, rows in history.groupby("user_id", sort=False):
+        mass = dict.fromkeys(columns, 0.0)
+        for item, weight in zip(rows["item_id"], rows["weight"], strict=True):
+            for column in columns:
+                mass[column] += weight * share.get((item, column), 0.0)
+        per_attribute = {}
+        for attribute in {a for a, _ in columns}:
+            total = sum(mass[c] for c in columns if c[0] == attribute)
+            names = [c for c in columns if c[0] == attribute]
+            per_attribute[attribute] = None if total <= 0 else {c: mass[c] / total for c in names}
+        if any(block is not None for block in per_attribute.values()):
+            blocks[user] = per_attribute
+    population = {}
+    for attribute in {a for a, _ in columns}:
+        mine = [b[attribute] for b in blocks.values() if b[attribute] is not None]
+        names = [c for c in columns if c[0] == attribute]
+        if mine:
+            mean = {c: sum(b[c] for b in mine) / len(mine) for c in names}
+            population.update({c: mean[c] / sum(mean.values()) for c in names})
+        else:
+            population.update({c: 1.0 / len(names) for c in names})
+    targets = {
+        user: [population[c] if per[c[0]] is None else per[c[0]][c] for c in columns] for user, per in blocks.items()
+    }
+    return targets, [population[c] for c in columns]
+
+
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(history=histories(), cuts=st.lists(st.integers(0, 20), max_size=4),
+       dtype=st.sampled_from(["float64", "float32"]))
+def test_several_attributes_stored_compactly_equal_the_definition(history, cuts, dtype):
+    """Per-attribute targets through the compact table (dense or sparse blocks, float64 or
+    float32, one frame or batches of whole users) are the per-attribute eq. 1, with empty
+    blocks and cold users filled from the per-attribute population target."""
+    whole = CalibratedReranker(target_dtype=dtype).fit(history, ATTRIBUTE_CATS)
+    streamed = CalibratedReranker(target_dtype=dtype).fit(iter(user_batches(history, cuts)), ATTRIBUTE_CATS)
+    columns = list(whole.categories_)
+    expected, population = attribute_targets_by_hand(history, columns)
+    cold = "nobody" if history["user_id"].dtype == object else -5
+    tol = {"rtol": 1e-6, "atol": 1e-7} if dtype == "float32" else {"rtol": 1e-12, "atol": 1e-15}
+    for fitted in (whole, streamed):
+        assert sorted(map(str, fitted.users_)) == sorted(map(str, expected))
+        got = fitted.target_distributions(list(expected) + [cold])
+        for user, row in expected.items():
+            np.testing.assert_allclose(got.loc[user].to_numpy(), row, **tol)
+        np.testing.assert_allclose(got.loc[cold].to_numpy(), population, **tol)  # a mean of the stored values
+        np.testing.assert_allclose(fitted.population_target_, population, **tol)
