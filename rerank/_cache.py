@@ -125,6 +125,7 @@ class KeyedLocator(caching._CacheLocator):
     def __init__(self, inner, stamp: str):
         self._inner = inner
         self._stamp = stamp
+        self._py_file = getattr(inner, "_py_file", None)  # numba's warnings name the source file
 
     def ensure_cache_path(self):
         self._inner.ensure_cache_path()

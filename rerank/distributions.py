@@ -153,74 +153,87 @@ def _interactions(user_codes, item_rows, weights, n_users: int, n_items: int) ->
     return sp.csr_matrix((weights[known], (user_codes[known], item_rows[known])), shape=(n_users, n_items))
 
 
+def _normalized_mass(
+    interactions: sp.csr_matrix, categories: sp.csr_matrix, attribute_codes: np.ndarray | None = None,
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``normalize_rows(W @ A)`` as CSR (each user's nonzero categories only) and the mask of
+    rows with mass; a row's total is the sum of its entries in category order. With several
+    attributes (``attribute_codes``, the attribute of each column) each attribute's block of a
+    row is normalised on its own, ``p(g|u) = m_ug / Σ_{g' in a(g)} m_ug'``; a block without
+    mass stays empty and the mask is "mass in some attribute"."""
+    n_users = interactions.shape[0]
+    mass = sp.csr_matrix(interactions @ categories)
+    mass.eliminate_zeros()
+    mass.sort_indices()
+    lengths = np.diff(mass.indptr)
+    if attribute_codes is None:  # (no temporary kept across the division: the fit's peak memory)
+        totals = np.bincount(np.repeat(np.arange(n_users), lengths), weights=mass.data, minlength=n_users)
+        has_mass = totals > 0
+        mass.data /= np.repeat(np.where(has_mass, totals, 1.0), lengths)
+        return mass, has_mass
+    n_attr = max(int(attribute_codes.max(initial=-1)) + 1, 1)
+    cell = np.repeat(np.arange(n_users), lengths) * n_attr + attribute_codes[mass.indices]
+    totals = np.bincount(cell, weights=mass.data, minlength=n_users * n_attr)
+    denom = totals[cell]
+    mass.data = np.divide(mass.data, denom, out=np.zeros_like(mass.data), where=denom > 0)
+    mass.eliminate_zeros()
+    return mass, (totals.reshape(n_users, n_attr) > 0).any(axis=1)
+
+
+def sparse_targets(
+    user_codes: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, n_users: int,
+    categories: sp.csr_matrix, attribute_codes: np.ndarray | None = None,
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``p(g|u)`` as a CSR matrix (n_users × G, float64, each user's nonzero categories only)
+    and a mask of users with category mass; never a dense users × G array.
+
+    ``p = normalize_rows(W @ A)`` where ``W[u, i] = Σ w_ui`` (a sparse users × items matrix).
+    Items with row ``-1`` (unknown) carry no mass. Users without mass get an empty row and
+    ``False`` in the mask. A user's row depends on that user's history rows only (so a fit
+    batch by batch gives the same targets as one fit on everything). ``attribute_codes``: each
+    attribute's block normalised on its own (:func:`_normalized_mass`).
+    """
+    interactions = _interactions(user_codes, item_rows, weights, n_users, categories.shape[0])
+    return _normalized_mass(interactions, categories, attribute_codes)
+
+
+def target_blocks(
+    user_codes: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, n_users: int,
+    categories: sp.csr_matrix, block_bytes: int = 32 << 20, min_rows: int = 1024,
+    attribute_codes: np.ndarray | None = None,
+):
+    """:func:`sparse_targets` a block of users at a time (issue 17, finding 18: a fit peaked at
+    4.5× the dense users × G table): yields ``(warm, targets)`` per block, ``warm`` the codes
+    of the block's users with mass (ascending) and ``targets`` their CSR rows — the same
+    numbers, bit for bit, as one :func:`sparse_targets` call (a row depends on its user only).
+
+    A block holds at most ``block_bytes`` of dense float64 rows and an eighth of the users
+    (but at least ``min_rows`` users), so the product ``W @ A`` of one block is all that is
+    held besides the stored targets.
+    """
+    interactions = _interactions(user_codes, item_rows, weights, n_users, categories.shape[0])
+    row_bytes = 8 * max(categories.shape[1], 1)
+    block_rows = max(1, min_rows, min(block_bytes // row_bytes, n_users // 8))
+    for start in range(0, n_users, block_rows):
+        stop = min(start + block_rows, n_users)
+        mass, has_mass = _normalized_mass(interactions[start:stop], categories, attribute_codes)
+        if has_mass.all():
+            yield np.arange(start, stop), mass
+        else:
+            warm = np.flatnonzero(has_mass)
+            yield warm + start, mass[warm]
+
+
 def target_distributions(
     user_codes: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, n_users: int,
     categories: sp.csr_matrix, attribute_codes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Dense ``p(g|u)`` (n_users × G) and a mask of users with category mass.
-
-    ``p = normalize_rows(W @ A)`` where ``W[u, i] = Σ w_ui`` (a sparse users × items matrix,
-    never dense); with several attributes each attribute's block of columns is normalised on
-    its own (``attribute_codes``). Items with row ``-1`` (unknown) carry no mass. Users without
-    mass get a zero row and ``False`` in the mask (with several attributes: no mass in any; a
-    block without mass stays zero here, see :func:`fill_empty_blocks`).
-    """
-    interactions = _interactions(user_codes, item_rows, weights, n_users, categories.shape[0])
-    mass = (interactions @ categories).toarray()
-    if attribute_codes is not None:
-        totals = np.zeros((n_users, int(attribute_codes.max(initial=-1)) + 1))
-        for code in range(totals.shape[1]):
-            totals[:, code] = mass[:, attribute_codes == code].sum(axis=1)
-        denom = totals[:, attribute_codes]
-        targets = np.divide(mass, denom, out=np.zeros_like(mass), where=denom > 0)
-        return targets, (totals > 0).any(axis=1)
-    totals = mass.sum(axis=1)
-    has_mass = totals > 0
-    targets = np.zeros_like(mass)
-    targets[has_mass] = mass[has_mass] / totals[has_mass, None]
-    return targets, has_mass
-
-
-def fitted_targets(
-    user_codes: np.ndarray, item_rows: np.ndarray, weights: np.ndarray, n_users: int,
-    categories: sp.csr_matrix, block_bytes: int = 32 << 20, attribute_codes: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The fitted target table: ``p(g|u)`` of each user with mass (in order of first
-    appearance), then one last row, the population target (:func:`population_distribution`);
-    and the mask of users with mass. The same numbers as :func:`target_distributions`.
-
-    Built a block of users at a time (at most ``block_bytes`` of dense rows and an eighth of
-    the users) straight into the one dense result, so a fit peaks at
-    about one dense users × categories table (plus a block), not several copies of it
-    (issue 17, finding 18: 4.5× before). Two passes over the blocks: the first finds the
-    users with mass (so the result is allocated once, at its final size), the second fills it.
-    """
-    interactions = _interactions(user_codes, item_rows, weights, n_users, categories.shape[0])
-    row_bytes = 8 * max(categories.shape[1], 1)
-    block_rows = max(1, min(block_bytes // row_bytes, n_users // 8))  # a block: at most 1/8 of the table
-    blocks = [slice(start, min(start + block_rows, n_users)) for start in range(0, n_users, block_rows)]
-    has_mass = np.zeros(n_users, dtype=bool)
-    for block in blocks:
-        has_mass[block] = (interactions[block] @ categories).toarray().sum(axis=1) > 0
-    n_warm = int(has_mass.sum())
-    targets = np.zeros((n_warm + 1, categories.shape[1]))
-    row = 0
-    for block in blocks:
-        mass = (interactions[block] @ categories).toarray()
-        warm = mass if has_mass[block].all() else mass[has_mass[block]]
-        if attribute_codes is None:
-            np.divide(warm, warm.sum(axis=1)[:, None], out=targets[row:row + len(warm)])
-        else:  # each attribute's block on its own (a block without mass stays 0, filled below)
-            denom = np.zeros_like(warm)
-            for code in range(int(attribute_codes.max(initial=-1)) + 1):
-                columns = attribute_codes == code
-                denom[:, columns] = warm[:, columns].sum(axis=1)[:, None]
-            np.divide(warm, denom, out=targets[row:row + len(warm)], where=denom > 0)
-        row += len(warm)
-    targets[n_warm] = population_distribution(targets[:n_warm], np.ones(n_warm, dtype=bool), attribute_codes)
-    if attribute_codes is not None:
-        targets[:n_warm] = fill_empty_blocks(targets[:n_warm], targets[n_warm], attribute_codes)
-    return targets, has_mass
+    """Dense ``p(g|u)`` (n_users × G) and a mask of users with category mass: the dense form
+    of :func:`sparse_targets` (for small problems; the reranker stores targets compactly,
+    :mod:`rerank.targets`). With several attributes a block without mass stays zero here
+    (:func:`fill_empty_blocks`)."""
+    targets, has_mass = sparse_targets(user_codes, item_rows, weights, n_users, categories, attribute_codes)
+    return targets.toarray(), has_mass
 
 
 def fill_empty_blocks(targets: np.ndarray, population: np.ndarray, attribute_codes: np.ndarray | None) -> np.ndarray:

@@ -7,6 +7,7 @@ users first appear, and whose rows keep the input order within a user (the tie r
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 from rerank import schemas
 from rerank.engine.layout import CandidateLists, ShownPrefix
 from rerank.errors import InputError
-from rerank.grouping import user_groups
+from rerank.grouping import take, user_groups
 from rerank.ids import decode_dictionaries, id_array, restore, show_id
 
 
@@ -65,9 +66,80 @@ def candidates_to_csr(
 
     With ``on_invalid="skip"`` the users holding invalid rows are left out of the CSR and
     listed in ``skipped``; rows without a ``user_id`` are counted in ``n_rows_without_user``.
+
+    An *interleaved* frame (a user's rows scattered) is first regrouped by user
+    (:func:`regroup_by_user`: its ids and scores gathered once, in parallel), so validation,
+    the duplicate check and the CSR all take the grouped O(rows) path. A frame that fails
+    validation is checked again in its own order, so the error names the same row either way.
     """
-    original = candidates
+    dtypes = (candidates["user_id"].dtype, candidates["item_id"].dtype) if _has_id_columns(candidates) else None
     candidates = decode_dictionaries(candidates, ["user_id", "item_id"])
+    regrouped = regroup_by_user(candidates) if on_invalid == "raise" else None
+    if regrouped is None:
+        return _grouped_csr(candidates, check_duplicates, on_invalid, dtypes)
+    frame, order = regrouped
+    try:
+        csr = _grouped_csr(frame, check_duplicates, on_invalid, dtypes)
+    except InputError:
+        _grouped_csr(candidates, check_duplicates, on_invalid, dtypes)  # raises, naming the first bad row
+        raise
+    return dataclasses.replace(csr, rows=order if csr.rows is None else order[csr.rows])
+
+
+def regroup_by_user(candidates) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """``(frame, order)``: the columns ``user_id, item_id, score`` of an interleaved candidate
+    frame in user order (users by first appearance, rows stable within a user; index labels
+    kept), and the input row of each output row. ``None`` when there is nothing to regroup: the
+    frame is grouped already, has a missing column or a null ``user_id`` (validation reports
+    those), or is not a frame."""
+    if not isinstance(candidates, pd.DataFrame) or len(candidates) < 2:
+        return None
+    columns = candidates.columns
+    if isinstance(columns, pd.MultiIndex):
+        return None
+    if any(np.count_nonzero(columns == c) != 1 for c in schemas.CANDIDATE_COLUMNS):
+        return None
+    users = candidates["user_id"]
+    if users.hasnans:
+        return None
+    groups = user_groups(users)
+    if groups.order is None:
+        return None
+    order = groups.order
+    index = candidates.index
+    if isinstance(index, pd.RangeIndex):
+        labels = pd.Index(index.start + index.step * order, name=index.name)
+    else:
+        labels = index.take(order)
+    frame = pd.DataFrame(
+        {
+            "user_id": groups.uniques.repeat(np.diff(groups.indptr)),
+            "item_id": _take_column(candidates["item_id"], order),
+            "score": _take_column(candidates["score"], order),
+        },
+        index=labels,
+        copy=False,
+    )
+    return frame, order
+
+
+def _take_column(column: pd.Series, order: np.ndarray):
+    values = column.array
+    if isinstance(values, pd.arrays.NumpyExtensionArray):
+        return take(column.to_numpy(), order)
+    return values.take(order)
+
+
+def _has_id_columns(candidates) -> bool:
+    """Both id columns present once each (else validation names what is wrong)."""
+    if not isinstance(candidates, pd.DataFrame) or isinstance(candidates.columns, pd.MultiIndex):
+        return False
+    return all(np.count_nonzero(candidates.columns == c) == 1 for c in ("user_id", "item_id"))
+
+
+def _grouped_csr(candidates: pd.DataFrame, check_duplicates: bool, on_invalid: str, dtypes) -> CandidateCSR:
+    """The CSR of a candidate frame in its own row order (module docstring); ``dtypes``: the
+    input's id dtypes (a dictionary column gets its type back in the output)."""
     checked = schemas.validate_candidates(
         candidates, on_invalid=on_invalid, check_duplicates=check_duplicates
     )
@@ -96,8 +168,7 @@ def candidates_to_csr(
         checked.n_rows_without_user,
         checked.user_kind,
         checked.item_kind,
-        original["user_id"].dtype,  # the input's dtypes (a dictionary column gets its type back)
-        original["item_id"].dtype,
+        *(dtypes or (None, None)),
     )
 
 
@@ -128,7 +199,8 @@ def output_frame(csr: CandidateCSR, out_indptr: np.ndarray, positions: np.ndarra
             "item_id": restore(csr.item_ids.take(positions), csr.item_dtype),
             "score": csr.scores[positions],
             "rank": ranks.astype(np.int64),
-        }
+        },
+        copy=False,  # the columns are fresh arrays: no second copy into consolidated blocks
     )
 
 

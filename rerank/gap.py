@@ -73,10 +73,10 @@ def gap_table(
     if reranker.attributes_ is not None and reranker.attributes_.n_attributes > 1:
         raise InputError("rerank gap (the exact solver) solves one attribute; item_categories has several")
     csr = candidates_to_csr(candidates)
-    target_rows, _ = reranker.target_rows(csr.users)
+    targets, _ = reranker.targets_for(csr.users)  # only these users' rows (compact targets: rerank.targets)
+    target_rows = np.arange(len(csr.users), dtype=np.int64)
     lists = csr.lists(reranker.item_rows(csr.item_ids))
-    return gap_rows(lists, reranker.category_matrix_, reranker.targets_, target_rows, options, lams=lams,
-                    progress=progress)
+    return gap_rows(lists, reranker.category_matrix_, targets, target_rows, options, lams=lams, progress=progress)
 
 
 def gap_rows(

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pandas as pd
+from numba import prange
 
 from rerank._numba import compiled
 
@@ -64,7 +66,13 @@ def _runs(values: np.ndarray) -> np.ndarray | None:
 
 def user_groups(keys) -> Groups:
     """Group the rows of ``keys`` (a Series or array): same as ``pd.factorize(keys, sort=False)``
-    followed by a stable ``argsort`` of the codes, in O(rows) when the rows are grouped."""
+    followed by a stable ``argsort`` of the codes, in O(rows) when the rows are grouped.
+
+    Interleaved integer keys are numbered by one compiled pass over a direct-address table
+    when their range is at most ``DIRECT_SPAN`` times the number of rows (the usual dense user
+    numbering), then placed by a counting sort on every numba thread (the order is the same
+    for any number of threads); other keys go through ``pd.factorize``.
+    """
     values = keys.to_numpy() if isinstance(keys, pd.Series) else np.asarray(keys)
     n = values.shape[0]
     if values.dtype.kind in "iub" or (values.dtype.kind == "f" and not np.isnan(values).any()):
@@ -73,30 +81,104 @@ def user_groups(keys) -> Groups:
             indptr = np.append(starts, n).astype(np.int64)
             uniques = pd.Index(values[starts], dtype=getattr(keys, "dtype", None))
             return Groups(uniques, indptr, None)
-    codes, uniques = pd.factorize(keys, sort=False, use_na_sentinel=True)
-    codes = codes.astype(np.int64, copy=False)
-    order, indptr = _group_order(codes, len(uniques))
+    codes = None
+    if values.dtype.kind in "iu" and n:
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo <= DIRECT_SPAN * n + 1024:
+            codes, firsts = _number_dense(values.astype(np.int64, copy=False), lo, hi - lo + 1)
+            uniques = pd.Index(values[firsts], dtype=getattr(keys, "dtype", None))
+    if codes is None:
+        codes, uniques = pd.factorize(keys, sort=False, use_na_sentinel=True)
+        codes = codes.astype(np.int64, copy=False)
+    n_groups = len(uniques)
+    chunks = numba.get_num_threads() if n >= SORT_CHUNK_ROWS and n_groups * 8 <= n else 1
+    order, indptr = _counting_sort(codes, n_groups, chunks)
     return Groups(pd.Index(uniques), indptr, order, codes)
 
 
+DIRECT_SPAN = 4  # direct-address numbering when max - min <= DIRECT_SPAN * rows (8 bytes per slot)
+SORT_CHUNK_ROWS = 1 << 20  # counting sorts of fewer rows run on one thread
+
+
 @compiled()
-def _group_order(codes, n_groups):
+def _number_dense(values, lo, span):
+    """Codes in order of first appearance, through a table indexed by ``value - lo``; returns
+    the codes and the first row of each code."""
+    code_of = np.full(span, -1, dtype=np.int64)
+    n = values.shape[0]
+    codes = np.empty(n, dtype=np.int64)
+    firsts = np.empty(min(n, span), dtype=np.int64)
+    n_codes = 0
+    for r in range(n):
+        slot = values[r] - lo
+        c = code_of[slot]
+        if c < 0:
+            c = n_codes
+            code_of[slot] = c
+            firsts[c] = r
+            n_codes += 1
+        codes[r] = c
+    return codes, firsts[:n_codes].copy()
+
+
+@compiled(parallel=True)
+def _counting_sort(codes, n_groups, n_chunks):
     """Stable counting sort of the rows by ``codes`` (rows with code -1 left out): the same
-    order as ``argsort(codes, kind="stable")`` without the missing rows, in O(rows)."""
+    order as ``argsort(codes, kind="stable")`` without the missing rows, and each group's
+    bounds. The rows are cut into ``n_chunks`` consecutive chunks, counted and placed in
+    parallel; chunk ``c`` writes each group's rows after those of the chunks before it, so the
+    order does not depend on ``n_chunks``."""
+    n = codes.shape[0]
+    size = (n + n_chunks - 1) // n_chunks
+    counts = np.zeros((n_chunks, n_groups), dtype=np.int64)
+    for c in prange(n_chunks):
+        for r in range(c * size, min(n, (c + 1) * size)):
+            if codes[r] >= 0:
+                counts[c, codes[r]] += 1
     indptr = np.zeros(n_groups + 1, dtype=np.int64)
-    for c in codes:
-        if c >= 0:
-            indptr[c + 1] += 1
+    total = 0
     for g in range(n_groups):
-        indptr[g + 1] += indptr[g]
-    fill = indptr[:-1].copy()
-    order = np.empty(indptr[-1], dtype=np.int64)
-    for r in range(codes.shape[0]):
-        c = codes[r]
-        if c >= 0:
-            order[fill[c]] = r
-            fill[c] += 1
+        indptr[g] = total
+        for c in range(n_chunks):
+            count = counts[c, g]
+            counts[c, g] = total  # from here on: where chunk c writes its next row of group g
+            total += count
+    indptr[n_groups] = total
+    order = np.empty(total, dtype=np.int64)
+    for c in prange(n_chunks):
+        for r in range(c * size, min(n, (c + 1) * size)):
+            g = codes[r]
+            if g >= 0:
+                order[counts[c, g]] = r
+                counts[c, g] += 1
     return order, indptr
+
+
+@compiled(parallel=True)
+def _gather(values, order, out, n_chunks):
+    """``out[i] = values[order[i]]``, in ``n_chunks`` chunks run in parallel."""
+    n = order.shape[0]
+    size = (n + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        for i in range(c * size, min(n, (c + 1) * size)):
+            out[i] = values[order[i]]
+
+
+def take(values, order: np.ndarray):
+    """``values`` (an array or a pandas array) at the positions ``order``; 8-byte numeric
+    arrays are gathered in parallel (as 64-bit patterns, so one compiled signature serves
+    int64, uint64 and float64)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iuf" and values.dtype.itemsize == 8:
+        out = np.empty(order.shape[0], dtype=values.dtype)
+        chunks = max(1, min(numba.get_num_threads(), order.shape[0] // SORT_CHUNK_ROWS))
+        _gather(np.ascontiguousarray(values).view(np.int64), order, out.view(np.int64), chunks)
+        return out
+    return values.take(order)
+
+
+def _group_order(codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stable counting sort of the rows by ``codes`` (rows with code -1 left out), one thread."""
+    return _counting_sort(codes, n_groups, 1)
 
 
 @compiled()

@@ -134,9 +134,26 @@ def check_lam_array(lam, n_users: int, users=None) -> np.ndarray:
 
 
 def writable(arr: np.ndarray) -> np.ndarray:
-    """A read-only array (e.g. a pandas copy-on-write view) is copied: numba types read-only
-    arrays separately, so passing one would compile a second kernel signature."""
-    return arr if arr.flags.writeable else arr.copy()
+    """``arr`` as an array numba types as writable, without a copy when possible.
+
+    Numba compiles read-only arrays as a separate type, so passing one (e.g. the copy-on-write
+    view pandas returns from ``to_numpy``) would compile a second kernel signature. The
+    package's compiled code never writes into its inputs, so when the memory belongs to a
+    writable array (pandas' own block) a writable view of the same memory is returned — no
+    copy of a 10⁸-row column; otherwise (memory that is read-only itself) a copy.
+    """
+    if arr.flags.writeable:
+        return arr
+    owner = arr
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    if owner is not arr and owner.flags.writeable and owner.flags.c_contiguous:
+        offset = arr.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
+        try:
+            return np.ndarray(arr.shape, arr.dtype, buffer=owner, offset=offset, strides=arr.strides)
+        except (TypeError, ValueError, BufferError):
+            pass
+    return arr.copy()
 
 
 def int_array(name: str, values) -> np.ndarray:

@@ -144,6 +144,13 @@ class RerankReport(RowAccounting):
         return line
 
 
+def per_user_series(users: pd.Index, values, name: str) -> pd.Series | None:
+    """``values`` (one per user, or ``None``) as a Series indexed by ``user_id``."""
+    if values is None:
+        return None
+    return pd.Series(values, index=pd.Index(users, name="user_id"), name=name)
+
+
 def with_budget(line: str, n_users: int, n_at_one: int, n_over: int, budget: float) -> str:
     """The summary line with the ``lam="auto"`` outcome before its final verdict."""
     head, tail = line.rsplit("; ", 1)

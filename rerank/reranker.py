@@ -20,7 +20,6 @@ Fallbacks (each reported in the call's :class:`RerankReport`):
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import warnings
 from collections.abc import Mapping
@@ -32,11 +31,11 @@ import scipy.sparse as sp
 
 from rerank import schemas
 from rerank.beyond import attributes_of, explanation_columns, report_fields, shown_problem
-from rerank.distributions import fitted_targets, history_weights, item_categories_from_frame
 from rerank.engine.arrays import Problem, solve
 from rerank.engine.options import MAX_ENUMERATE, RerankOptions
 from rerank.engine.refine import DEFAULT_MAX_SWAPS
 from rerank.errors import InputError, InputTypeError
+from rerank.fitting import exact_items, fit_targets
 from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values
 from rerank.ids import id_array, lookup, near_miss, restore, text_keys
 from rerank.params import (
@@ -47,7 +46,8 @@ from rerank.params import (
     check_positive,
     check_unit_interval,
 )
-from rerank.report import RerankReport, RerankWarning, RunContext, describe, safeguard_applies
+from rerank.report import RerankReport, RerankWarning, RunContext, describe, per_user_series, safeguard_applies
+from rerank.targets import TARGET_DTYPES, TargetTable
 
 __all__ = ["CalibratedReranker", "RerankReport", "RerankWarning", "Reranked"]
 
@@ -59,12 +59,6 @@ class Reranked(NamedTuple):
 
     frame: pd.DataFrame
     report: RerankReport
-
-
-def _per_user(users: pd.Index, values, name: str) -> pd.Series | None:
-    if values is None:
-        return None
-    return pd.Series(values, index=pd.Index(users, name="user_id"), name=name)
 
 
 def _looks_like_number(text: str) -> bool:
@@ -95,6 +89,10 @@ class CalibratedReranker:
         (docs/design.md §4.2); ``False`` is exactly Steck's greedy.
     order : ``"greedy"`` (pick order) or ``"score"`` (chosen set re-sorted by score).
     half_life : recency half-life on the history's ``timestamp`` (same unit), or ``None``.
+    target_dtype : ``"float64"`` (exact) or ``"float32"`` (half the memory per fitted user,
+        each target value within ``2⁻²⁴`` relative; docs/performance.md "Memory per user").
+        Either way each user's target is stored dense or sparse, whichever is smaller
+        (:mod:`rerank.targets`).
     n_threads : numba threads for the kernel (``None``: numba's current setting).
     min_share : quota mode (docs/design.md §4.3): ``True`` gives each category ``g`` with
         ``p_g ≥ min_share_threshold`` at least ``⌊k p_g⌋`` items carrying it whenever some
@@ -123,8 +121,10 @@ class CalibratedReranker:
         candidates' ids and dtype.
 
     Attributes after ``fit``: ``options_`` (the checked :class:`rerank.RerankOptions`),
-    ``targets_``, ``users_``, ``category_matrix_``, ``item_categories_``, ``categories_``,
-    ``population_target_``; after ``rerank``: ``report_``.
+    ``target_table_`` (the fitted targets, :class:`rerank.targets.TargetTable`), ``users_``,
+    ``category_matrix_``, ``item_categories_``, ``categories_``, ``population_target_``, and
+    ``targets_`` (all targets as one dense float64 array, population last: built on each
+    access, for small problems); after ``rerank``: ``report_``.
     """
 
     def __init__(
@@ -140,6 +140,7 @@ class CalibratedReranker:
         order: str = "greedy",
         half_life: float | None = None,
         n_threads: int | None = None,
+        target_dtype: str = "float64",
         min_share=False,
         min_share_threshold: float = 0.0,
         method: str = "greedy",
@@ -163,6 +164,7 @@ class CalibratedReranker:
         self.order = order
         self.half_life = half_life
         self.n_threads = n_threads
+        self.target_dtype = target_dtype
         self.min_share = min_share
         self.min_share_threshold = min_share_threshold
         self.method = method
@@ -178,15 +180,15 @@ class CalibratedReranker:
 
     @classmethod
     def from_options(
-        cls, options: RerankOptions, *, lam=None, half_life=None, n_threads=None, id_match: str = "exact",
-        attribute_weights=None,
+        cls, options: RerankOptions, *, lam=None, half_life=None, n_threads=None, target_dtype: str = "float64",
+        id_match: str = "exact", attribute_weights=None,
     ) -> CalibratedReranker:
         """A reranker with the settings of ``options``; ``lam`` (e.g. a column name) replaces
         ``options.lam`` when given."""
         params = options.as_dict()
         if lam is not None:
             params["lam"] = lam
-        return cls(**params, half_life=half_life, n_threads=n_threads, id_match=id_match,
+        return cls(**params, half_life=half_life, n_threads=n_threads, target_dtype=target_dtype, id_match=id_match,
                    attribute_weights=attribute_weights)
 
     def get_params(self) -> dict:
@@ -218,6 +220,7 @@ class CalibratedReranker:
         options = RerankOptions(**{**fields, "lam": None if per_user else lam})
         check_positive("half_life", self.half_life)
         check_n_threads(self.n_threads)
+        check_choice("target_dtype", self.target_dtype, TARGET_DTYPES)
         check_choice("id_match", self.id_match, ID_MATCHES)
         return options
 
@@ -225,52 +228,49 @@ class CalibratedReranker:
     def fit(self, history, item_categories) -> CalibratedReranker:
         """Learn each user's target ``p(g|u)`` (Steck eq. 1) and the item × category matrix.
 
-        ``history`` / ``item_categories`` are frames, or the :class:`rerank.schemas.CheckedHistory`
-        / :class:`rerank.schemas.CheckedItemCategories` a caller already validated them into.
+        ``history`` is a frame (or the :class:`rerank.schemas.CheckedHistory` a caller already
+        validated it into), or — for histories that do not fit in memory — the path of a
+        Parquet file or folder (read in batches of about ``batch_rows`` rows,
+        :func:`rerank.history.parquet_history`) or any iterable of frames, each holding whole
+        users (every row of a user in one frame; a user met again in a later frame is an
+        error). Only the targets are kept (:mod:`rerank.targets`), never the history.
+        ``item_categories`` is a frame (or a :class:`rerank.schemas.CheckedItemCategories`).
         """
         self.options_ = self.build_options()
-        checked = schemas.validate_history(history)
         checked_categories = schemas.validate_item_categories(item_categories)
-        if self.id_match == "text":
-            checked, checked_categories = _items_as_text_where_kinds_differ(checked, checked_categories)
-        schemas.check_same_id_kind(
-            checked.item_kind, "history column 'item_id'", checked_categories.item_kind,
-            "item_categories column 'item_id'",
-        )
-        self.id_kinds_ = {"user_id": checked.user_kind, "item_id": checked_categories.item_kind}
-        if self.id_kinds_["item_id"] == schemas.ID_EMPTY:
-            self.id_kinds_["item_id"] = checked.item_kind
         self.fit_warnings_ = _category_warnings(checked_categories)
         for message in self.fit_warnings_:
             warnings.warn(message, RerankWarning, stacklevel=2)
-        table = item_categories_from_frame(checked_categories)
-        weights = history_weights(checked, self.half_life)
-        frame = checked.frame
-        user_codes, users = pd.factorize(id_array(frame["user_id"]), sort=False)
-        targets, has_mass = fitted_targets(
-            user_codes, lookup(pd.Index(id_array(table.items)), id_array(frame["item_id"])), weights, len(users),
-            table.matrix, attribute_codes=table.attribute_codes,
+        table, targets, self.id_kinds_ = fit_targets(
+            history, checked_categories, self.half_life, self.target_dtype, self.id_match
         )
-        return self._set_fitted(table, users, targets, has_mass)
+        return self._set_fitted(table, targets)
 
-    def _set_fitted(self, table, users, targets: np.ndarray, has_mass: np.ndarray) -> CalibratedReranker:
-        """Store the fitted state (shared by ``fit`` and ``rerank.spark.fit_spark``); ``targets``
-        and ``has_mass`` from :func:`rerank.distributions.fitted_targets` (kept as it is, no copy)."""
-        # ids held exactly as numpy keys (rerank.ids), so every lookup compares them exactly
-        table = dataclasses.replace(table, items=pd.Index(id_array(table.items)))
+    def _set_fitted(self, table, targets: TargetTable) -> CalibratedReranker:
+        """Store the fitted state (shared by ``fit`` and ``rerank.spark.fit_spark``)."""
+        table = exact_items(table)
         self.item_categories_ = table
         self.categories_ = table.categories
         # One empty row at the end stands for every item the table does not know.
         self.category_matrix_ = sp.vstack(
             [table.matrix, sp.csr_matrix((1, table.matrix.shape[1]))], format="csr"
         )
-        self.users_ = pd.Index(id_array(pd.Index(users)))[has_mass]
-        # Last row: the population target for cold users (with several attributes, per attribute
-        # also for users without mass in one of them: rerank.distributions.fitted_targets).
-        self.targets_ = targets
-        self.population_target_ = targets[-1]
+        self.target_table_ = targets
+        self.population_target_ = targets.population
         self.attributes_ = attributes_of(table, self.attribute_weights)
         return self
+
+    @property
+    def users_(self) -> pd.Index:
+        """The fitted users with category mass, in the order of their targets' rows."""
+        return self.target_table_.users.ids
+
+    @property
+    def targets_(self) -> np.ndarray:
+        """Every fitted target as one dense float64 array (users × G), the population target
+        as its last row. Built on each access: for small problems and inspection."""
+        table = self.target_table_
+        return table.dense(np.append(np.arange(table.n_users), -1))
 
     def fit_spark(self, history, item_categories) -> CalibratedReranker:
         """``fit`` on Spark DataFrames: targets aggregated on the cluster (see :mod:`rerank.spark`)."""
@@ -286,7 +286,7 @@ class CalibratedReranker:
 
     def check_fitted(self) -> None:
         """Raise ``RuntimeError`` unless ``fit`` (or ``fit_spark``) has run."""
-        if not hasattr(self, "targets_"):
+        if not hasattr(self, "target_table_"):
             raise RuntimeError("CalibratedReranker is not fitted: call fit(history, item_categories) first")
 
     def _rows(self, fitted: pd.Index, ids) -> np.ndarray:
@@ -301,18 +301,34 @@ class CalibratedReranker:
                 return lookup(pd.Index(text_keys(fitted)), ids)
         return lookup(fitted, ids)
 
+    def _user_rows(self, user_ids) -> np.ndarray:
+        """Fitted row of each user id (``-1``: cold), exactly (:class:`rerank.userindex.UserIndex`);
+        with ``id_match="text"`` integer ids meet string ids by their decimal text."""
+        ids = pd.Index(id_array(pd.Index(user_ids)))
+        if getattr(self, "id_match", "exact") == "text":
+            return self._rows(self.users_, ids).astype(np.int64, copy=False)
+        return self.target_table_.rows_for(ids)
+
     def target_rows(self, user_ids) -> tuple[np.ndarray, np.ndarray]:
         """Row of ``targets_`` for each user id, and a mask of cold users (population row)."""
         self.check_fitted()
-        rows = self._rows(self.users_, user_ids)
+        rows = self._user_rows(user_ids)
         cold = rows < 0
-        rows[cold] = len(self.targets_) - 1
-        return rows.astype(np.int64), cold
+        rows[cold] = self.target_table_.n_users
+        return rows, cold
+
+    def targets_for(self, user_ids) -> tuple[np.ndarray, np.ndarray]:
+        """float64 ``p(g|u)`` of each user id (one row each; cold users get the population
+        target) and the mask of cold users: what one call of the kernel needs, whatever the
+        storage of the fitted targets."""
+        self.check_fitted()
+        rows = self._user_rows(user_ids)
+        return self.target_table_.dense(rows), rows < 0
 
     def target_distributions(self, user_ids) -> pd.DataFrame:
         """``p(g|u)`` for the given users (cold users get the population target)."""
-        rows, _ = self.target_rows(pd.Index(user_ids))
-        return pd.DataFrame(self.targets_[rows], index=pd.Index(user_ids, name="user_id"), columns=self.categories_)
+        targets, _ = self.targets_for(pd.Index(user_ids))
+        return pd.DataFrame(targets, index=pd.Index(user_ids, name="user_id"), columns=self.categories_)
 
     def item_rows(self, item_ids) -> np.ndarray:
         """Row of ``category_matrix_`` for each item id (unknown items: the empty last row)."""
@@ -383,16 +399,15 @@ class CalibratedReranker:
         self.check_fitted()
         csr = candidates_to_csr(candidates, on_invalid=on_invalid)
         self._check_id_kinds(csr)
-        target_rows, cold = self.target_rows(csr.users)
+        targets, cold = self.targets_for(csr.users)
         item_rows = self.item_rows(csr.item_ids)
         unknown = item_rows == self.category_matrix_.shape[0] - 1
         # The frame was validated once (candidates_to_csr); the engine takes the arrays as checked.
         text = getattr(self, "id_match", "exact") == "text"  # integers meet text by their decimal form
         prefix, excluded = (None, None) if shown is None else shown_problem(shown, csr, self.item_rows, text)
-        problem = Problem(
-            csr.lists(item_rows), self.category_matrix_, self.targets_, target_rows,
-            self._lam_per_user(candidates, csr), self.attributes_, prefix, excluded,
-        )
+        rows = np.arange(len(csr.users), dtype=np.int64)  # targets: one row per user of the call
+        problem = Problem(csr.lists(item_rows), self.category_matrix_, targets, rows,
+                          self._lam_per_user(candidates, csr), self.attributes_, prefix, excluded)
         result = solve(problem, self.options_, self.n_threads, explain=check_bool("explain", explain))
         out = output_frame(csr, result.indptr, result.positions)
         reasons = explanation_columns(out, result)
@@ -400,7 +415,7 @@ class CalibratedReranker:
         k = self.options_.k
         users = restore(csr.users, csr.user_dtype)  # the report names users in the input's dtype
         hints = {}
-        if cold.any() and len(self.users_):
+        if cold.any() and self.target_table_.n_users:
             hints["user_id"] = near_miss(csr.users[cold], self.users_)
         if unknown.any() and len(self.item_categories_.items):
             hints["item_id"] = near_miss(pd.unique(csr.item_ids[unknown]), self.item_categories_.items)
@@ -415,31 +430,17 @@ class CalibratedReranker:
             n_rows_without_user=csr.n_rows_without_user,
             n_rows_reranked=int(csr.indptr[-1]),
             n_expected_output_rows=int(np.minimum(lengths, k).sum()),
-            quota_shortfall=_per_user(users, result.quota_shortfall, "quota_shortfall"),
-            exact_gap=_per_user(users, result.gap, "exact_gap"),
-            context=RunContext(describe(self.options_), safeguard_applies(self.options_), len(self.users_),
+            quota_shortfall=per_user_series(users, result.quota_shortfall, "quota_shortfall"),
+            exact_gap=per_user_series(users, result.gap, "exact_gap"),
+            context=RunContext(describe(self.options_), safeguard_applies(self.options_), self.target_table_.n_users,
                                len(self.item_categories_.items)),
             n_rows_unknown_item=int(unknown.sum()),
             id_hints={column: hint for column, hint in hints.items() if hint is not None},
             **report_fields(users, result, reasons, self.options_),
-            swaps=_per_user(users, result.swaps, "swaps"),
-            swap_cap_hit=_per_user(users, result.swap_cap_hit, "swap_cap_hit"),
+            swaps=per_user_series(users, result.swaps, "swaps"),
+            swap_cap_hit=per_user_series(users, result.swap_cap_hit, "swap_cap_hit"),
         )
         return out, report
-
-
-def _items_as_text_where_kinds_differ(history, categories):
-    """``id_match="text"``: when the history and the item categories hold item ids of different
-    kinds, the integer side is compared by its decimal text (the frames themselves are not
-    changed; fitting works on a copy of the column)."""
-    kinds = {history.item_kind, categories.item_kind}
-    if kinds != {schemas.ID_INTEGER, schemas.ID_STRING}:
-        return history, categories
-    if history.item_kind == schemas.ID_INTEGER:
-        frame = history.frame.assign(item_id=text_keys(history.frame["item_id"]))
-        return dataclasses.replace(history, frame=frame, item_kind=schemas.ID_STRING), categories
-    frame = categories.frame.assign(item_id=text_keys(categories.frame["item_id"]))
-    return history, dataclasses.replace(categories, frame=frame, item_kind=schemas.ID_STRING)
 
 
 def _category_warnings(categories) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ cluster:
 by joining the history (``w_ui``: the ``weight`` column, 1 if absent, times the recency factor
 ``0.5 ** ((t_max(u) - t_ui) / half_life)``) with ``p(g|i)`` and summing per (user, category);
 only the per-(user, category) masses come back to the driver, where they are normalised and
-loaded exactly as ``fit`` does (same cold-user population fallback).
+stored exactly as ``fit`` does (:mod:`rerank.targets`; same cold-user population fallback).
 
 pyspark is imported inside the functions: ``import rerank`` never needs it.
 """
@@ -33,6 +33,7 @@ pyspark is imported inside the functions: ``import rerank`` never needs it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
@@ -40,9 +41,21 @@ import pandas as pd
 import scipy.sparse as sp
 
 from rerank import schemas
-from rerank.distributions import fitted_targets, item_categories_from_frame
+from rerank.distributions import item_categories_from_frame, target_blocks
 from rerank.errors import InputError, InputTypeError
 from rerank.params import check_bool, check_choice, check_whole
+from rerank.spark_report import (
+    REPORT_COLUMN,
+    REPORT_COLUMNS,
+    REPORT_N_ROWS,
+    REPORT_REASON,
+    REPORT_SHORT,
+    REPORT_SKIPPED,
+    SparkRerankReport,
+    report_rows,
+    with_report,
+)
+from rerank.targets import TargetBuilder
 
 POSITION_COLUMN = "__rerank_position"
 BUCKET_COLUMN = "__rerank_bucket"
@@ -74,13 +87,18 @@ def _require_numeric(fields: dict, column: str, what: str) -> None:
 
 def worker_reranker(reranker):
     """The copy of a fitted reranker that is broadcast: one kernel thread per Spark task,
-    a λ mapping turned into a Series once, no report of an earlier call."""
+    a λ mapping turned into a Series once, no report of an earlier call, and the item table
+    without its category matrix (the workers read ``category_matrix_``, the same matrix plus
+    one row: it is not shipped twice). The targets travel in their compact storage
+    (:mod:`rerank.targets`)."""
     reranker.check_fitted()
     local = copy.copy(reranker)
     local.n_threads = 1
     if isinstance(local.lam, Mapping):
         local.lam = pd.Series(local.lam, dtype=np.float64)
     local.__dict__.pop("report_", None)
+    table = local.item_categories_
+    local.item_categories_ = dataclasses.replace(table, matrix=sp.csr_matrix((0, table.matrix.shape[1])))
     return local
 
 
@@ -90,8 +108,10 @@ def rerank_group(
 ) -> pd.DataFrame:
     """Rerank one pandas group (one user or one bucket of users) in input order; ``shown``: the
     group's shown items with their shown order in ``rank``."""
-    order = np.argsort(frame[position_col].to_numpy(), kind="stable")
-    return reranker.rerank(frame.take(order), on_invalid=on_invalid, shown=shown, explain=explain)
+    positions = frame[position_col].to_numpy()
+    if positions.size > 1 and not np.all(positions[1:] >= positions[:-1]):  # Spark sorted it already, usually
+        frame = frame.take(np.argsort(positions, kind="stable"))
+    return reranker.rerank(frame, on_invalid=on_invalid, shown=shown, explain=explain)
 
 
 def id_kind_of(dtype) -> str | None:
@@ -116,10 +136,11 @@ def _check_id_types(reranker, fields: dict) -> None:
             schemas.check_same_id_kind(kind, f"candidates column '{column}'", kinds[column], fitted_from)
 
 
-def output_schema(candidates, explain: bool = False, auto_lam: bool = False):
+def output_schema(candidates, explain: bool = False, auto_lam: bool = False, report: bool = False):
     """``user_id, item_id`` with the input types, ``score double``, ``rank long`` (+ with
     ``explain``: ``input_rank long, score_gain double, calibration_gain double, reason string``;
-    + with ``lam="auto"``: ``lam double``)."""
+    + with ``lam="auto"``: ``lam double``; + with ``report``: the report columns
+    ``__rerank_report``, ``__rerank_reason``, ``__rerank_n_rows``)."""
     from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
     fields = _fields(candidates, "candidates")
@@ -136,6 +157,9 @@ def output_schema(candidates, explain: bool = False, auto_lam: bool = False):
         ]
     if auto_lam:
         columns.append(StructField("lam", DoubleType(), True))
+    if report:
+        columns += [StructField(REPORT_COLUMN, StringType(), True), StructField(REPORT_REASON, StringType(), True),
+                    StructField(REPORT_N_ROWS, LongType(), True)]
     return StructType(columns)
 
 
@@ -149,10 +173,13 @@ def rerank_spark(
     on_invalid: str = "raise",
     shown=None,
     explain: bool = False,
+    report: bool = False,
 ):
     """Rerank a Spark DataFrame ``user_id, item_id, score`` (+ the λ column if ``reranker.lam``
     names one); returns a Spark DataFrame ``user_id, item_id, score, rank`` with the same rows
-    as ``reranker.rerank`` on the same data.
+    as ``reranker.rerank`` on the same data — and with ``report=True`` a pair ``(output,
+    SparkRerankReport)`` whose ``skipped`` and ``short`` DataFrames list the users skipped
+    (``on_invalid="skip"``) and those with fewer than k candidates.
 
     ``by="bucket"`` (default) groups users into ``n_buckets`` hash buckets (default: 4 ×
     ``spark.sql.shuffle.partitions``) and reranks a whole bucket per Python call; each bucket
@@ -164,19 +191,28 @@ def rerank_spark(
     i.e. the DataFrame's own row order (the order of a parquet file or of the pandas frame it
     was created from).
 
-    ``on_invalid="skip"`` drops users with invalid rows, as ``rerank`` does (the skipped users
-    are not reported back from the executors); ``"raise"`` fails the job with the same error.
+    ``on_invalid="skip"`` drops users with invalid rows, as ``rerank`` does; ``"raise"`` fails
+    the job with the same error. ``report=True`` returns ``(output, SparkRerankReport)``: the
+    skipped users and the users with fewer than k candidates come back from the executors.
 
     ``shown``: a Spark DataFrame ``user_id, item_id`` (+ ``rank``) of items already shown
     (``CalibratedReranker.rerank(shown=)``, docs/design.md §9.3); it is co-grouped with the
     candidates by the same user buckets (its order: ``rank``, else its own row order).
     ``explain=True`` adds the columns of ``rerank(explain=True)`` (docs/design.md §9.4).
+
+    Before the first job, the workers' Python is checked (:mod:`rerank.spark_env`): on a local
+    master with ``PYSPARK_PYTHON`` unset they run the driver's interpreter; a worker that cannot
+    import ``rerank`` raises :class:`rerank.spark_env.SparkWorkerError` in one line.
     """
     from pyspark.sql import functions as F
+
+    from rerank.spark_env import check_workers, use_driver_python
 
     reranker.check_fitted()
     check_choice("by", by, GROUPINGS)
     schemas.check_on_invalid(on_invalid)
+    if not isinstance(report, bool):
+        raise InputTypeError(f"report must be True or False, got {report!r}")
     fields = _fields(candidates, "candidates")
     _require_columns(fields, ["user_id", "item_id", "score"], "candidates")
     _require_numeric(fields, "score", "candidates")
@@ -206,23 +242,45 @@ def rerank_spark(
             "rerank_spark needs a classic SparkSession (it broadcasts the fitted state through the "
             f"SparkContext); this session has none: {exc}"
         ) from exc
+    use_driver_python(context)
+    check_workers(context)
     state = context.broadcast(worker_reranker(reranker))
 
     explain = check_bool("explain", explain)
 
-    def rerank_one_group(frame: pd.DataFrame) -> pd.DataFrame:
-        return rerank_group(state.value, frame, POSITION_COLUMN, on_invalid, explain=explain)
+    def rerank_rows(frame: pd.DataFrame, seen: pd.DataFrame | None) -> pd.DataFrame:
+        out = rerank_group(state.value, frame, POSITION_COLUMN, on_invalid, shown=seen, explain=explain)
+        return with_report(out, report_rows(state.value, out)) if report else out
 
-    schema = output_schema(candidates, explain, auto_lam)
+    def rerank_one_group(frame: pd.DataFrame) -> pd.DataFrame:  # one argument: Spark passes the frame only
+        return rerank_rows(frame, None)
+
+    schema = output_schema(candidates, explain, auto_lam, report)
     if shown is not None:
-        return _rerank_with_shown(rows, shown, state, schema, by, n_buckets, on_invalid, explain)
-    if by == "user":
-        return rows.groupBy("user_id").applyInPandas(rerank_one_group, schema)
-    bucket = F.pmod(F.xxhash64("user_id"), F.lit(n_buckets))
-    return rows.withColumn(BUCKET_COLUMN, bucket).groupBy(BUCKET_COLUMN).applyInPandas(rerank_one_group, schema)
+        result = _rerank_with_shown(rows, shown, rerank_rows, schema, by, n_buckets)
+    elif by == "user":
+        result = rows.groupBy("user_id").applyInPandas(rerank_one_group, schema)
+    else:
+        bucket = F.pmod(F.xxhash64("user_id"), F.lit(n_buckets))
+        # sorted by position within each bucket by the sort Spark runs for the grouping anyway
+        rows = rows.withColumn(BUCKET_COLUMN, bucket).repartition(BUCKET_COLUMN).sortWithinPartitions(
+            BUCKET_COLUMN, POSITION_COLUMN)
+        result = rows.groupBy(BUCKET_COLUMN).applyInPandas(rerank_one_group, schema)
+    if not report:
+        return result
+    from pyspark import StorageLevel
+
+    combined = result.persist(StorageLevel.MEMORY_AND_DISK)
+    kind = F.col(REPORT_COLUMN)
+    outputs = [field.name for field in schema.fields if field.name not in REPORT_COLUMNS]
+    out = combined.filter(kind.isNull()).select(*outputs)
+    skipped = combined.filter(kind == REPORT_SKIPPED).select(
+        "user_id", F.col(REPORT_REASON).alias("reason"), F.col(REPORT_N_ROWS).alias("n_rows"))
+    short = combined.filter(kind == REPORT_SHORT).select("user_id", F.col(REPORT_N_ROWS).alias("n_candidates"))
+    return out, SparkRerankReport(skipped, short, combined)
 
 
-def _rerank_with_shown(rows, shown, state, schema, by: str, n_buckets: int, on_invalid: str, explain: bool):
+def _rerank_with_shown(rows, shown, rerank_rows, schema, by: str, n_buckets: int):
     """Candidates and shown items co-grouped by user (``by="user"``) or user bucket."""
     from pyspark.sql import functions as F
 
@@ -239,10 +297,7 @@ def _rerank_with_shown(rows, shown, state, schema, by: str, n_buckets: int, on_i
     def rerank_cogroup(frame: pd.DataFrame, seen: pd.DataFrame) -> pd.DataFrame:
         if not len(frame):
             return pd.DataFrame({name: [] for name in columns})
-        return rerank_group(
-            state.value, frame, POSITION_COLUMN, on_invalid, shown=seen[["user_id", "item_id", "rank"]],
-            explain=explain,
-        )
+        return rerank_rows(frame, seen[["user_id", "item_id", "rank"]])
 
     return rows.groupBy(key).cogroup(shown_rows.groupBy(key)).applyInPandas(rerank_cogroup, schema)
 
@@ -350,8 +405,8 @@ def fit_spark(reranker, history, item_categories):
 
     The item table is collected to the driver (it is broadcast for reranking anyway) and built
     by the same code as ``fit``; the history never leaves the cluster: only the per-(user,
-    category) masses ``Σ w_ui p(g|i)`` are collected (dense targets are users × categories on
-    the driver, as after ``fit``). Returns ``reranker``, fitted.
+    category) masses ``Σ w_ui p(g|i)`` are collected and stored as ``fit`` stores them
+    (:mod:`rerank.targets`, never a dense users × categories array). Returns ``reranker``, fitted.
     """
     reranker.options_ = reranker.build_options()  # parameter errors before any Spark job
     h_fields = _fields(history, "history")
@@ -379,13 +434,16 @@ def fit_spark(reranker, history, item_categories):
 
     user_codes, users = pd.factorize(masses["user_id"], sort=False)
     n_categories = len(table.categories)
-    targets, has_mass = fitted_targets(
+    builder = TargetBuilder(n_categories, reranker.target_dtype, table.attribute_codes)
+    users = pd.Index(users)
+    for warm, targets in target_blocks(
         user_codes,
         masses["category_code"].to_numpy(dtype=np.int64),
         masses["mass"].to_numpy(dtype=np.float64),
         len(users),
         sp.identity(n_categories, dtype=np.float64, format="csr"),
         attribute_codes=table.attribute_codes,
-    )
+    ):
+        builder.add(users.take(warm), targets)
     reranker.id_kinds_ = kinds
-    return reranker._set_fitted(table, users, targets, has_mass)
+    return reranker._set_fitted(table, builder.finish())

@@ -263,12 +263,19 @@ class RerankStream:
             )
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
-        for batch in self.batches:
+        batches = iter(self.batches)
+        done = object()
+        while (batch := next(batches, done)) is not done:
+            # warnings: once, from the totals
             out, report = self.reranker._rerank(batch, self.on_invalid, shown=self.shown, explain=self.explain)
             if self._seen is not None:
                 self._check_new_users(batch)
             self.report.add(report)
+            # hold no batch while the caller writes this output or the source reads the next one:
+            # at most one input batch is alive at a time
+            del batch, report
             yield out
+            del out
         if self.warn:
             for message in self.report.warnings:
                 warnings.warn(message, RerankWarning, stacklevel=2)

@@ -16,8 +16,8 @@ SIGTERM with 143; both unwind through the commands' cleanup, so no temporary fil
 A Python warning raised while a command runs prints as one line ``rerank <command>: warning: ...``.
 
 Commands: :mod:`~rerank.cli.apply`, :mod:`~rerank.cli.demo`, :mod:`~rerank.cli.bench`,
-:mod:`~rerank.cli.gap`; their reranking flags and :func:`~rerank.cli.options.options_from_args`
-live in :mod:`~rerank.cli.options`.
+:mod:`~rerank.cli.gap`, :mod:`~rerank.cli.warmup`; their reranking flags and
+:func:`~rerank.cli.options.options_from_args` live in :mod:`~rerank.cli.options`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -33,7 +34,7 @@ from importlib.metadata import entry_points
 
 from rerank.errors import InputError
 
-CORE_COMMANDS = ("rerank.cli.demo", "rerank.cli.apply", "rerank.cli.bench", "rerank.cli.gap")
+CORE_COMMANDS = ("rerank.cli.demo", "rerank.cli.apply", "rerank.cli.bench", "rerank.cli.gap", "rerank.cli.warmup")
 
 
 def _command_registrars():
@@ -115,7 +116,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Terminated:
         print(f"rerank {args.command}: terminated", file=sys.stderr)
+        _exit_now(128 + signal.SIGTERM)
         return 128 + signal.SIGTERM
+
+
+def _exit_now(code: int) -> None:
+    """After SIGTERM, once the commands' cleanup has run: end the process at once (``os._exit``),
+    skipping the interpreter's shutdown. A terminated process is meant to end, and the shutdown
+    can abort in native thread pools that were busy when the signal came (seen as ``terminate
+    called without an active exception`` and exit status 134 instead of 143)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def one_line(exc: BaseException) -> str:

@@ -20,16 +20,17 @@ import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
-from rerank._numba import kernel_lock, num_threads
+from rerank._numba import num_threads
 from rerank.engine.attributes import Attributes, check_attributes, refuse_attributes
 from rerank.engine.budget import search_lambda
 from rerank.engine.exact import ExactResult, normalized_scores, solve_exact
 from rerank.engine.explain import Explanation, explained, result_divergences
 from rerank.engine.feasibility import max_quota_met, quota_matrix
-from rerank.engine.kernel import METHOD_QUOTA, rerank_kernel
+from rerank.engine.kernel import METHOD_PM2, METHOD_QUOTA, rerank_kernel
 from rerank.engine.layout import (
     CandidateLists,
     CategoryCSR,
@@ -40,6 +41,7 @@ from rerank.engine.layout import (
     category_matrix,
 )
 from rerank.engine.options import AUTO_LAMBDAS, RerankOptions
+from rerank.engine.refine import REFINE_NONE
 from rerank.engine.shown import check_shown, drop_shown, shown_candidates
 from rerank.errors import InputError
 from rerank.params import check_bool, check_finite, check_lam_array, float_array, int_array
@@ -342,7 +344,7 @@ def _solve(problem: Problem, options: RerankOptions, n_threads, shown: ShownPref
     lists, matrix, targets, target_rows, lam, attributes, _, _ = problem
     n_users = lists.n_users
     k = options.k
-    quota = QuotaPlan(np.zeros((1, 1), dtype=np.int64), np.zeros(max(n_users, 1), dtype=np.int64))
+    quota = None  # the kernel compiles the quota greedy only when given a plan (rerank.engine.kernel)
     shortfall = None
     if codes.method == METHOD_QUOTA:  # quotas use the k asked for, before the clamp below
         quotas = quota_matrix(targets, k, codes.rho, float(options.min_share_threshold))
@@ -366,8 +368,11 @@ def _solve(problem: Problem, options: RerankOptions, n_threads, shown: ShownPref
     )
     cats = CategoryCSR.of(matrix, None if attributes is None else attributes.category_weights())
     if n_users:
-        with num_threads(n_threads), kernel_lock():
-            rerank_kernel(lists, cats, targets, target_rows, lam, weights, params, quota, out, shown)
+        with num_threads(n_threads):  # checks n_threads; the kernel's threads are its own (no prange)
+            pm2 = float(options.pm2_theta) if codes.method == METHOD_PM2 else None
+            swap = codes.refine if codes.refine != REFINE_NONE else None
+            rerank_kernel(lists, cats, targets, target_rows, lam, weights, params, quota, pm2, swap, out, shown,
+                          numba.get_num_threads())
     positions, objective, used_topk = out.positions, out.objective, out.used_topk
     exact = None
     if codes.exact and n_users:

@@ -106,6 +106,16 @@ def share_pairs(cats, n_cat):
 
 
 @compiled()
+def put_pairs(buf, pairs):
+    """The numbered pairs into slots ``1..n_shared``. An element loop, not a slice assignment:
+    numba compiles a slice assignment with its shape-mismatch error message, which costs
+    seconds of the first call's compile."""
+    for i in range(pairs.cat.shape[0]):
+        buf.slot_cat[i + 1] = pairs.cat[i]
+        buf.slot_share[i + 1] = pairs.share[i]
+
+
+@compiled()
 def new_buffers(max_n, k, n_cat, pairs, capacity):
     """Buffers for users of at most ``max_n`` candidates, ``k`` positions, ``capacity`` slots."""
     n_shared = pairs.cat.shape[0]
@@ -117,8 +127,7 @@ def new_buffers(max_n, k, n_cat, pairs, capacity):
         np.empty(n_shared + 1 + capacity, dtype=np.float64), np.empty(n_shared + 1 + capacity, dtype=np.int64),
         np.full(n_shared + 1, -1, dtype=np.int64),
     )
-    buf.slot_cat[1 : n_shared + 1] = pairs.cat
-    buf.slot_share[1 : n_shared + 1] = pairs.share
+    put_pairs(buf, pairs)
     return buf
 
 
@@ -132,8 +141,7 @@ def grow_slots(buf, pairs, capacity):
         np.empty(n_shared + 1 + capacity, dtype=np.float64), np.empty(n_shared + 1 + capacity, dtype=np.float64),
         np.empty(n_shared + 1 + capacity, dtype=np.int64), buf.stamp,
     )
-    out.slot_cat[1 : n_shared + 1] = pairs.cat
-    out.slot_share[1 : n_shared + 1] = pairs.share
+    put_pairs(out, pairs)
     return out
 
 

@@ -1,9 +1,9 @@
 """The one compiled kernel behind every entry point (docs/design.md §3, §4, §6).
 
 :func:`rerank_kernel` reranks every user row of the candidate lists. Users are independent: the
-outer loop is a ``prange`` over blocks of ``USERS_PER_BLOCK`` users, each block allocating its
-work buffers once (:func:`rerank.engine.greedy.new_buffers`), so the output does not depend on
-the thread count. Per user it
+users are split into blocks of ``USERS_PER_BLOCK`` users, run on several threads without the
+GIL, each block allocating its work buffers once (:func:`rerank.engine.greedy.new_buffers`), so
+the output does not depend on the thread count. Per user it
 
 0. adds up the mass of the items already shown to the user (a shown prefix, docs/design.md
    §9.3): the new list's ``q`` starts from it and its rank weights start after it;
@@ -21,19 +21,30 @@ the thread count. Per user it
 
 Ties (objective equal up to ``TIE_RTOL`` relative) go to the higher score, then to the earlier
 input position (:mod:`rerank.engine.ties`).
+
+**Compiled only what a call uses.** The list builder and the refinement are chosen by the
+*types* of three kernel arguments, not by runtime codes: ``quota`` is a
+:class:`~rerank.engine.layout.QuotaPlan` in quota mode and ``None`` otherwise, ``pm2`` the PM-2
+θ (a float) with ``method="pm2"`` and ``None`` otherwise, ``swap`` the refinement code with
+``refine="swap"`` and ``None`` otherwise. Numba prunes the branches ``if quota is not None``
+(and the others) before typing when the argument is ``None`` (its dead-branch pruning on
+``None`` arguments), so the default call (greedy) never types or compiles the quota greedy, its
+feasibility search, PM-2 or the swap refinement: each is compiled — and cached — the first
+time a call asks for it, as a separate specialisation of the same block function.
 """
 
 from __future__ import annotations
 
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
-from numba import prange
 
 from rerank._numba import compiled
 from rerank.engine.greedy import SharePairs, greedy_one_user, grow_slots, new_buffers, share_pairs
-from rerank.engine.layout import CandidateLists, CategoryCSR, KernelOutput, KernelParams, QuotaPlan, ShownPrefix
 from rerank.engine.pm2 import pm2_one_user
 from rerank.engine.quota import met_units, quota_one_user
-from rerank.engine.refine import REFINE_NONE, refine_buffers, refine_user
+from rerank.engine.refine import refine_buffers, refine_user
 from rerank.engine.scoring import list_objective, normalize_scores, sort_by_score, top_k_positions
 from rerank.engine.ties import TIE_RTOL
 
@@ -44,7 +55,7 @@ METHOD_GREEDY = 0
 METHOD_QUOTA = 1
 METHOD_PM2 = 2
 
-USERS_PER_BLOCK = 64
+USERS_PER_BLOCK = 1024  # users per call of rerank_block
 
 
 @compiled()
@@ -57,11 +68,12 @@ def widest_item(n, items, cats):
 
 
 @compiled()
-def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, start_mass, start_w, qrow, target, objective,
+def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, start_mass, start_w, quota, row, user, objective,
                    buf):
     """Score plain top-k (by the input scores ``raw``) and keep it in ``buf.chosen`` when its
-    objective beats ``objective`` (quota mode: only if it meets ``target`` quota units too).
-    Returns the objective of the list kept and whether it is top-k."""
+    objective beats ``objective`` (quota mode, ``quota`` not ``None``: only if it meets the
+    user's ``quota.met[user]`` units of the quotas ``quota.quotas[row]`` too). Returns the
+    objective of the list kept and whether it is top-k."""
     top = buf.top
     top_k_positions(raw, n, kk, top)
     top_objective = list_objective(
@@ -69,7 +81,7 @@ def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, start_mas
     )
     tol = TIE_RTOL * (1.0 + max(abs(objective), abs(top_objective)))
     if top_objective > objective + tol and (
-        params.method != METHOD_QUOTA or met_units(top, kk, items, cats, qrow) >= target
+        quota is None or met_units(top, kk, items, cats, quota.quotas[row]) >= quota.met[user]
     ):
         for r in range(kk):
             buf.chosen[r] = top[r]
@@ -94,15 +106,21 @@ def prefix_mass(u, prefix, cats, rank_w, start_mass):
     return m, start_w
 
 
-@compiled()
-def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w_all, params, quota, out, pairs, prefix):
-    """Rerank users ``first..last-1`` (one block: the work buffers are allocated once)."""
+@compiled(nogil=True)
+def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w_all, params, quota, pm2, swap, out, pairs,
+                 prefix):
+    """Rerank users ``first..last-1`` (one block: the work buffers are allocated once), without
+    the GIL: :func:`rerank_kernel` runs several blocks at once.
+    ``quota`` / ``pm2`` / ``swap``: ``None`` unless that list builder or ``refine="swap"`` is
+    asked for (module docstring); ``prefix`` the users' shown items (all empty without any)."""
     indptr, cand_items, scores = lists.indptr, lists.items, lists.scores
     n_cat = targets.shape[1]
     k = params.k
     buf = new_buffers(params.max_n, k, n_cat, pairs, 4 * params.max_n)
     start_mass = np.zeros(n_cat, dtype=np.float64)
-    work = refine_buffers(n_cat, buf, params)
+    if swap is not None:
+        work = refine_buffers(n_cat, buf, params)
+        no_quota = np.zeros(1, dtype=np.int64)  # the quota row refine_user reads outside quota mode
     for u in range(first, last):
         m, start_w = prefix_mass(u, prefix, cats, rank_w_all, start_mass)
         rank_w = rank_w_all[m:]  # the new items' positions come after the shown ones
@@ -120,26 +138,31 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w_all
         s = buf.s
         normalize_scores(raw, s, n, params.normalize)
         p = targets[target_rows[u]]
-        qrow = quota.quotas[target_rows[u]] if params.method == METHOD_QUOTA else quota.quotas[0]
         lam_u = lam[u]
         width = 0
         # refine: λ = 0 lists are plain top-k, already optimal; quota lists may still gain score
-        refine = params.refine != REFINE_NONE and kk < n and params.method != METHOD_PM2 and (
-            lam_u != 0.0 or params.method == METHOD_QUOTA
-        )
+        refine = False
+        if swap is not None:
+            refine = kk < n and pm2 is None and (lam_u != 0.0 or quota is not None)
         if lam_u != 0.0 or refine:
             width = widest_item(n, items, cats)
             if n * width > buf.ent_slot.shape[0]:  # rare: items with many categories; grow
                 buf = grow_slots(buf, pairs, 2 * n * width)
-                work = refine_buffers(n_cat, buf, params)
+                if swap is not None:
+                    work = refine_buffers(n_cat, buf, params)
         n_used = -1  # slots not gathered yet
-        if params.method == METHOD_QUOTA:
+        if quota is not None:
+            if lam_u == 0.0:  # λ = 0 ranks by the input scores (normalising may merge near-ties)
+                for j in range(n):
+                    s[j] = raw[j]
             quota_one_user(
-                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, start_mass, start_w, qrow,
-                quota.met[u], buf,
+                n, kk, s, items, cats, p, lam_u, params.alpha, params.divergence, rank_w, start_mass, start_w,
+                quota.quotas[target_rows[u]], quota.met[u], buf,
             )
-        elif params.method == METHOD_PM2:
-            pm2_one_user(n, kk, s, items, cats, p, lam_u, params.pm2_theta, rank_w, start_mass, buf.taken, buf.chosen)
+            if lam_u == 0.0:
+                normalize_scores(raw, s, n, params.normalize)
+        elif pm2 is not None:
+            pm2_one_user(n, kk, s, items, cats, p, lam_u, pm2, rank_w, start_mass, buf.taken, buf.chosen)
         elif lam_u == 0.0:  # plain top-k by the input scores (normalising may merge near-ties)
             top_k_positions(raw, n, kk, buf.chosen)
         else:
@@ -152,16 +175,21 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w_all
             start_w,
         )
         used_topk = False
-        if (params.safeguard or refine) and lam_u != 0.0 and params.method != METHOD_PM2:
+        if (params.safeguard or refine) and lam_u != 0.0 and pm2 is None:
             objective, used_topk = safeguard_user(
-                n, kk, raw, s, items, cats, p, lam_u, params, rank_w, start_mass, start_w, qrow, quota.met[u],
+                n, kk, raw, s, items, cats, p, lam_u, params, rank_w, start_mass, start_w, quota, target_rows[u], u,
                 objective, buf,
             )
-        if refine:
-            objective, used_topk, out.swaps[u], out.cap_hit[u] = refine_user(
-                n, kk, s, items, cats, p, lam_u, params, rank_w, start_mass, start_w, qrow, quota.met[u],
-                params.method == METHOD_QUOTA, width, n_used, pairs, u, objective, used_topk, buf, work,
-            )
+        if swap is not None:
+            if refine:
+                if quota is not None:
+                    qrow, quota_target = quota.quotas[target_rows[u]], quota.met[u]
+                else:
+                    qrow, quota_target = no_quota, 0
+                objective, used_topk, out.swaps[u], out.cap_hit[u] = refine_user(
+                    n, kk, s, items, cats, p, lam_u, params, rank_w, start_mass, start_w, qrow, quota_target,
+                    quota is not None, width, n_used, pairs, u, objective, used_topk, buf, work,
+                )
         out.objective[u] = objective
         out.used_topk[u] = used_topk
         chosen = buf.chosen
@@ -172,45 +200,49 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w_all
             out.positions[start + r] = lo + chosen[r]
 
 
-@compiled(parallel=True)
-def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota, out, prefix):
-    """Rerank every user row of ``lists`` (a :class:`~rerank.engine.layout.CandidateLists`),
-    in parallel over blocks of ``USERS_PER_BLOCK`` users.
+def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota, pm2, swap, out, prefix,
+                  n_threads: int = 1):
+    """Rerank every user row of ``lists`` (a :class:`~rerank.engine.layout.CandidateLists`)
+    on ``n_threads`` threads, in blocks of ``USERS_PER_BLOCK`` users.
 
     Inputs (dtypes fixed at the boundary): ``cats`` the :class:`~rerank.engine.layout.CategoryCSR`,
     ``targets`` float64 (T × G), ``target_rows`` int64 (U) the row of ``targets`` for each user,
     ``lam`` float64 (U), ``rank_w`` float64 (≥ k), ``params`` the
     :class:`~rerank.engine.layout.KernelParams`, ``quota`` the
-    :class:`~rerank.engine.layout.QuotaPlan` (quota mode only), ``out`` the
+    :class:`~rerank.engine.layout.QuotaPlan` in quota mode, else ``None``, ``pm2`` the PM-2 θ
+    (float) with ``method="pm2"``, else ``None``, ``swap`` the refinement code with
+    ``refine="swap"``, else ``None`` (module docstring), ``out`` the
     :class:`~rerank.engine.layout.KernelOutput` to fill, ``prefix`` the
     :class:`~rerank.engine.layout.ShownPrefix` (every user's shown items; all empty without one:
     ``rank_w`` then needs ``k`` plus the longest prefix weights).
+
+    Threads: the blocks are handed out in order to ``n_threads`` threads (this one and
+    ``n_threads - 1`` others), each running :func:`rerank_block` without the GIL. A user's list
+    does not depend on the block or thread that computes it (the work buffers hold nothing from
+    one user to the next), so the output does not depend on the thread count. Plain threads
+    rather than a numba ``prange``: the compiled code is the serial function, which compiles in
+    a fraction of a parallel one's time (docs/performance.md, first-call latency) and is safe to
+    call from any number of Python threads at once.
     """
     n_users = lists.indptr.shape[0] - 1
     n_blocks = (n_users + USERS_PER_BLOCK - 1) // USERS_PER_BLOCK
-    pair_of_entry, pair_cat, pair_share = share_pairs(cats, targets.shape[1])
-    # Numba's parfors lose the writes into the arrays of a named tuple that enters a prange
-    # (numba issue 5872): the loop takes plain arrays and scalars and rebuilds the tuples inside.
-    indptr, items, scores = lists.indptr, lists.items, lists.scores
-    cat_indptr, cat_indices, cat_data, cat_weight = cats.indptr, cats.indices, cats.data, cats.weight
-    quotas, quota_met = quota.quotas, quota.met
-    out_indptr, out_positions, out_objective, out_used_topk = out.indptr, out.positions, out.objective, out.used_topk
-    prefix_indptr, prefix_items = prefix.indptr, prefix.items
-    out_swaps, out_cap_hit = out.swaps, out.cap_hit
-    k, alpha, divergence, normalize = params.k, params.alpha, params.divergence, params.normalize
-    safeguard, order_by_score, method, pm2_theta, max_n = (
-        params.safeguard, params.order_by_score, params.method, params.pm2_theta, params.max_n
-    )
-    refine, max_swaps = params.refine, params.max_swaps
-    for block in prange(n_blocks):
-        first = block * USERS_PER_BLOCK
-        rerank_block(
-            first, min(first + USERS_PER_BLOCK, n_users), CandidateLists(indptr, items, scores),
-            CategoryCSR(cat_indptr, cat_indices, cat_data, cat_weight), targets, target_rows, lam, rank_w,
-            KernelParams(
-                k, alpha, divergence, normalize, safeguard, order_by_score, method, pm2_theta, max_n, refine, max_swaps,
-            ),
-            QuotaPlan(quotas, quota_met),
-            KernelOutput(out_indptr, out_positions, out_objective, out_used_topk, out_swaps, out_cap_hit),
-            SharePairs(pair_of_entry, pair_cat, pair_share), ShownPrefix(prefix_indptr, prefix_items),
-        )
+    pairs = SharePairs(*share_pairs(cats, targets.shape[1]))
+    args = (lists, cats, targets, target_rows, lam, rank_w, params, quota, pm2, swap, out, pairs, prefix)
+    n_threads = max(1, min(int(n_threads), n_blocks))
+    if n_threads == 1:
+        rerank_block(0, n_users, *args)
+        return
+    next_block = itertools.count()  # next() on it is atomic under the GIL
+
+    def work() -> None:
+        for block in iter(next_block.__next__, None):
+            first = block * USERS_PER_BLOCK
+            if first >= n_users:
+                return
+            rerank_block(first, min(first + USERS_PER_BLOCK, n_users), *args)
+
+    with ThreadPoolExecutor(max_workers=n_threads - 1) as pool:
+        helpers = [pool.submit(work) for _ in range(n_threads - 1)]
+        work()
+        for helper in helpers:
+            helper.result()  # re-raises a helper's error

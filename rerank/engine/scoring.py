@@ -26,6 +26,32 @@ NORMALIZE_CODES = {None: NORM_NONE, "none": NORM_NONE, "minmax": NORM_MINMAX, "r
 
 
 @compiled()
+def descending_order(raw, n):
+    """Positions ``0..n-1`` sorted by (``raw`` desc, position asc): a bottom-up merge sort,
+    stable, so equal scores keep their input order (the same order as a stable argsort of
+    ``-raw``; written out because numba's own ``argsort(kind="mergesort")`` costs a second of
+    compile on the first call)."""
+    order = np.arange(n)
+    spare = np.empty(n, dtype=np.int64)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            a, b = lo, mid
+            for t in range(lo, hi):
+                if b < hi and (a >= mid or raw[order[b]] > raw[order[a]]):
+                    spare[t] = order[b]
+                    b += 1
+                else:
+                    spare[t] = order[a]
+                    a += 1
+        order, spare = spare, order
+        width *= 2
+    return order
+
+
+@compiled()
 def normalize_scores(raw, out, n, mode):
     """Per-user score normalisation into ``out[:n]``.
 
@@ -47,7 +73,7 @@ def normalize_scores(raw, out, n, mode):
         for j in range(n):
             out[j] = (0.5 * raw[j] - 0.5 * lo) / span if span > 0.0 else 0.0
     elif mode == NORM_RANK:
-        order = np.argsort(-raw[:n], kind="mergesort")
+        order = descending_order(raw, n)
         for r in range(n):
             out[order[r]] = (n - 1 - r) / (n - 1) if n > 1 else 1.0
     else:

@@ -250,8 +250,10 @@ def quota_greedy(scores, item_cats, p, k, lam, r, alpha=0.01, divergence="kl", r
     """Steck's greedy restricted, at each step, to candidates after which the best reachable
     quota units can still be met; safeguard: top-k only if it meets them too. ``refine="swap"``:
     start from the better of the two, then swaps that keep the best reachable units
-    (:func:`refine_swaps`), at every λ."""
+    (:func:`refine_swaps`), at every λ. At λ = 0 the greedy ranks by the input scores, as
+    top-k does (normalising may merge near-ties)."""
     s = normalized(scores, normalize)
+    g = [float(x) for x in scores] if lam == 0 else s  # the scores the greedy ranks by
     n = len(s)
     kk = min(k, n)
     weights = rank_weight_list(rank_weights, k)
@@ -259,12 +261,12 @@ def quota_greedy(scores, item_cats, p, k, lam, r, alpha=0.01, divergence="kl", r
     chosen: list[int] = []
     for _ in range(kk):
         best = None
-        base = (1 - lam) * sum(s[j] for j in chosen)
+        base = (1 - lam) * sum(g[j] for j in chosen)
         for j in range(n):
             if j in chosen or not can_complete(chosen + [j], n, k, item_cats, r, target):
                 continue
-            obj = objective(chosen + [j], s, item_cats, p, lam, alpha, divergence, weights) - base
-            cand = (obj, s[j], j)
+            obj = objective(chosen + [j], g, item_cats, p, lam, alpha, divergence, weights) - base
+            cand = (obj, g[j], j)
             if best is None or _better(cand, best):
                 best = cand
         chosen.append(best[2])

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 import rerank
 from rerank import rerank_arrays
 from rerank.bench import make_workload
-from rerank.engine.kernel import rerank_kernel
+from rerank.engine.kernel import rerank_block
 
 PACKAGE = Path(rerank.__file__).resolve().parent
 
@@ -168,8 +168,7 @@ def test_one_compiled_signature_whatever_the_input_dtypes():
     targets and λ, read-only arrays reuse the one compiled kernel."""
     wl = make_workload(50, 12, 4, seed=1)
     rerank_arrays(wl.indptr, wl.items, wl.scores, wl.categories, wl.targets, 4, 0.5)
-    before = set(rerank_kernel.signatures)
-    assert len(before) == 1
+    before = set(rerank_block.signatures)
     variants = [
         (wl.indptr.astype(np.int32), wl.items.astype(np.int32), wl.scores.astype(np.float32), wl.targets, 0.5),
         (wl.indptr, wl.items.astype(np.uint16), (wl.scores * 100).astype(np.int64), wl.targets.astype(np.float32),
@@ -181,7 +180,45 @@ def test_one_compiled_signature_whatever_the_input_dtypes():
     variants.append((*frozen, 0.5))
     for indptr, items, scores, targets, lam in variants:
         rerank_arrays(indptr, items, scores, wl.categories.astype(np.float32), targets, 4, lam)
-    assert set(rerank_kernel.signatures) == before
+    assert set(rerank_block.signatures) == before
+
+
+LAZY_CHILD = """
+import json, numpy as np, scipy.sparse as sp
+from rerank import rerank_arrays
+from rerank.engine import exact, kernel, pm2, quota, refine
+A = sp.csr_matrix(np.array([[1, 0, 0], [0, 1, 0], [.5, .5, 0], [0, 0, 1]], dtype=float))
+args = (np.array([0, 4, 8]), np.array([0, 1, 2, 3, 3, 2, 1, 0]), np.array([.9, .8, .7, .1, .5, .5, .4, .3]), A,
+        np.array([[.7, .3, 0], [.2, .2, .6]]), 3, 0.6)
+def compiled():
+    return {"block": len(kernel.rerank_block.signatures), "quota": len(quota.quota_one_user.signatures),
+            "pm2": len(pm2.pm2_one_user.signatures), "exact": len(exact.enumerate_users.signatures),
+            "refine": len(refine.refine_user.signatures)}
+steps = []
+for options in ({}, {"divergence": "chi2", "normalize": "rank"}, {"min_share": True}, {"method": "pm2"},
+                {"solver": "exact"}, {"refine": "swap"}):
+    rerank_arrays(*args, **options)
+    steps.append(compiled())
+print(json.dumps(steps))
+"""
+
+
+@pytest.mark.slow
+def test_a_call_compiles_only_the_list_builder_it_uses(tmp_path):
+    """Issue 16: the default call (greedy) compiles neither the quota greedy, PM-2, the exact
+    solver nor the swap refinement; each is compiled the first time a call asks for it (a new
+    specialisation of the block function), and divergence / normalisation choices reuse it."""
+    res = subprocess.run([sys.executable, "-c", LAZY_CHILD], env=_child_env(NUMBA_CACHE_DIR=str(tmp_path)),
+                         cwd=str(tmp_path), capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr
+    default, other_options, with_quota, with_pm2, with_exact, with_refine = json.loads(
+        res.stdout.strip().splitlines()[-1])
+    assert default == {"block": 1, "quota": 0, "pm2": 0, "exact": 0, "refine": 0}
+    assert other_options == default
+    assert with_quota == {**default, "block": 2, "quota": 1}
+    assert with_pm2 == {**with_quota, "block": 3, "pm2": 1}
+    assert with_exact["exact"] == 1 and with_exact["block"] == 3 and with_exact["refine"] == 0
+    assert with_refine == {**with_exact, "block": 4, "refine": 1}
 
 
 @pytest.mark.slow

@@ -101,3 +101,31 @@ def test_page_two_calibrates_the_union():
 def test_bad_prefixes(keywords, message):
     with pytest.raises(InputError, match=message):
         rerank_arrays([0, 2], [0, 1], [1.0, 0.0], sp.csr_matrix(np.eye(2)), np.array([[0.5, 0.5]]), k=1, **keywords)
+
+
+@pytest.mark.parametrize("quota", [False, True])
+def test_a_shown_prefix_gives_the_same_lists_on_one_and_two_threads(quota):
+    """The prefix's mass is per user, in each block's own buffer: the lists do not depend on
+    how the users are cut into blocks and threads (more users than one block holds)."""
+    rng = np.random.default_rng(16)
+    n_users, n_cand, n_items, n_cat = 3000, 12, 60, 5
+    items = np.concatenate([rng.choice(n_items, n_cand, replace=False) for _ in range(n_users)]).astype(np.int64)
+    indptr = np.arange(0, n_users * n_cand + 1, n_cand, dtype=np.int64)
+    scores = rng.random(n_users * n_cand)
+    cats = sp.csr_matrix((np.ones(n_items), (np.arange(n_items), rng.integers(0, n_cat, n_items))),
+                         shape=(n_items, n_cat))
+    targets = rng.dirichlet(np.ones(n_cat), n_users)
+    shown_len = rng.integers(0, 4, n_users)  # some users without a prefix
+    shown_indptr = np.concatenate([[0], np.cumsum(shown_len)]).astype(np.int64)
+    shown_items = np.concatenate([rng.choice(n_items, m, replace=False) for m in shown_len]).astype(np.int64)
+    options = {"min_share": True} if quota else {}
+    runs = [
+        rerank_arrays(indptr, items, scores, cats, targets, 5, 0.7, target_rows=np.arange(n_users),
+                      shown_indptr=shown_indptr, shown_items=shown_items, n_threads=threads, **options)
+        for threads in (1, 2)
+    ]
+    np.testing.assert_array_equal(runs[0].items, runs[1].items)
+    np.testing.assert_array_equal(runs[0].indptr, runs[1].indptr)
+    # and the prefix changed something: without it the lists differ for some user
+    plain = rerank_arrays(indptr, items, scores, cats, targets, 5, 0.7, target_rows=np.arange(n_users), **options)
+    assert plain.items.shape != runs[0].items.shape or (plain.items != runs[0].items).any()

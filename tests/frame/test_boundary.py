@@ -338,7 +338,9 @@ def test_the_readme_shows_the_metrics_api_and_it_runs(capsys):
 # ----------------------------------------------------------------------------- fit memory
 def test_fit_peaks_near_one_dense_target_table():
     """Finding 18: fit peaked at about 4.5x the dense users x categories table (8k users x 10k
-    categories took 2.9 GB). Now the table is filled a block of users at a time, in place."""
+    categories took 2.9 GB). Now the targets are computed a block of users at a time and stored
+    compactly (rerank.targets), so even when every user has every category the peak stays
+    below twice the dense table."""
     import tracemalloc
 
     rng = np.random.default_rng(0)
@@ -356,15 +358,19 @@ def test_fit_peaks_near_one_dense_target_table():
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+    assert reranker.target_table_.n_users == n_users
     assert reranker.targets_.shape == (n_users + 1, n_categories)
     assert peak < 2.0 * dense, f"fit peaked at {peak / dense:.2f}x the dense table"
 
 
 @pytest.mark.parametrize("block_bytes", [1, 64, 1 << 25])
 def test_fitted_targets_follow_steck_eq_1_whatever_the_block(block_bytes):
-    """The blocked fill gives p(g|u) = Σ_i w_ui p(g|i) / Σ_g' (…) per user with mass (a plain
-    dict reference), users without mass left out, then the mean of the warm rows."""
-    from rerank.distributions import fitted_targets
+    """The blocked fit gives p(g|u) = Σ_i w_ui p(g|i) / Σ_g' (…) per user with mass (a plain
+    dict reference), users without mass left out, whatever the blocks; stored compactly
+    (rerank.targets), the rows are bit for bit the one-shot computation's and the population
+    target is the mean of the stored rows, added user after user."""
+    from rerank.distributions import target_blocks, target_distributions
+    from rerank.targets import TargetBuilder
 
     rng = np.random.default_rng(7)
     n_users, n_items, n_categories = 23, 9, 4
@@ -377,20 +383,31 @@ def test_fitted_targets_follow_steck_eq_1_whatever_the_block(block_bytes):
     users = np.append(users, [n_users - 1]).astype(np.int64)  # the last user saw only item 0
     items = np.append(items, [0]).astype(np.int64)
     weights = np.append(weights, [1.0])
-    got, has_mass = fitted_targets(users, items, weights, n_users, sp.csr_matrix(item_cats), block_bytes=block_bytes)
+    builder = TargetBuilder(n_categories)
+    blocks = list(target_blocks(users, items, weights, n_users, sp.csr_matrix(item_cats), block_bytes=block_bytes,
+                                min_rows=1))
+    for warm_codes, targets in blocks:
+        builder.add(pd.Index(warm_codes), targets)
+    table = builder.finish()
+    if block_bytes < 1 << 20:
+        assert len(blocks) > 1
+    warm_codes = np.concatenate([codes for codes, _ in blocks])
+    got = table.dense(np.arange(table.n_users))
     mass: dict[int, np.ndarray] = {}
     for u, i, w in zip(users.tolist(), items.tolist(), weights.tolist(), strict=True):
         if i >= 0:
             mass[u] = mass.get(u, np.zeros(n_categories)) + w * item_cats[i]
     warm = [u for u in range(n_users) if u in mass and mass[u].sum() > 0]
-    assert has_mass.tolist() == [u in warm for u in range(n_users)]
+    assert warm_codes.tolist() == warm
     expected = np.array([mass[u] / mass[u].sum() for u in warm])
-    np.testing.assert_allclose(got[:-1], expected, rtol=1e-12)
-    np.testing.assert_allclose(got[-1], expected.mean(axis=0) / expected.mean(axis=0).sum(), rtol=1e-12)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    np.testing.assert_allclose(table.population, expected.mean(axis=0) / expected.mean(axis=0).sum(), rtol=1e-12)
     # bit for bit what the one-shot dense computation (the simulator's) gives
-    from rerank.distributions import population_distribution, target_distributions
-
     dense, dense_mass = target_distributions(users, items, weights, n_users, sp.csr_matrix(item_cats))
-    assert np.array_equal(dense_mass, has_mass)
-    assert np.array_equal(got[:-1], dense[dense_mass])
-    assert np.array_equal(got[-1], population_distribution(dense, dense_mass))
+    assert dense_mass.tolist() == [u in warm for u in range(n_users)]
+    assert np.array_equal(got, dense[dense_mass])
+    total = np.zeros(n_categories)
+    for row in dense[dense_mass]:  # the stored rows added user after user
+        total = total + row
+    mean = total / len(warm)
+    assert np.array_equal(table.population, mean / mean.sum())

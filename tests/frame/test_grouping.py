@@ -68,3 +68,64 @@ def test_first_occurrence_in_input_order_is_kept():
     assert duplicated_pairs(users, items).tolist() == [False, False, True, True, False]
     assert user_groups(pd.Series([5, 5, 3, 3, 3])).order is None  # grouped: no sort needed
     assert user_groups(pd.Series([5, 3, 5])).order.tolist() == [0, 2, 1]
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(keys=st.lists(st.integers(-5, 5) | st.integers(-(2**62), 2**62), max_size=60), chunks=st.integers(1, 4),
+       small_chunks=st.booleans())
+def test_interleaved_integer_keys_group_like_factorize(keys, chunks, small_chunks):
+    """Direct-address numbering (small spans) or factorize (wide spans), counting sort in any
+    number of chunks: the same groups as factorize + a stable argsort."""
+    import rerank.grouping as grouping
+
+    series = pd.Series(keys, dtype=np.int64)
+    previous = grouping.SORT_CHUNK_ROWS
+    grouping.SORT_CHUNK_ROWS = 1 if small_chunks else previous
+    try:
+        groups = user_groups(series)
+    finally:
+        grouping.SORT_CHUNK_ROWS = previous
+    codes, uniques = pd.factorize(series, sort=False)
+    assert list(groups.uniques) == list(uniques)
+    assert groups.rows.tolist() == np.argsort(codes, kind="stable").tolist()
+    if len(keys):
+        order, indptr = grouping._counting_sort(codes.astype(np.int64), len(uniques), chunks)
+        assert order.tolist() == np.argsort(codes, kind="stable").tolist()
+        assert indptr.tolist() == groups.indptr.tolist()
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(n_users=st.integers(1, 6), n_items=st.integers(1, 6), seed=st.integers(0, 2**16), string_ids=st.booleans(),
+       lam_column=st.booleans())
+def test_an_interleaved_frame_reranks_like_the_same_frame_grouped(n_users, n_items, seed, string_ids, lam_column):
+    """Regrouping keeps every user's rows in input order, so the output equals the output of
+    the frame sorted by user (stable), ties included."""
+    from rerank import CalibratedReranker
+
+    rng = np.random.default_rng(seed)
+    rows = [(u, i, float(rng.choice([0.1, 0.5, rng.random()]))) for u in range(n_users) for i in range(n_items)
+            if rng.random() < 0.8]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "score"]).sample(frac=1.0, random_state=seed)
+    frame.index = pd.RangeIndex(5, 5 + 2 * len(frame), 2)
+    if string_ids:
+        frame["user_id"] = "u" + frame["user_id"].astype(str)
+    frame["lam"] = frame["user_id"].map(lambda u: 0.3 if str(u).endswith("1") else 0.8)
+    codes = pd.factorize(frame["user_id"])[0]
+    grouped = frame.iloc[np.argsort(codes, kind="stable")]
+    cats = pd.DataFrame({"item_id": range(n_items), "category": [i % 3 for i in range(n_items)]})
+    history = pd.DataFrame({"user_id": frame["user_id"].iloc[:3], "item_id": frame["item_id"].iloc[:3]})
+    reranker = CalibratedReranker(k=3, lam="lam" if lam_column else 0.7).fit(history, cats)
+    pd.testing.assert_frame_equal(reranker.rerank(frame), reranker.rerank(grouped))
+
+
+def test_errors_in_an_interleaved_frame_name_the_first_bad_row_in_input_order():
+    import pytest
+
+    from rerank import CalibratedReranker
+    from rerank.errors import InputError
+
+    frame = pd.DataFrame({"user_id": [1, 2, 1, 2, 1], "item_id": [1, 2, 3, 2, 1], "score": [0.1] * 5})
+    cats = pd.DataFrame({"item_id": [1, 2, 3], "category": ["a", "b", "a"]})
+    reranker = CalibratedReranker(k=2).fit(frame.iloc[:0][["user_id", "item_id"]], cats)
+    with pytest.raises(InputError, match=r"user 2(\.0)?, item 2(\.0)? \(row 3;"):  # row 4 (user 1) comes later
+        reranker.rerank(frame)
