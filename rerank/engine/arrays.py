@@ -371,7 +371,8 @@ def _solve(problem: Problem, options: RerankOptions, n_threads, shown: ShownPref
         with num_threads(n_threads):  # checks n_threads; the kernel's threads are its own (no prange)
             pm2 = float(options.pm2_theta) if codes.method == METHOD_PM2 else None
             swap = codes.refine if codes.refine != REFINE_NONE else None
-            rerank_kernel(lists, cats, targets, target_rows, lam, weights, params, quota, pm2, swap, out, shown,
+            prefix = shown if shown.items.size else None  # no shown item: the kernel compiles no prefix code
+            rerank_kernel(lists, cats, targets, target_rows, lam, weights, params, quota, pm2, swap, out, prefix,
                           numba.get_num_threads())
     positions, objective, used_topk = out.positions, out.objective, out.used_topk
     exact = None

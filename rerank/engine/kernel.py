@@ -30,7 +30,9 @@ input position (:mod:`rerank.engine.ties`).
 (and the others) before typing when the argument is ``None`` (its dead-branch pruning on
 ``None`` arguments), so the default call (greedy) never types or compiles the quota greedy, its
 feasibility search, PM-2 or the swap refinement: each is compiled — and cached — the first
-time a call asks for it, as a separate specialisation of the same block function.
+time a call asks for it, as a separate specialisation of the same block function. The same
+holds for ``prefix`` (a :class:`~rerank.engine.layout.ShownPrefix`, or ``None`` when no user
+has a shown item).
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ def safeguard_user(n, kk, raw, s, items, cats, p, lam, params, rank_w, start_mas
 def prefix_mass(u, prefix, cats, rank_w, start_mass):
     """A shown prefix (docs/design.md §9.3): ``start_mass[g] = Σ_{r<m} w_r A[shown_r, g]`` over
     user ``u``'s ``m`` shown items, in shown order; returns ``(m, Σ_{r<m} w_r)``."""
-    start_mass[:] = 0.0
+    for g in range(start_mass.shape[0]):
+        start_mass[g] = 0.0
     start_w = 0.0
     first = prefix.indptr[u]
     m = prefix.indptr[u + 1] - first
@@ -112,7 +115,7 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w_all
     """Rerank users ``first..last-1`` (one block: the work buffers are allocated once), without
     the GIL: :func:`rerank_kernel` runs several blocks at once.
     ``quota`` / ``pm2`` / ``swap``: ``None`` unless that list builder or ``refine="swap"`` is
-    asked for (module docstring); ``prefix`` the users' shown items (all empty without any)."""
+    asked for (module docstring); ``prefix`` the users' shown items, ``None`` when nobody has any."""
     indptr, cand_items, scores = lists.indptr, lists.items, lists.scores
     n_cat = targets.shape[1]
     k = params.k
@@ -122,7 +125,10 @@ def rerank_block(first, last, lists, cats, targets, target_rows, lam, rank_w_all
         work = refine_buffers(n_cat, buf, params)
         no_quota = np.zeros(1, dtype=np.int64)  # the quota row refine_user reads outside quota mode
     for u in range(first, last):
-        m, start_w = prefix_mass(u, prefix, cats, rank_w_all, start_mass)
+        m = 0
+        start_w = 0.0
+        if prefix is not None:  # pruned when no user has a prefix (module docstring)
+            m, start_w = prefix_mass(u, prefix, cats, rank_w_all, start_mass)
         rank_w = rank_w_all[m:]  # the new items' positions come after the shown ones
         lo = indptr[u]
         n = indptr[u + 1] - lo
@@ -213,8 +219,8 @@ def rerank_kernel(lists, cats, targets, target_rows, lam, rank_w, params, quota,
     (float) with ``method="pm2"``, else ``None``, ``swap`` the refinement code with
     ``refine="swap"``, else ``None`` (module docstring), ``out`` the
     :class:`~rerank.engine.layout.KernelOutput` to fill, ``prefix`` the
-    :class:`~rerank.engine.layout.ShownPrefix` (every user's shown items; all empty without one:
-    ``rank_w`` then needs ``k`` plus the longest prefix weights).
+    :class:`~rerank.engine.layout.ShownPrefix` (every user's shown items; ``rank_w`` then needs
+    ``k`` plus the longest prefix weights), or ``None`` when no user has a shown item.
 
     Threads: the blocks are handed out in order to ``n_threads`` threads (this one and
     ``n_threads - 1`` others), each running :func:`rerank_block` without the GIL. A user's list

@@ -260,7 +260,8 @@ def quota_one_user(n, kk, s, items, cats, p, lam, alpha, divergence, rank_w, sta
     admissible = np.empty(max(n_types, 1), dtype=np.bool_)
     dec = np.empty(max(m, 1), dtype=np.int64)
     need = target
-    mass[:] = start_mass  # a shown prefix's mass (zero without one); quotas count the new items only
+    for g in range(n_cat):  # a shown prefix's mass (zero without one); quotas count the new items only
+        mass[g] = start_mass[g]
     taken[:n] = False
     total_w = start_w
     for t in range(kk):

@@ -117,7 +117,8 @@ def list_objective(chosen, length, s, items, cats, p, lam, alpha, divergence, ra
     per category; ``mass`` a work buffer of length G). A shown prefix (docs/design.md §9.3) adds
     ``start_mass`` to the list's mass and ``start_w`` to its weight (zeros without one); the
     score term counts the new items only."""
-    mass[:] = start_mass
+    for g in range(mass.shape[0]):  # a loop: a slice copy compiles numba's shape-mismatch message
+        mass[g] = start_mass[g]
     total_w = start_w
     score_sum = 0.0
     for r in range(length):
