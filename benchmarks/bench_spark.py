@@ -84,7 +84,7 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def spark_session(cores: int, partitions: int, memory: str):
+def spark_session(cores: int, partitions: int, memory: str, arrow_batch: int | None = None):
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -97,6 +97,7 @@ def spark_session(cores: int, partitions: int, memory: str):
         .config("spark.driver.memory", memory)
         .config("spark.sql.shuffle.partitions", str(partitions))
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(arrow_batch or 10_000))
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
@@ -151,6 +152,8 @@ def main(argv=None) -> int:
     parser.add_argument("--buckets", type=int, default=64, help="n_buckets for by='bucket'")
     parser.add_argument("--subset", type=int, default=5_000, help="users for the bucket-vs-user comparison")
     parser.add_argument("--memory", default="4g", help="spark.driver.memory")
+    parser.add_argument("--arrow-batch", type=int, default=None,
+                        help="spark.sql.execution.arrow.maxRecordsPerBatch (Spark's default: 10,000)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rerank-bench-spark"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -181,7 +184,8 @@ def main(argv=None) -> int:
 
     # ---------------------------------------------------------------- Spark
     print(f"Spark local[{args.cores}]", flush=True)
-    spark = timed("spark_start_s", results, lambda: spark_session(args.cores, args.partitions, args.memory))
+    spark = timed("spark_start_s", results,
+                  lambda: spark_session(args.cores, args.partitions, args.memory, args.arrow_batch))
     out_dir = args.workdir / "spark_out.parquet"
     shutil.rmtree(out_dir, ignore_errors=True)
     sdf = spark.read.parquet(str(data / "candidates.parquet"))

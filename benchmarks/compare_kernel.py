@@ -2,7 +2,8 @@
 
     python -m benchmarks.compare_kernel --python /path/to/other/.venv/bin/python [--users 200000] [--rounds 5]
 
-Each round times, for 1 and 2 threads, the issue-6 cell (n=100, k=10, G=20, λ=0.5, KL) in a
+Each round times, for 1 and 2 threads, the issue-6 cell (n=100, k=10, G=20, λ=0.5, KL, min-max
+normalised scores, named explicitly since the default changed in issue 17) in a
 fresh process of each interpreter in turn, best of 3 calls: wall-clock users/s and users per
 CPU-second (steadier on a shared machine). Prints every timing with the 1-minute load, then the
 best and the median per install, and whether both gave identical lists. The other install needs
@@ -27,11 +28,13 @@ from rerank.bench import make_workload
 n_users, threads = int(sys.argv[1]), int(sys.argv[2])
 wl = make_workload(n_users, 100, 20, seed=1)
 small = wl.head(200)
-rerank_arrays(small.indptr, small.items, small.scores, small.categories, small.targets, 10, 0.5, n_threads=threads)
+kw = {"normalize": "minmax"}  # explicit: the default changed in issue 17 (None before)
+rerank_arrays(small.indptr, small.items, small.scores, small.categories, small.targets, 10, 0.5, n_threads=threads,
+              **kw)
 wall = cpu = np.inf
 for _ in range(3):
     t0, c0 = time.perf_counter(), time.process_time()
-    out = rerank_arrays(wl.indptr, wl.items, wl.scores, wl.categories, wl.targets, 10, 0.5, n_threads=threads)
+    out = rerank_arrays(wl.indptr, wl.items, wl.scores, wl.categories, wl.targets, 10, 0.5, n_threads=threads, **kw)
     wall, cpu = min(wall, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
 items = out[1] if isinstance(out, tuple) else out.items
 print(json.dumps({"wall": n_users / wall, "cpu": n_users / cpu, "checksum": int(np.asarray(items).sum() % 1000003)}))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from rerank.engine.exact import GAP_TOL
-from rerank.ids import show_id
+from rerank.ids import cached_near_miss, show_id
 from rerank.schemas import empty_skipped
 
 __all__ = [
@@ -142,6 +142,19 @@ class RerankReport(RowAccounting):
             line = with_budget(line, len(self.lam), int((self.lam == 1.0).sum()), len(self.over_budget),
                                self.max_miscalibration)
         return line
+
+
+def near_miss_hints(reranker, cold_users, unknown_items) -> dict:
+    """The near-miss hints of one call (:func:`rerank.ids.cached_near_miss`): cold users against
+    the fitted users, unknown items against the fitted items; the fitted side of each is built
+    once per fit, not on every call (at 1M fitted users it cost ≈ 2 s per call)."""
+    hints = {}
+    table, items = reranker.target_table_, reranker.item_categories_
+    if len(cold_users) and table.n_users:
+        hints["user_id"] = cached_near_miss(reranker, "user_id", table, cold_users, lambda: table.users.ids)
+    if len(unknown_items) and len(items.items):
+        hints["item_id"] = cached_near_miss(reranker, "item_id", items, unknown_items, lambda: items.items)
+    return hints
 
 
 def per_user_series(users: pd.Index, values, name: str) -> pd.Series | None:

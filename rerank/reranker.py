@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+import rerank.report as reports
 from rerank import schemas
 from rerank.beyond import attributes_of, explanation_columns, report_fields, shown_problem
 from rerank.engine.arrays import Problem, solve
@@ -37,7 +38,7 @@ from rerank.engine.refine import DEFAULT_MAX_SWAPS
 from rerank.errors import InputError, InputTypeError
 from rerank.fitting import exact_items, fit_targets
 from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values
-from rerank.ids import id_array, lookup, near_miss, restore, text_keys
+from rerank.ids import id_array, lookup, restore, text_keys
 from rerank.params import (
     check_bool,
     check_choice,
@@ -46,7 +47,7 @@ from rerank.params import (
     check_positive,
     check_unit_interval,
 )
-from rerank.report import RerankReport, RerankWarning, RunContext, describe, per_user_series, safeguard_applies
+from rerank.report import RerankReport, RerankWarning, RunContext, describe, safeguard_applies
 from rerank.targets import TARGET_DTYPES, TargetTable
 
 __all__ = ["CalibratedReranker", "RerankReport", "RerankWarning", "Reranked"]
@@ -414,11 +415,7 @@ class CalibratedReranker:
         lengths = np.diff(csr.indptr) - (0 if result.shown_removed is None else result.shown_removed)
         k = self.options_.k
         users = restore(csr.users, csr.user_dtype)  # the report names users in the input's dtype
-        hints = {}
-        if cold.any() and self.target_table_.n_users:
-            hints["user_id"] = near_miss(csr.users[cold], self.users_)
-        if unknown.any() and len(self.item_categories_.items):
-            hints["item_id"] = near_miss(pd.unique(csr.item_ids[unknown]), self.item_categories_.items)
+        hints = reports.near_miss_hints(self, csr.users[cold], pd.unique(csr.item_ids[unknown]))
         report = RerankReport(
             n_users=len(csr.users),
             n_candidates=len(candidates),
@@ -430,15 +427,15 @@ class CalibratedReranker:
             n_rows_without_user=csr.n_rows_without_user,
             n_rows_reranked=int(csr.indptr[-1]),
             n_expected_output_rows=int(np.minimum(lengths, k).sum()),
-            quota_shortfall=per_user_series(users, result.quota_shortfall, "quota_shortfall"),
-            exact_gap=per_user_series(users, result.gap, "exact_gap"),
+            quota_shortfall=reports.per_user_series(users, result.quota_shortfall, "quota_shortfall"),
+            exact_gap=reports.per_user_series(users, result.gap, "exact_gap"),
             context=RunContext(describe(self.options_), safeguard_applies(self.options_), self.target_table_.n_users,
                                len(self.item_categories_.items)),
             n_rows_unknown_item=int(unknown.sum()),
             id_hints={column: hint for column, hint in hints.items() if hint is not None},
             **report_fields(users, result, reasons, self.options_),
-            swaps=per_user_series(users, result.swaps, "swaps"),
-            swap_cap_hit=per_user_series(users, result.swap_cap_hit, "swap_cap_hit"),
+            swaps=reports.per_user_series(users, result.swaps, "swaps"),
+            swap_cap_hit=reports.per_user_series(users, result.swap_cap_hit, "swap_cap_hit"),
         )
         return out, report
 

@@ -87,7 +87,7 @@ def _require_numeric(fields: dict, column: str, what: str) -> None:
 
 def worker_reranker(reranker):
     """The copy of a fitted reranker that is broadcast: one kernel thread per Spark task,
-    a λ mapping turned into a Series once, no report of an earlier call, and the item table
+    a λ mapping turned into a Series once, no report or near-miss table of an earlier call, and the item table
     without its category matrix (the workers read ``category_matrix_``, the same matrix plus
     one row: it is not shipped twice). The targets travel in their compact storage
     (:mod:`rerank.targets`)."""
@@ -97,6 +97,7 @@ def worker_reranker(reranker):
     if isinstance(local.lam, Mapping):
         local.lam = pd.Series(local.lam, dtype=np.float64)
     local.__dict__.pop("report_", None)
+    local.__dict__.pop("_near_miss", None)  # built on the driver for its own calls; workers build their own
     table = local.item_categories_
     local.item_categories_ = dataclasses.replace(table, matrix=sp.csr_matrix((0, table.matrix.shape[1])))
     return local
