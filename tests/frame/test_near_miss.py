@@ -49,3 +49,16 @@ def test_unknown_items_get_their_hint_too():
     out = reranker.rerank(pd.DataFrame({"user_id": ["u"] * 2, "item_id": [" A ", "b"], "score": [0.5, 0.4]}))
     assert len(out) == 2
     assert reranker.report_.id_hints["item_id"] == (" A ", "a")
+
+
+def test_a_large_fitted_side_is_sampled_evenly(monkeypatch):
+    """Beyond FITTED_SAMPLE fitted ids the hint looks among an evenly spaced sample: a systematic
+    mismatch is still named, a one-off near miss outside the sample is not (documented)."""
+    monkeypatch.setattr(ids, "FITTED_SAMPLE", 10)
+    fitted = pd.Index([str(u) for u in range(1, 51)])
+    matcher = ids.LooseMatcher(fitted)
+    assert list(matcher.fitted) == ["1", "6", "11", "17", "22", "28", "33", "39", "44", "50"]
+    assert matcher.near_miss(["0006"]) == ("0006", "6")
+    assert matcher.near_miss(["0007"]) is None  # "7" is outside the sample
+    padded = [f"{u:04d}" for u in range(1, 51)]  # every id zero-padded: found whatever the sample
+    assert matcher.near_miss(padded) == ("0001", "1")
