@@ -10,8 +10,9 @@ executor before its first task.
 * default: the default path — ``rerank_arrays`` / ``CalibratedReranker.fit`` and ``rerank`` on
   a data frame (greedy, KL, uniform weights, safeguard), grouped and interleaved frames;
 * ``everything=True`` (``--all``): also each other list builder and solver the kernel compiles
-  only when first asked for — quota mode, PM-2, the exact solver, the swap refinement — the other score
-  normalisations and divergences, and the top-n of the adapters.
+  only when first asked for — quota mode, PM-2, the exact solver, the swap refinement, a shown
+  prefix, explanations — the other score normalisations and divergences, and the top-n of the
+  adapters.
 
 Each step returns its name and seconds; :func:`cache_folder` says where the code went.
 """
@@ -81,6 +82,8 @@ STEPS_ALL: list[tuple[str, Callable[[], None]]] = STEPS_DEFAULT + [
     ("refine='swap' (greedy, quota)", lambda: (_arrays(refine="swap")(), _arrays(refine="swap", min_share=True)())),
     ("normalize minmax / rank", lambda: (_arrays(normalize="minmax")(), _arrays(normalize="rank")())),
     ("divergences hellinger / chi2", lambda: (_arrays(divergence="hellinger")(), _arrays(divergence="chi2")())),
+    ("a shown prefix (shown=)", _arrays(shown_indptr=np.array([0, 1, 1]), shown_items=np.array([0]))),
+    ("explain=True", _arrays(explain=True)),
     ("top-n of the adapters", _top_n),
 ]
 
