@@ -59,7 +59,7 @@ from rerank.targets import TargetBuilder
 
 POSITION_COLUMN = "__rerank_position"
 BUCKET_COLUMN = "__rerank_bucket"
-GROUPINGS = ("bucket", "user")
+GROUPINGS = ("bucket", "user", "partition")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -175,6 +175,7 @@ def rerank_spark(
     shown=None,
     explain: bool = False,
     report: bool = False,
+    check_partitions: bool = True,
 ):
     """Rerank a Spark DataFrame ``user_id, item_id, score`` (+ the λ column if ``reranker.lam``
     names one); returns a Spark DataFrame ``user_id, item_id, score, rank`` with the same rows
@@ -186,6 +187,8 @@ def rerank_spark(
     ``spark.sql.shuffle.partitions``) and reranks a whole bucket per Python call; each bucket
     is held in memory as one pandas frame, so size it to a few million rows (DataFrame rows /
     n_buckets). ``by="user"`` calls Python once per user (far slower; kept for comparison).
+    ``by="partition"``: no shuffle, for candidates whose users each lie together in one
+    partition (:mod:`rerank.spark_partition`; checked unless ``check_partitions=False``).
 
     ``position_col`` names a column giving each row's position for the tie rule (ties go to
     the earlier position); by default it is ``monotonically_increasing_id()`` of ``candidates``,
@@ -257,7 +260,14 @@ def rerank_spark(
         return rerank_rows(frame, None)
 
     schema = output_schema(candidates, explain, auto_lam, report)
-    if shown is not None:
+    if by == "partition":
+        from rerank.spark_partition import check_one_partition_per_user, rerank_by_partition
+        if shown is not None:
+            raise InputError("shown= is co-grouped with the candidates by user: use by='bucket' or by='user'")
+        if check_bool("check_partitions", check_partitions):
+            check_one_partition_per_user(rows)
+        result = rerank_by_partition(rows, rerank_rows, schema)
+    elif shown is not None:
         result = _rerank_with_shown(rows, shown, rerank_rows, schema, by, n_buckets)
     elif by == "user":
         result = rows.groupBy("user_id").applyInPandas(rerank_one_group, schema)
