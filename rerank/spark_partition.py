@@ -64,10 +64,9 @@ def _ready_rows(codes: np.ndarray) -> int:
     return int(others[-1]) + 1 if others.size else 0
 
 
-def _check_contiguous(frame: pd.DataFrame, finished: set) -> None:
-    """Each user of ``frame`` in one run of rows, and none finished in an earlier chunk of the
-    partition (``finished`` gets this chunk's users)."""
-    codes, users = _user_codes(frame)
+def _check_contiguous(codes: np.ndarray, users: pd.Index, finished: set) -> None:
+    """Each user of a chunk (``codes`` into ``users``, one per row) in one run of rows, and none
+    finished in an earlier chunk of the partition (``finished`` gets this chunk's users)."""
     codes = codes[codes >= 0]  # rows without a user id are rerank's to report
     heads = codes[np.r_[True, np.diff(codes) != 0]] if codes.size else codes
     seen_here: set = set()
@@ -96,15 +95,15 @@ def rerank_by_partition(rows, rerank_rows: Callable[[pd.DataFrame, None], pd.Dat
             if n_pending < chunk_rows:
                 continue
             frame = pd.concat(pending, ignore_index=True)
-            cut = _ready_rows(_user_codes(frame)[0])
+            codes, users = _user_codes(frame)  # once per chunk: the cut and the check share them
+            cut = _ready_rows(codes)
             if cut:
-                ready = frame.iloc[:cut]
-                _check_contiguous(ready, finished)
-                yield rerank_rows(ready, None)
+                _check_contiguous(codes[:cut], users, finished)
+                yield rerank_rows(frame.iloc[:cut], None)
             pending, n_pending = [frame.iloc[cut:]], len(frame) - cut
         if n_pending:
             frame = pd.concat(pending, ignore_index=True)
-            _check_contiguous(frame, finished)
+            _check_contiguous(*_user_codes(frame), finished)
             yield rerank_rows(frame, None)
 
     return rows.mapInPandas(run, schema)
