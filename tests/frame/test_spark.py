@@ -27,13 +27,14 @@ JAVA = shutil.which("java") or (
     os.environ.get("JAVA_HOME") and os.path.join(os.environ["JAVA_HOME"], "bin", "java")
 )
 
-pytestmark = [
+SPARK_MARKS = [  # every Spark test module's marks (test_spark_env, test_spark_partition import them)
     pytest.mark.spark,
     pytest.mark.skipif(not JAVA, reason="Spark needs Java (none on PATH or JAVA_HOME)"),
     # pyspark 4.x warns that it does not fully support pandas 3; these tests are the check.
     pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
     pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
 ]
+pytestmark = SPARK_MARKS
 
 K = 5
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -17,19 +16,12 @@ import venv
 import numpy as np
 import pandas as pd
 import pytest
-from test_spark import K, assert_same_rows, make_data
+from test_spark import SPARK_MARKS, K, assert_same_rows, make_data
 
 from rerank import CalibratedReranker
 from rerank.spark_env import SparkWorkerError
 
-pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")
-JAVA = shutil.which("java") or (os.environ.get("JAVA_HOME") and os.path.join(os.environ["JAVA_HOME"], "bin", "java"))
-pytestmark = [
-    pytest.mark.spark,
-    pytest.mark.skipif(not JAVA, reason="Spark needs Java (none on PATH or JAVA_HOME)"),
-    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
-    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
-]
+pytestmark = SPARK_MARKS
 
 
 def ids(index) -> list:
