@@ -231,39 +231,17 @@ def target_distributions(
     """Dense ``p(g|u)`` (n_users × G) and a mask of users with category mass: the dense form
     of :func:`sparse_targets` (for small problems; the reranker stores targets compactly,
     :mod:`rerank.targets`). With several attributes a block without mass stays zero here
-    (:func:`fill_empty_blocks`)."""
+    (the fitted table fills it from the population when read: :meth:`rerank.targets.TargetTable.dense`)."""
     targets, has_mass = sparse_targets(user_codes, item_rows, weights, n_users, categories, attribute_codes)
     return targets.toarray(), has_mass
 
 
-def fill_empty_blocks(targets: np.ndarray, population: np.ndarray, attribute_codes: np.ndarray | None) -> np.ndarray:
-    """Several attributes: a user with mass in some attributes but none in another gets that
-    attribute's block of the population target (the cold-user fallback, per attribute)."""
-    if attribute_codes is None:
-        return targets
-    out = targets.copy()
-    for code in range(int(attribute_codes.max(initial=-1)) + 1):
-        columns = np.flatnonzero(attribute_codes == code)
-        empty = out[:, columns].sum(axis=1) == 0
-        out[np.ix_(empty, columns)] = population[columns]
-    return out
+def population_distribution(targets: np.ndarray, has_mass: np.ndarray) -> np.ndarray:
+    """Fallback target for cold users: the mean of the warm users' ``p(g|u)`` (dense targets, one
+    attribute; the fitted reranker's table computes it per attribute, :mod:`rerank.targets`).
 
-
-def population_distribution(
-    targets: np.ndarray, has_mass: np.ndarray, attribute_codes: np.ndarray | None = None,
-) -> np.ndarray:
-    """Fallback target for cold users: the mean of the warm users' ``p(g|u)``.
-
-    Uniform over categories when no user has mass. With several attributes, per attribute:
-    the mean over the users with mass in that attribute (uniform over its categories if none).
+    Uniform over categories when no user has mass.
     """
-    if attribute_codes is not None:
-        out = np.zeros(targets.shape[1])
-        for code in range(int(attribute_codes.max(initial=-1)) + 1):
-            columns = np.flatnonzero(attribute_codes == code)
-            block = targets[:, columns]
-            out[columns] = population_distribution(block, block.sum(axis=1) > 0)
-        return out
     n_cat = targets.shape[1]
     if not has_mass.any():
         return np.full(n_cat, 1.0 / max(n_cat, 1))
