@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from benchmarks import spark_pipeline
 from rerank import CalibratedReranker
+from rerank.spark_partition import check_one_partition_per_user
 
 STRIDE = 7919  # prime: (o + STRIDE*j) mod n_items is distinct for j < n_items when gcd = 1
 
@@ -132,6 +133,13 @@ def rerank_in_process(reranker, path: Path, results: dict) -> pd.DataFrame:
     return timed("inprocess_rerank_s", results, lambda: reranker.rerank(candidates))
 
 
+def _nothing(batches):
+    """A mapInPandas function that reads every Arrow batch into pandas and returns no rows:
+    what the no-shuffle job costs before any reranking."""
+    for batch in batches:
+        yield batch.head(0)
+
+
 def sorted_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["user_id", "rank"], kind="stable").reset_index(drop=True)[
         ["user_id", "item_id", "score", "rank"]
@@ -160,6 +168,8 @@ def main(argv=None) -> int:
     parser.add_argument("--bucket-sweep", type=lambda v: [int(x) for x in v.split(",")], default=[],
                         help="also time these n_buckets (noop sink) and the shuffle alone, e.g. 8,64,512")
     parser.add_argument("--quick", action="store_true", help="skip fit_spark and the by='user' comparison")
+    parser.add_argument("--partition-breakdown", action="store_true",
+                        help="time by='partition' without its check job, the check alone, and reading + Arrow alone")
     spark_pipeline.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.pipeline:
@@ -206,6 +216,15 @@ def main(argv=None) -> int:
     print(f"  by='partition' output equals in-process output: {results['spark_partition_equals_inprocess']}",
           flush=True)
     del local_out
+    if args.partition_breakdown:  # where the no-shuffle job's time goes, each part on the noop sink
+        fresh = spark.read.parquet(str(data / "candidates.parquet"))
+        timed("partition_noop_s", results, lambda: reranker.rerank_spark(
+            fresh, by="partition").write.format("noop").mode("overwrite").save())
+        timed("partition_nocheck_noop_s", results, lambda: reranker.rerank_spark(
+            fresh, by="partition", check_partitions=False).write.format("noop").mode("overwrite").save())
+        timed("partition_check_only_s", results, lambda: check_one_partition_per_user(fresh))
+        timed("read_arrow_only_s", results, lambda: fresh.mapInPandas(
+            _nothing, "user_id long, item_id long, score double").write.format("noop").mode("overwrite").save())
 
     for n_buckets in args.bucket_sweep:
         timed(f"buckets_{n_buckets}_s", results, lambda n=n_buckets: reranker.rerank_spark(

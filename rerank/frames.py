@@ -7,7 +7,6 @@ users first appear, and whose rows keep the input order within a user (the tie r
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +15,7 @@ import pandas as pd
 from rerank import schemas
 from rerank.engine.layout import CandidateLists, ShownPrefix
 from rerank.errors import InputError
-from rerank.grouping import take, user_groups
+from rerank.grouping import Groups, duplicated_within, take, user_groups
 from rerank.ids import decode_dictionaries, id_array, restore, show_id
 
 
@@ -67,31 +66,23 @@ def candidates_to_csr(
     With ``on_invalid="skip"`` the users holding invalid rows are left out of the CSR and
     listed in ``skipped``; rows without a ``user_id`` are counted in ``n_rows_without_user``.
 
-    An *interleaved* frame (a user's rows scattered) is first regrouped by user
-    (:func:`regroup_by_user`: its ids and scores gathered once, in parallel), so validation,
-    the duplicate check and the CSR all take the grouped O(rows) path. A frame that fails
-    validation is checked again in its own order, so the error names the same row either way.
+    An *interleaved* frame (a user's rows scattered) is grouped by :func:`regroup_by_user` and
+    only its item ids and scores are gathered into user order (in parallel); validation runs
+    on the frame in its own order, so an error names the same row whatever the layout.
     """
     dtypes = (candidates["user_id"].dtype, candidates["item_id"].dtype) if _has_id_columns(candidates) else None
     candidates = decode_dictionaries(candidates, ["user_id", "item_id"])
-    regrouped = regroup_by_user(candidates) if on_invalid == "raise" else None
-    if regrouped is None:
+    groups = regroup_by_user(candidates) if on_invalid == "raise" else None
+    if groups is None:
         return _grouped_csr(candidates, check_duplicates, on_invalid, dtypes)
-    frame, order = regrouped
-    try:
-        csr = _grouped_csr(frame, check_duplicates, on_invalid, dtypes)
-    except InputError:
-        _grouped_csr(candidates, check_duplicates, on_invalid, dtypes)  # raises, naming the first bad row
-        raise
-    return dataclasses.replace(csr, rows=order if csr.rows is None else order[csr.rows])
+    return _regrouped_csr(candidates, groups, check_duplicates, dtypes)
 
 
-def regroup_by_user(candidates) -> tuple[pd.DataFrame, np.ndarray] | None:
-    """``(frame, order)``: the columns ``user_id, item_id, score`` of an interleaved candidate
-    frame in user order (users by first appearance, rows stable within a user; index labels
-    kept), and the input row of each output row. ``None`` when there is nothing to regroup: the
-    frame is grouped already, has a missing column or a null ``user_id`` (validation reports
-    those), or is not a frame."""
+def regroup_by_user(candidates) -> Groups | None:
+    """The user groups (:func:`rerank.grouping.user_groups` of the exact user ids) of an
+    interleaved candidate frame: users by first appearance, rows stable within a user. ``None``
+    when there is nothing to regroup: the frame is grouped already, has a missing column or a
+    null ``user_id`` (validation reports those), or is not a frame."""
     if not isinstance(candidates, pd.DataFrame) or len(candidates) < 2:
         return None
     columns = candidates.columns
@@ -102,32 +93,31 @@ def regroup_by_user(candidates) -> tuple[pd.DataFrame, np.ndarray] | None:
     users = candidates["user_id"]
     if users.hasnans:
         return None
-    groups = user_groups(users)
-    if groups.order is None:
-        return None
+    groups = user_groups(id_array(users))
+    return None if groups.order is None else groups
+
+
+def _regrouped_csr(candidates: pd.DataFrame, groups: Groups, check_duplicates: bool, dtypes) -> CandidateCSR:
+    """The CSR of an interleaved frame (``on_invalid="raise"``) from its user ``groups``: the
+    frame is validated in its own order, the item ids and scores are gathered into user order,
+    and the duplicate check runs on the gathered ids, user by user (contiguous: the grouped
+    pass). A duplicate found there is named by validating the frame again in input order."""
+    checked = schemas.validate_candidates(candidates, on_invalid="raise", check_duplicates=False)
     order = groups.order
-    index = candidates.index
-    if isinstance(index, pd.RangeIndex):
-        labels = pd.Index(index.start + index.step * order, name=index.name)
-    else:
-        labels = index.take(order)
-    frame = pd.DataFrame(
-        {
-            "user_id": groups.uniques.repeat(np.diff(groups.indptr)),
-            "item_id": _take_column(candidates["item_id"], order),
-            "score": _take_column(candidates["score"], order),
-        },
-        index=labels,
-        copy=False,
+    item_ids = _take_column(candidates["item_id"], order)
+    if check_duplicates and duplicated_within(groups.indptr, item_ids).any():
+        schemas.validate_candidates(candidates, on_invalid="raise")  # raises, naming the first repeat
+        raise RuntimeError("rerank: the grouped duplicate check disagrees with validate_candidates")
+    return CandidateCSR(
+        pd.Index(groups.uniques), groups.indptr, order, pd.Index(item_ids, copy=False),
+        take(checked.scores, order), checked.skipped, checked.n_rows_without_user, checked.user_kind,
+        checked.item_kind, *(dtypes or (None, None)),
     )
-    return frame, order
 
 
 def _take_column(column: pd.Series, order: np.ndarray):
-    values = column.array
-    if isinstance(values, pd.arrays.NumpyExtensionArray):
-        return take(column.to_numpy(), order)
-    return values.take(order)
+    """The exact ids of a column (:func:`rerank.ids.id_array`) at the rows ``order``."""
+    return take(id_array(column), order)
 
 
 def _has_id_columns(candidates) -> bool:
@@ -143,7 +133,7 @@ def _grouped_csr(candidates: pd.DataFrame, check_duplicates: bool, on_invalid: s
     checked = schemas.validate_candidates(
         candidates, on_invalid=on_invalid, check_duplicates=check_duplicates
     )
-    kept = np.flatnonzero(checked.keep) if not checked.keep.all() else None
+    kept = None if checked.keep is None or checked.keep.all() else np.flatnonzero(checked.keep)
     user_col, item_col = candidates["user_id"], candidates["item_id"]
     # ids as exact numpy keys (never through float64: docs/inputs.md "Ids"); the output gets the
     # input dtypes back (output_frame)
@@ -189,19 +179,30 @@ def per_user_values(candidates: pd.DataFrame, column: str, csr: CandidateCSR) ->
 
 
 def output_frame(csr: CandidateCSR, out_indptr: np.ndarray, positions: np.ndarray) -> pd.DataFrame:
-    """The output frame ``user_id, item_id, score, rank`` (rank from 1) of chosen positions."""
+    """The output frame ``user_id, item_id, score, rank`` (rank from 1) of chosen positions.
+
+    ``rank[j] = j - out_indptr[u] + 1`` for the ``j``-th output row, of user ``u``. Each column
+    is built with one full-length array where possible (users repeated directly, ranks in
+    place): a fresh multi-MB array costs its page faults (rerank.scan)."""
     lengths = np.diff(out_indptr)
-    owners = np.repeat(np.arange(len(csr.users)), lengths)
-    ranks = np.arange(len(positions)) - np.repeat(out_indptr[:-1], lengths) + 1
+    ranks = np.arange(1, len(positions) + 1, dtype=np.int64)
+    ranks -= np.repeat(out_indptr[:-1], lengths)
     return pd.DataFrame(
         {
-            "user_id": restore(csr.users.take(owners), csr.user_dtype),
+            "user_id": restore(_repeat(csr.users, lengths), csr.user_dtype),
             "item_id": restore(csr.item_ids.take(positions), csr.item_dtype),
             "score": csr.scores[positions],
-            "rank": ranks.astype(np.int64),
+            "rank": ranks,
         },
         copy=False,  # the columns are fresh arrays: no second copy into consolidated blocks
     )
+
+
+def _repeat(index: pd.Index, counts: np.ndarray) -> pd.Index:
+    """Each entry of ``index`` ``counts`` times (numpy-backed: one array; else through ``take``)."""
+    if isinstance(index.dtype, np.dtype):
+        return pd.Index(index.to_numpy().repeat(counts), dtype=index.dtype, copy=False)
+    return index.take(np.repeat(np.arange(len(index)), counts))
 
 
 def shown_prefix(shown: schemas.CheckedShown, csr: CandidateCSR, item_rows, keys) -> tuple[ShownPrefix, np.ndarray]:

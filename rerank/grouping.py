@@ -22,6 +22,7 @@ import pandas as pd
 from numba import prange
 
 from rerank._numba import compiled
+from rerank.scan import DIRECT_SPAN, run_starts
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,12 @@ class Groups:
     def codes(self) -> np.ndarray:
         if self.given_codes is not None:
             return self.given_codes
-        return np.repeat(np.arange(len(self.uniques), dtype=np.int64), np.diff(self.indptr))
+        grouped = np.repeat(np.arange(len(self.uniques), dtype=np.int64), np.diff(self.indptr))
+        if self.order is None:
+            return grouped
+        codes = np.empty_like(grouped)  # every row has a group here (no missing key)
+        codes[self.order] = grouped
+        return codes
 
     @property
     def rows(self) -> np.ndarray:
@@ -50,16 +56,9 @@ class Groups:
 def _runs(values: np.ndarray) -> np.ndarray | None:
     """Start of each run of equal neighbours, or ``None`` if some key comes back later."""
     n = values.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    changes = values[1:] != values[:-1]
-    n_runs = int(np.count_nonzero(changes)) + 1
-    if n_runs > max(n // 2, 1):  # interleaved (or single-row) users: take the general path
-        return None
-    starts = np.empty(n_runs, dtype=np.int64)
-    starts[0] = 0
-    starts[1:] = np.flatnonzero(changes) + 1
-    if not pd.Index(values[starts]).is_unique:
+    # more runs than half the rows: interleaved (or single-row) users, take the general path
+    starts = run_starts(values, limit=max(n // 2, 1))
+    if starts is None or not pd.Index(values[starts]).is_unique:
         return None
     return starts
 
@@ -70,8 +69,9 @@ def user_groups(keys) -> Groups:
 
     Interleaved integer keys are numbered by one compiled pass over a direct-address table
     when their range is at most ``DIRECT_SPAN`` times the number of rows (the usual dense user
-    numbering), then placed by a counting sort on every numba thread (the order is the same
-    for any number of threads); other keys go through ``pd.factorize``.
+    numbering), then placed by a counting sort that reads each row's group through that table
+    (no per-row codes), on every numba thread (the order is the same for any number of
+    threads); other keys go through ``pd.factorize``.
     """
     values = keys.to_numpy() if isinstance(keys, pd.Series) else np.asarray(keys)
     n = values.shape[0]
@@ -81,60 +81,65 @@ def user_groups(keys) -> Groups:
             indptr = np.append(starts, n).astype(np.int64)
             uniques = pd.Index(values[starts], dtype=getattr(keys, "dtype", None))
             return Groups(uniques, indptr, None)
-    codes = None
     if values.dtype.kind in "iu" and n:
         lo, hi = int(values.min()), int(values.max())
-        if hi - lo <= DIRECT_SPAN * n + 1024:
-            codes, firsts = _number_dense(values.astype(np.int64, copy=False), lo, hi - lo + 1)
-            uniques = pd.Index(values[firsts], dtype=getattr(keys, "dtype", None))
-    if codes is None:
-        codes, uniques = pd.factorize(keys, sort=False, use_na_sentinel=True)
-        codes = codes.astype(np.int64, copy=False)
-    n_groups = len(uniques)
-    chunks = numba.get_num_threads() if n >= SORT_CHUNK_ROWS and n_groups * 8 <= n else 1
-    order, indptr = _counting_sort(codes, n_groups, chunks)
+        if hi - lo <= DIRECT_SPAN * n + 1024 and hi <= INT64_MAX:  # placed via the table: no per-row codes
+            ints = values.astype(np.int64, copy=False)
+            code_of, firsts = _number_dense(ints, lo, hi - lo + 1)
+            order, indptr = _sorted_by_group(ints, lo, code_of, len(firsts))
+            return Groups(pd.Index(values[firsts], dtype=getattr(keys, "dtype", None)), indptr, order)
+    codes, uniques = pd.factorize(keys, sort=False, use_na_sentinel=True)
+    codes = codes.astype(np.int64, copy=False)
+    order, indptr = _sorted_by_group(codes, -1, np.arange(-1, len(uniques), dtype=np.int64), len(uniques))
     return Groups(pd.Index(uniques), indptr, order, codes)
 
 
-DIRECT_SPAN = 4  # direct-address numbering when max - min <= DIRECT_SPAN * rows (8 bytes per slot)
+def _sorted_by_group(keys: np.ndarray, lo: int, code_of: np.ndarray, n_groups: int):
+    """:func:`_counting_sort` on every numba thread for large inputs with few enough groups."""
+    n = keys.shape[0]
+    chunks = numba.get_num_threads() if n >= SORT_CHUNK_ROWS and n_groups * 8 <= n else 1
+    return _counting_sort(keys, lo, code_of, n_groups, chunks)
+
+
+INT64_MAX = np.iinfo(np.int64).max
 SORT_CHUNK_ROWS = 1 << 20  # counting sorts of fewer rows run on one thread
 
 
 @compiled()
 def _number_dense(values, lo, span):
-    """Codes in order of first appearance, through a table indexed by ``value - lo``; returns
-    the codes and the first row of each code."""
+    """Group codes in order of first appearance through a table indexed by ``value - lo``:
+    returns the table (``code_of[value - lo]``, ``-1`` for a value absent) and the first row of
+    each code."""
     code_of = np.full(span, -1, dtype=np.int64)
     n = values.shape[0]
-    codes = np.empty(n, dtype=np.int64)
     firsts = np.empty(min(n, span), dtype=np.int64)
     n_codes = 0
     for r in range(n):
         slot = values[r] - lo
-        c = code_of[slot]
-        if c < 0:
-            c = n_codes
-            code_of[slot] = c
-            firsts[c] = r
+        if code_of[slot] < 0:
+            code_of[slot] = n_codes
+            firsts[n_codes] = r
             n_codes += 1
-        codes[r] = c
-    return codes, firsts[:n_codes].copy()
+    return code_of, firsts[:n_codes].copy()
 
 
 @compiled(parallel=True)
-def _counting_sort(codes, n_groups, n_chunks):
-    """Stable counting sort of the rows by ``codes`` (rows with code -1 left out): the same
-    order as ``argsort(codes, kind="stable")`` without the missing rows, and each group's
-    bounds. The rows are cut into ``n_chunks`` consecutive chunks, counted and placed in
-    parallel; chunk ``c`` writes each group's rows after those of the chunks before it, so the
-    order does not depend on ``n_chunks``."""
-    n = codes.shape[0]
+def _counting_sort(keys, lo, code_of, n_groups, n_chunks):
+    """Stable counting sort of the rows by their group ``code_of[keys[r] - lo]`` (rows of group
+    -1 left out): the same order as ``argsort(codes, kind="stable")`` without the missing rows,
+    and each group's bounds. The group is read through the table twice instead of being stored
+    per row (a 10⁸-row int64 array is 800 MB of fresh memory). The rows are cut into
+    ``n_chunks`` consecutive chunks, counted and placed in parallel; chunk ``c`` writes each
+    group's rows after those of the chunks before it, so the order does not depend on
+    ``n_chunks``."""
+    n = keys.shape[0]
     size = (n + n_chunks - 1) // n_chunks
     counts = np.zeros((n_chunks, n_groups), dtype=np.int64)
     for c in prange(n_chunks):
         for r in range(c * size, min(n, (c + 1) * size)):
-            if codes[r] >= 0:
-                counts[c, codes[r]] += 1
+            g = code_of[keys[r] - lo]
+            if g >= 0:
+                counts[c, g] += 1
     indptr = np.zeros(n_groups + 1, dtype=np.int64)
     total = 0
     for g in range(n_groups):
@@ -147,7 +152,7 @@ def _counting_sort(codes, n_groups, n_chunks):
     order = np.empty(total, dtype=np.int64)
     for c in prange(n_chunks):
         for r in range(c * size, min(n, (c + 1) * size)):
-            g = codes[r]
+            g = code_of[keys[r] - lo]
             if g >= 0:
                 order[counts[c, g]] = r
                 counts[c, g] += 1
@@ -178,7 +183,7 @@ def take(values, order: np.ndarray):
 
 def _group_order(codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     """Stable counting sort of the rows by ``codes`` (rows with code -1 left out), one thread."""
-    return _counting_sort(codes, n_groups, 1)
+    return _counting_sort(codes, -1, np.arange(-1, n_groups, dtype=np.int64), n_groups, 1)
 
 
 @compiled()
@@ -243,8 +248,18 @@ def duplicated_pairs(first, second, groups: Groups | None = None) -> np.ndarray:
     missing value counts as one more value, equal to itself). ``groups``: the
     :func:`user_groups` of ``first`` if already computed.
     """
-    groups = user_groups(first) if groups is None else groups
-    n = len(first)
+    return _duplicated_in_groups(user_groups(first) if groups is None else groups, second)
+
+
+def duplicated_within(indptr: np.ndarray, values) -> np.ndarray:
+    """Boolean mask of the entries whose value occurred earlier in the same group, for groups
+    that lie together (group ``g`` is ``values[indptr[g]:indptr[g + 1]]``): ``duplicated_pairs``
+    of (group, value) in that layout, without looking at the group keys."""
+    return _duplicated_in_groups(Groups(pd.RangeIndex(len(indptr) - 1), indptr, None), values)
+
+
+def _duplicated_in_groups(groups: Groups, second) -> np.ndarray:
+    n = len(second)
     out = np.zeros(n, dtype=np.bool_)
     if n == 0:
         return out

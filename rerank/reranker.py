@@ -32,17 +32,18 @@ import scipy.sparse as sp
 import rerank.report as reports
 from rerank import schemas
 from rerank.beyond import attributes_of, explanation_columns, report_fields, shown_problem
+from rerank.directindex import cached_direct_rows
 from rerank.engine.arrays import Problem, solve
 from rerank.engine.options import MAX_ENUMERATE, RerankOptions
 from rerank.engine.refine import DEFAULT_MAX_SWAPS
 from rerank.errors import InputError, InputTypeError
 from rerank.fitting import exact_items, fit_targets
-from rerank.frames import CandidateCSR, candidates_to_csr, output_frame, per_user_values
+from rerank.frames import CandidateCSR, candidates_to_csr, output_frame
 from rerank.ids import id_array, lookup, restore, text_keys
+from rerank.lam import lam_per_user
 from rerank.params import (
     check_bool,
     check_choice,
-    check_lam_array,
     check_n_threads,
     check_positive,
     check_unit_interval,
@@ -334,21 +335,15 @@ class CalibratedReranker:
     def item_rows(self, item_ids) -> np.ndarray:
         """Row of ``category_matrix_`` for each item id (unknown items: the empty last row)."""
         self.check_fitted()
-        rows = self._rows(self.item_categories_.items, item_ids)
-        rows[rows < 0] = self.category_matrix_.shape[0] - 1
+        missing, fitted = self.category_matrix_.shape[0] - 1, self.item_categories_.items
+        rows = None if getattr(self, "id_match", "exact") == "text" else cached_direct_rows(
+            self, "item_id", fitted, item_ids, missing)  # int64 on both sides: a table, no hashing
+        if rows is None:
+            rows = self._rows(fitted, item_ids)
+            rows[rows < 0] = missing
         return rows.astype(np.int64, copy=False)  # no second copy of a (rows,) array
 
     # ------------------------------------------------------------------ rerank
-    def _lam_per_user(self, candidates: pd.DataFrame, csr: CandidateCSR) -> np.ndarray:
-        if self.options_.lam == "auto":  # searched per user by the engine
-            return np.zeros(len(csr.users), dtype=np.float64)
-        if isinstance(self.lam, str):
-            values = per_user_values(candidates, self.lam, csr)
-            return check_lam_array(values, len(csr.users), csr.users)
-        if isinstance(self.lam, Mapping | pd.Series):
-            return schemas.lam_from_mapping(self.lam, csr.users)
-        return np.full(len(csr.users), self.options_.lam, dtype=np.float64)
-
     def _check_id_kinds(self, csr: CandidateCSR) -> None:
         if getattr(self, "id_match", "exact") == "text":
             return  # integers meet strings by their text (_rows)
@@ -407,8 +402,9 @@ class CalibratedReranker:
         text = getattr(self, "id_match", "exact") == "text"  # integers meet text by their decimal form
         prefix, excluded = (None, None) if shown is None else shown_problem(shown, csr, self.item_rows, text)
         rows = np.arange(len(csr.users), dtype=np.int64)  # targets: one row per user of the call
-        problem = Problem(csr.lists(item_rows), self.category_matrix_, targets, rows,
-                          self._lam_per_user(candidates, csr), self.attributes_, prefix, excluded)
+        lam = lam_per_user(self.lam, self.options_.lam, candidates, csr)
+        problem = Problem(csr.lists(item_rows), self.category_matrix_, targets, rows, lam, self.attributes_, prefix,
+                          excluded)
         result = solve(problem, self.options_, self.n_threads, explain=check_bool("explain", explain))
         out = output_frame(csr, result.indptr, result.positions)
         reasons = explanation_columns(out, result)

@@ -32,7 +32,8 @@ import pandas as pd
 from rerank.errors import InputError, InputTypeError
 from rerank.grouping import duplicated_pairs
 from rerank.ids import decode_dictionaries, exact_keys, show_id
-from rerank.params import check_choice, check_lam_array, is_bool, show
+from rerank.params import check_choice, is_bool, show
+from rerank.scan import count_nonfinite, null_mask
 
 ON_INVALID = ("raise", "skip")
 CANDIDATE_COLUMNS = ["user_id", "item_id", "score"]
@@ -52,24 +53,6 @@ __all__ = [
 def check_on_invalid(on_invalid: str) -> str:
     """``"raise"`` (any invalid row fails the call) or ``"skip"`` (skip and report its user)."""
     return check_choice("on_invalid", on_invalid, ON_INVALID)
-
-
-def lam_from_mapping(mapping, users: pd.Index) -> np.ndarray:
-    """Per-user λ from a mapping / Series ``user_id -> λ``; every user needs a value."""
-    try:
-        series = pd.Series(mapping)
-    except (TypeError, ValueError) as exc:
-        raise InputTypeError(f"lam mapping cannot be read as user_id -> number: {exc}") from None
-    if not series.index.is_unique:
-        repeated = series.index[series.index.duplicated()][0]
-        raise InputError(f"lam mapping has several values for user {show_id(repeated)}")
-    if len(series) and not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)):
-        raise InputTypeError(f"lam mapping values must be numbers, got dtype {series.dtype}")
-    values = series.reindex(users).to_numpy(dtype=np.float64, na_value=np.nan)
-    missing = np.flatnonzero(~users.isin(series.index)) if len(users) else np.array([], dtype=np.int64)
-    if missing.size:
-        raise InputError(f"lam has no value for user {show_id(users[missing[0]])}")
-    return check_lam_array(values, len(users), users)
 
 
 # --------------------------------------------------------------------------- columns
@@ -243,14 +226,14 @@ def check_same_id_kind(kind_a: str, what_a: str, kind_b: str, what_b: str) -> No
 class CheckedCandidates:
     """A validated candidate frame.
 
-    ``scores`` float64 for every input row; ``keep`` the rows to rerank (all of them unless
-    ``on_invalid="skip"`` dropped some); ``skipped`` one row per skipped user
+    ``scores`` float64 for every input row; ``keep`` the rows to rerank (``None``: all of them,
+    as always unless ``on_invalid="skip"`` dropped some); ``skipped`` one row per skipped user
     (``user_id, reason, n_rows``); ``n_rows_without_user`` rows dropped for a null ``user_id``;
     ``user_kind`` / ``item_kind`` the id kinds.
     """
 
     scores: np.ndarray
-    keep: np.ndarray
+    keep: np.ndarray | None
     skipped: pd.DataFrame
     n_rows_without_user: int
     user_kind: str
@@ -281,43 +264,59 @@ def validate_candidates(frame, *, on_invalid: str = "raise", check_duplicates: b
     n = len(frame)
     skip = on_invalid == "skip"
     users = frame["user_id"]
-    user_null = users.isna().to_numpy()
-    if user_null.any() and not skip:
+    # Masks are built only when something is wrong: on a clean 10⁸-row frame each would be a
+    # 100 MB temporary (rerank.scan), so "no null" and "no bad score" are None here.
+    user_null = null_mask(users)
+    if user_null is not None and not skip:
         require_no_null_ids(frame, ["user_id"], "candidates")
-    item_null = frame["item_id"].isna().to_numpy()
-    if item_null.any() and not skip:
+    item_null = null_mask(frame["item_id"])
+    if item_null is not None and not skip:
         require_no_null_ids(frame, ["item_id"], "candidates")
-    user_kind = id_kind(users[~user_null] if user_null.any() else users, "candidates")
-    item_kind = id_kind(frame["item_id"][~item_null] if item_null.any() else frame["item_id"], "candidates")
+    user_kind = id_kind(users if user_null is None else users[~user_null], "candidates")
+    item_kind = id_kind(frame["item_id"] if item_null is None else frame["item_id"][~item_null], "candidates")
     scores = require_numeric(frame["score"], "candidates")
-    bad_score = ~np.isfinite(scores)
-    if bad_score.any() and not skip:
-        pos = int(np.flatnonzero(bad_score)[0])
+    n_bad, pos = count_nonfinite(scores)
+    if n_bad and not skip:
         raise InputError(
             f"candidates column 'score' must be finite: {_user_item(frame, pos)} has {show(scores[pos])} "
-            f"({row_label(frame, pos)}; {int(bad_score.sum())} such rows)"
+            f"({row_label(frame, pos)}; {n_bad} such rows)"
         )
-    duplicate = np.zeros(n, dtype=bool)
+    bad_score = ~np.isfinite(scores) if n_bad else None
+    duplicate = None
     if check_duplicates and n:
         # exact keys: a nullable integer column with nulls is never compared through float64
-        duplicate = duplicated_pairs(exact_keys(users), exact_keys(frame["item_id"])) & ~item_null & ~user_null
-        if duplicate.any() and not skip:
+        duplicate = duplicated_pairs(exact_keys(users), exact_keys(frame["item_id"]))
+        for null in (item_null, user_null):
+            if null is not None:
+                duplicate &= ~null
+        if not duplicate.any():
+            duplicate = None
+        elif not skip:
             pos = int(np.flatnonzero(duplicate)[0])
             raise InputError(
                 f"candidates has duplicate (user_id, item_id) rows: {_user_item(frame, pos)} "
                 f"({row_label(frame, pos)}; {int(duplicate.sum())} such rows)"
             )
-    keep = ~user_null
+    keep = None if user_null is None else ~user_null
     skipped = empty_skipped(users.dtype)
-    invalid = (item_null | bad_score | duplicate) & ~user_null
-    if invalid.any():
-        skipped, in_bad = _skipped_users(users, invalid, np.where(item_null, 0, np.where(bad_score, 1, 2)))
-        keep &= ~in_bad
+    faults = [mask for mask in (item_null, bad_score, duplicate) if mask is not None]
+    if faults:
+        invalid = np.logical_or.reduce(faults) if len(faults) > 1 else faults[0].copy()
+        if user_null is not None:
+            invalid &= ~user_null
+        reason = np.full(n, 2, dtype=np.int64)  # the first reason of SKIP_REASONS that applies
+        if bad_score is not None:
+            reason[bad_score] = 1
+        if item_null is not None:
+            reason[item_null] = 0
+        if invalid.any():
+            skipped, in_bad = _skipped_users(users, invalid, reason)
+            keep = ~in_bad if keep is None else keep & ~in_bad
     return CheckedCandidates(
         scores=scores,
         keep=keep,
         skipped=skipped,
-        n_rows_without_user=int(user_null.sum()),
+        n_rows_without_user=0 if user_null is None else int(user_null.sum()),
         user_kind=user_kind,
         item_kind=item_kind,
     )

@@ -96,8 +96,8 @@ def worker_reranker(reranker):
     local.n_threads = 1
     if isinstance(local.lam, Mapping):
         local.lam = pd.Series(local.lam, dtype=np.float64)
-    local.__dict__.pop("report_", None)
-    local.__dict__.pop("_near_miss", None)  # built on the driver for its own calls; workers build their own
+    for held in ("report_", "_near_miss", "_direct_index"):  # the driver's; workers build their own caches
+        local.__dict__.pop(held, None)
     table = local.item_categories_
     local.item_categories_ = dataclasses.replace(table, matrix=sp.csr_matrix((0, table.matrix.shape[1])))
     return local

@@ -88,10 +88,21 @@ def test_interleaved_integer_keys_group_like_factorize(keys, chunks, small_chunk
     codes, uniques = pd.factorize(series, sort=False)
     assert list(groups.uniques) == list(uniques)
     assert groups.rows.tolist() == np.argsort(codes, kind="stable").tolist()
+    assert groups.codes.tolist() == codes.tolist()  # the group of each input row
     if len(keys):
-        order, indptr = grouping._counting_sort(codes.astype(np.int64), len(uniques), chunks)
-        assert order.tolist() == np.argsort(codes, kind="stable").tolist()
+        expected = np.argsort(codes, kind="stable").tolist()
+        table = np.arange(-1, len(uniques), dtype=np.int64)  # code c is read at slot c + 1
+        order, indptr = grouping._counting_sort(codes.astype(np.int64), -1, table, len(uniques), chunks)
+        assert order.tolist() == expected
         assert indptr.tolist() == groups.indptr.tolist()
+        lo = int(series.min())  # the same sort with the groups read through a direct-address table
+        span = int(series.max()) - lo + 1
+        if span <= 10_000:
+            code_of = np.full(span, -1, dtype=np.int64)
+            code_of[uniques.to_numpy() - lo] = np.arange(len(uniques))
+            order, indptr = grouping._counting_sort(series.to_numpy(), lo, code_of, len(uniques), chunks)
+            assert order.tolist() == expected
+            assert indptr.tolist() == groups.indptr.tolist()
 
 
 @settings(max_examples=examples(60), deadline=None)
