@@ -140,6 +140,12 @@ def _nothing(batches):
         yield batch.head(0)
 
 
+def _no_rows(batches):
+    """The same through ``mapInArrow``: Arrow record batches reach Python, no pandas at all."""
+    for batch in batches:
+        yield batch.slice(0, 0)
+
+
 def sorted_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["user_id", "rank"], kind="stable").reset_index(drop=True)[
         ["user_id", "item_id", "score", "rank"]
@@ -223,8 +229,12 @@ def main(argv=None) -> int:
         timed("partition_nocheck_noop_s", results, lambda: reranker.rerank_spark(
             fresh, by="partition", check_partitions=False).write.format("noop").mode("overwrite").save())
         timed("partition_check_only_s", results, lambda: check_one_partition_per_user(fresh))
+        schema = "user_id long, item_id long, score double"
         timed("read_arrow_only_s", results, lambda: fresh.mapInPandas(
-            _nothing, "user_id long, item_id long, score double").write.format("noop").mode("overwrite").save())
+            _nothing, schema).write.format("noop").mode("overwrite").save())
+        timed("read_arrow_no_pandas_s", results, lambda: fresh.mapInArrow(
+            _no_rows, schema).write.format("noop").mode("overwrite").save())
+        timed("jvm_read_only_s", results, lambda: fresh.write.format("noop").mode("overwrite").save())
 
     for n_buckets in args.bucket_sweep:
         timed(f"buckets_{n_buckets}_s", results, lambda n=n_buckets: reranker.rerank_spark(
