@@ -197,6 +197,11 @@ class CalibratedReranker:
         """The constructor parameters, as scikit-learn's ``get_params`` returns them."""
         return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
 
+    def __getstate__(self) -> dict:
+        """A pickle (or copy) leaves out the lookup caches built from the fitted state on first use
+        (near-miss hints, the direct item index): rebuilt when needed, not stored or shipped."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_near_miss", "_direct_index")}
+
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={value!r}" for name, value in self.get_params().items())
         return f"{type(self).__name__}({shown})"

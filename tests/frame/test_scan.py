@@ -109,3 +109,24 @@ def test_duplicated_within_groups_is_pandas_duplicated(sizes, seed, kind):
     group = np.repeat(np.arange(len(sizes)), sizes)
     expected = pd.DataFrame({"g": group, "v": values}).duplicated().to_numpy()
     assert duplicated_within(indptr, values).tolist() == expected.tolist()
+
+
+def test_a_pickled_reranker_leaves_its_lookup_caches_behind_and_reranks_the_same():
+    import pickle
+    import warnings
+
+    from rerank import CalibratedReranker
+
+    cats = pd.DataFrame({"item_id": [10, 11, 12, 13], "category": ["a", "b", "a", "b"]})
+    history = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [10, 11, 12]})
+    candidates = pd.DataFrame({"user_id": [1, 1, 1, 3, 3], "item_id": [10, 12, 99, 11, 13],
+                               "score": [0.9, 0.8, 0.7, 0.6, 0.5]})
+    reranker = CalibratedReranker(k=2).fit(history, cats)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a cold user and an unknown item (the hints get built)
+        first = reranker.rerank(candidates)
+        assert "_direct_index" in reranker.__dict__  # int64 ids on both sides: the table was used
+        copy = pickle.loads(pickle.dumps(reranker))
+        assert "_direct_index" not in copy.__dict__ and "_near_miss" not in copy.__dict__
+        assert set(copy.__dict__) == set(reranker.__dict__) - {"_direct_index", "_near_miss"}
+        pd.testing.assert_frame_equal(copy.rerank(candidates), first)
