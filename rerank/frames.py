@@ -104,7 +104,7 @@ def _regrouped_csr(candidates: pd.DataFrame, groups: Groups, check_duplicates: b
     pass). A duplicate found there is named by validating the frame again in input order."""
     checked = schemas.validate_candidates(candidates, on_invalid="raise", check_duplicates=False)
     order = groups.order
-    item_ids = _take_column(candidates["item_id"], order)
+    item_ids = take(id_array(candidates["item_id"]), order)
     if check_duplicates and duplicated_within(groups.indptr, item_ids).any():
         schemas.validate_candidates(candidates, on_invalid="raise")  # raises, naming the first repeat
         raise RuntimeError("rerank: the grouped duplicate check disagrees with validate_candidates")
@@ -113,11 +113,6 @@ def _regrouped_csr(candidates: pd.DataFrame, groups: Groups, check_duplicates: b
         take(checked.scores, order), checked.skipped, checked.n_rows_without_user, checked.user_kind,
         checked.item_kind, *(dtypes or (None, None)),
     )
-
-
-def _take_column(column: pd.Series, order: np.ndarray):
-    """The exact ids of a column (:func:`rerank.ids.id_array`) at the rows ``order``."""
-    return take(id_array(column), order)
 
 
 def _has_id_columns(candidates) -> bool:
@@ -133,7 +128,7 @@ def _grouped_csr(candidates: pd.DataFrame, check_duplicates: bool, on_invalid: s
     checked = schemas.validate_candidates(
         candidates, on_invalid=on_invalid, check_duplicates=check_duplicates
     )
-    kept = None if checked.keep is None or checked.keep.all() else np.flatnonzero(checked.keep)
+    kept = None if checked.keep is None else np.flatnonzero(checked.keep)
     user_col, item_col = candidates["user_id"], candidates["item_id"]
     # ids as exact numpy keys (never through float64: docs/inputs.md "Ids"); the output gets the
     # input dtypes back (output_frame)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from rerank.params import show
-from rerank.scan import cannot_hold_null
+from rerank.scan import null_mask
 
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -74,10 +74,7 @@ def exact_keys(series: pd.Series) -> np.ndarray:
     """Equality keys of an id column that may hold nulls: equal ids get equal keys, a null gets
     the key of no id. A nullable integer column with nulls gives factorize codes (``-1`` for a
     null) instead of the float64 pandas would give; anything else gives its values."""
-    if cannot_hold_null(series):
-        return id_array(series)
-    nulls = series.isna().to_numpy()
-    if not nulls.any():
+    if null_mask(series) is None:
         return id_array(series)
     if is_integer_ids(series):
         codes, _ = pd.factorize(series, use_na_sentinel=True)

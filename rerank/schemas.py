@@ -304,12 +304,12 @@ def validate_candidates(frame, *, on_invalid: str = "raise", check_duplicates: b
         invalid = np.logical_or.reduce(faults) if len(faults) > 1 else faults[0].copy()
         if user_null is not None:
             invalid &= ~user_null
-        reason = np.full(n, 2, dtype=np.int64)  # the first reason of SKIP_REASONS that applies
-        if bad_score is not None:
-            reason[bad_score] = 1
-        if item_null is not None:
-            reason[item_null] = 0
         if invalid.any():
+            reason = np.full(n, 2, dtype=np.int64)  # the first reason of SKIP_REASONS that applies
+            if bad_score is not None:
+                reason[bad_score] = 1
+            if item_null is not None:
+                reason[item_null] = 0
             skipped, in_bad = _skipped_users(users, invalid, reason)
             keep = ~in_bad if keep is None else keep & ~in_bad
     return CheckedCandidates(

@@ -87,7 +87,8 @@ def _require_numeric(fields: dict, column: str, what: str) -> None:
 
 def worker_reranker(reranker):
     """The copy of a fitted reranker that is broadcast: one kernel thread per Spark task,
-    a λ mapping turned into a Series once, no report or near-miss table of an earlier call, and the item table
+    a λ mapping turned into a Series once, no report of an earlier call (nor the lookup caches, which
+    ``CalibratedReranker.__getstate__`` leaves out of every copy), and the item table
     without its category matrix (the workers read ``category_matrix_``, the same matrix plus
     one row: it is not shipped twice). The targets travel in their compact storage
     (:mod:`rerank.targets`)."""
@@ -96,8 +97,7 @@ def worker_reranker(reranker):
     local.n_threads = 1
     if isinstance(local.lam, Mapping):
         local.lam = pd.Series(local.lam, dtype=np.float64)
-    for held in ("report_", "_near_miss", "_direct_index"):  # the driver's; workers build their own caches
-        local.__dict__.pop(held, None)
+    local.__dict__.pop("report_", None)
     table = local.item_categories_
     local.item_categories_ = dataclasses.replace(table, matrix=sp.csr_matrix((0, table.matrix.shape[1])))
     return local
