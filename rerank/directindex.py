@@ -10,16 +10,25 @@ one slot per id of the fitted range answers the same question with one array rea
 object conversion) and the fitted range is at most ``DIRECT_SPAN`` times the number of fitted
 ids (plus 1,024 slots), so the table costs at most ``8 × DIRECT_SPAN`` bytes per fitted id.
 Anything else keeps the exact lookup of :func:`rerank.ids.lookup`.
+
+For an interleaved frame the lookup also reads the ids through the frame's user order
+(:meth:`DirectIndex.gathered_rows`, ``row[i] = table[ids[order[i]] - lo]``), so the ids are
+never gathered into a 10⁸-row array of their own.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pandas as pd
+from numba import prange
 
+from rerank._numba import compiled
 from rerank.scan import DIRECT_SPAN, direct_rows
 
-__all__ = ["DIRECT_SPAN", "DirectIndex", "cached_direct_rows"]
+__all__ = ["DIRECT_SPAN", "DirectIndex", "cached_direct_index", "cached_direct_rows"]
+
+GATHER_CHUNK_ROWS = 1 << 20  # gathers of fewer rows run on one thread
 
 
 def _plain_int64(ids) -> np.ndarray | None:
@@ -58,13 +67,50 @@ class DirectIndex:
             return None
         return direct_rows(values, self.table, self.lo, missing)[0]
 
+    def gathered_rows(self, ids, order: np.ndarray, missing: int) -> tuple[np.ndarray, int] | None:
+        """``(rows, n_missing)``: the row of ``ids[order[i]]`` for each ``i`` (``missing`` for an
+        id not fitted) and how many were missing; ``None`` when ``ids`` are not plain int64."""
+        values = _plain_int64(ids)
+        if values is None:
+            return None
+        out = np.empty(order.shape[0], dtype=np.int64)
+        chunks = max(1, min(numba.get_num_threads(), order.shape[0] // GATHER_CHUNK_ROWS))
+        n_missing = _gather_rows(values, order, self.table, self.lo, missing, out, chunks)
+        return out, int(n_missing)
 
-def cached_direct_rows(owner, key: str, fitted: pd.Index, ids, missing: int) -> np.ndarray | None:
-    """:meth:`DirectIndex.rows_for` with the index of ``fitted`` built once and kept in
+
+@compiled(parallel=True)
+def _gather_rows(ids, order, table, lo, missing, out, n_chunks):
+    """``out[i] = table[ids[order[i]] - lo]`` (``missing`` outside the table or on a ``-1``
+    slot), in ``n_chunks`` chunks run in parallel; returns how many were missing."""
+    n = order.shape[0]
+    span = table.shape[0]
+    size = (n + n_chunks - 1) // n_chunks
+    n_missing = np.zeros(n_chunks, dtype=np.int64)
+    for c in prange(n_chunks):
+        for i in range(c * size, min(n, (c + 1) * size)):
+            slot = ids[order[i]] - lo
+            row = table[slot] if 0 <= slot < span else -1
+            if row < 0:
+                row = missing
+                n_missing[c] += 1
+            out[i] = row
+    return n_missing.sum()
+
+
+def cached_direct_index(owner, key: str, fitted: pd.Index) -> DirectIndex | None:
+    """The :class:`DirectIndex` of ``fitted``, built once and kept in
     ``owner.__dict__["_direct_index"][key]`` beside ``fitted`` (rebuilt when ``fitted`` is
     another object: a new fit); ``None`` when direct addressing does not apply."""
     cache = owner.__dict__.setdefault("_direct_index", {})
     held = cache.get(key)
     if held is None or held[0] is not fitted:
         held = cache[key] = (fitted, DirectIndex.of(fitted))
-    return None if held[1] is None else held[1].rows_for(ids, missing)
+    return held[1]
+
+
+def cached_direct_rows(owner, key: str, fitted: pd.Index, ids, missing: int) -> np.ndarray | None:
+    """:meth:`DirectIndex.rows_for` through :func:`cached_direct_index`; ``None`` when direct
+    addressing does not apply."""
+    index = cached_direct_index(owner, key, fitted)
+    return None if index is None else index.rows_for(ids, missing)

@@ -99,3 +99,19 @@ def _items_as_text_where_kinds_differ(history, categories):
         return dataclasses.replace(history, frame=frame, item_kind=schemas.ID_STRING), categories
     frame = categories.frame.assign(item_id=text_keys(categories.frame["item_id"]))
     return history, dataclasses.replace(categories, frame=frame, item_kind=schemas.ID_STRING)
+
+
+def category_warnings(categories) -> tuple[str, ...]:
+    """Pipe-joined category strings (``"Action|Comedy"``, the way MovieLens ships genres) are
+    valid but almost never meant: each would be one category of its own."""
+    if categories.category_kind != schemas.ID_STRING or not len(categories.frame):
+        return ()
+    names = pd.Series(pd.unique(categories.frame["category"]), dtype=object)
+    joined = names[names.str.contains("|", regex=False).to_numpy(dtype=bool)]
+    if not len(joined):
+        return ()
+    return (
+        f"item_categories column 'category' holds {len(joined)} values joined with '|' (e.g. {joined.iloc[0]!r}); "
+        "each counts as one category of its own. If they list several categories, give one row per "
+        "(item, category): frame.assign(category=frame['category'].str.split('|')).explode('category')",
+    )

@@ -7,7 +7,9 @@ users first appear, and whose rows keep the input order within a user (the tie r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -24,13 +26,18 @@ class CandidateCSR:
     """Candidates grouped by user.
 
     ``users`` the distinct user ids (row order); ``indptr`` row bounds; ``rows`` the input row
-    number of each CSR entry (so ``frame.iloc[rows]`` is the CSR order; ``None`` when that is
-    the input order: grouped users, nothing skipped); ``item_ids`` and
-    ``scores`` in CSR order; ``skipped`` the users left out (``user_id, reason, n_rows``) and
-    ``n_rows_without_user`` the rows dropped for a null ``user_id`` (``on_invalid="skip"``);
-    ``user_kind`` / ``item_kind`` the id kinds (:func:`rerank.schemas.id_kind`). Ids are held
-    exactly as numpy keys (:func:`rerank.ids.id_array`); ``user_dtype`` / ``item_dtype`` are the
-    input's dtypes, which the output gets back.
+    number of each CSR entry (so ``frame.iloc[rows]`` is the CSR order; int32 below 2³¹ rows;
+    ``None`` when that is the input order: grouped users, nothing skipped); :attr:`item_ids`
+    (CSR order) is ``item_source`` itself, or ``item_source[item_source_rows]`` gathered only
+    when asked for (an interleaved frame: its ids in input order, and ``rows``); ``scores`` in
+    CSR order;
+    ``item_rows`` the category rows of the entries (CSR order) when the caller's item lookup
+    made them while grouping (``None``: look :attr:`item_ids` up); ``skipped`` the users left
+    out (``user_id, reason, n_rows``) and ``n_rows_without_user`` the rows dropped for a null
+    ``user_id`` (``on_invalid="skip"``); ``user_kind`` / ``item_kind`` the id kinds
+    (:func:`rerank.schemas.id_kind`). Ids are held exactly as numpy keys
+    (:func:`rerank.ids.id_array`); ``user_dtype`` / ``item_dtype`` are the input's dtypes, which
+    the output gets back.
 
     :meth:`lists` gives the engine's currency, :class:`rerank.engine.CandidateLists`, on the same
     ``indptr`` and ``scores`` (no copy), once the item ids are mapped to category rows.
@@ -39,7 +46,7 @@ class CandidateCSR:
     users: pd.Index
     indptr: np.ndarray
     rows: np.ndarray | None
-    item_ids: pd.Index
+    item_source: pd.Index
     scores: np.ndarray
     skipped: pd.DataFrame = field(default_factory=schemas.empty_skipped)
     n_rows_without_user: int = 0
@@ -47,6 +54,19 @@ class CandidateCSR:
     item_kind: str = schemas.ID_EMPTY
     user_dtype: object = None
     item_dtype: object = None
+    item_rows: np.ndarray | None = None
+    item_source_rows: np.ndarray | None = None
+
+    @cached_property
+    def item_ids(self) -> pd.Index:
+        """The item id of each entry, in CSR order."""
+        rows = self.item_source_rows
+        return self.item_source if rows is None else _take_ids(self.item_source, rows)
+
+    def item_ids_at(self, positions: np.ndarray) -> pd.Index:
+        """``item_ids[positions]`` without gathering every entry's id first."""
+        rows = self.item_source_rows
+        return self.item_source.take(positions if rows is None else rows[positions])
 
     def lists(self, item_rows: np.ndarray) -> CandidateLists:
         """The candidates as :class:`CandidateLists` over ``item_rows`` (one row per entry)."""
@@ -57,8 +77,19 @@ class CandidateCSR:
         return np.repeat(np.arange(len(self.users)), np.diff(self.indptr))
 
 
+def _take_ids(ids: pd.Index, rows: np.ndarray) -> pd.Index:
+    values = ids.to_numpy() if isinstance(ids.dtype, np.dtype) else None
+    if values is None:
+        return ids.take(rows)
+    return pd.Index(take(values, rows), dtype=ids.dtype, copy=False)  # 8-byte numbers: in parallel
+
+
+ItemLookup = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray, int] | None"]
+
+
 def candidates_to_csr(
-    candidates: pd.DataFrame, *, check_duplicates: bool = True, on_invalid: str = "raise"
+    candidates: pd.DataFrame, *, check_duplicates: bool = True, on_invalid: str = "raise",
+    item_lookup: ItemLookup | None = None,
 ) -> CandidateCSR:
     """Validate a candidate frame (:func:`rerank.schemas.validate_candidates`) and group it
     by user (stable within each user).
@@ -67,15 +98,20 @@ def candidates_to_csr(
     listed in ``skipped``; rows without a ``user_id`` are counted in ``n_rows_without_user``.
 
     An *interleaved* frame (a user's rows scattered) is grouped by :func:`regroup_by_user` and
-    only its item ids and scores are gathered into user order (in parallel); validation runs
-    on the frame in its own order, so an error names the same row whatever the layout.
+    only its scores are gathered into user order (in parallel); validation runs on the frame
+    in its own order, so an error names the same row whatever the layout. ``item_lookup(ids,
+    order)``, when given, maps the item ids in the order ``ids[order]`` straight to category
+    rows, one distinct row per known item, and returns ``(rows, n_unknown)``, or ``None`` when
+    it cannot; the ids themselves are then never gathered, and when every item is known the
+    duplicate check runs on the rows (the same answer: known items and rows correspond one to
+    one).
     """
     dtypes = (candidates["user_id"].dtype, candidates["item_id"].dtype) if _has_id_columns(candidates) else None
     candidates = decode_dictionaries(candidates, ["user_id", "item_id"])
     groups = regroup_by_user(candidates) if on_invalid == "raise" else None
     if groups is None:
         return _grouped_csr(candidates, check_duplicates, on_invalid, dtypes)
-    return _regrouped_csr(candidates, groups, check_duplicates, dtypes)
+    return _regrouped_csr(candidates, groups, check_duplicates, dtypes, item_lookup)
 
 
 def regroup_by_user(candidates) -> Groups | None:
@@ -97,22 +133,28 @@ def regroup_by_user(candidates) -> Groups | None:
     return None if groups.order is None else groups
 
 
-def _regrouped_csr(candidates: pd.DataFrame, groups: Groups, check_duplicates: bool, dtypes) -> CandidateCSR:
+def _regrouped_csr(candidates: pd.DataFrame, groups: Groups, check_duplicates: bool, dtypes,
+                   item_lookup: ItemLookup | None) -> CandidateCSR:
     """The CSR of an interleaved frame (``on_invalid="raise"``) from its user ``groups``: the
-    frame is validated in its own order, the item ids and scores are gathered into user order,
-    and the duplicate check runs on the gathered ids, user by user (contiguous: the grouped
-    pass). A duplicate found there is named by validating the frame again in input order."""
+    frame is validated in its own order, the scores are gathered into user order, and the
+    duplicate check runs user by user on the entries in that order (contiguous: the grouped
+    pass), over the category rows when ``item_lookup`` made them for every item, else over the
+    gathered ids. A duplicate found there is named by validating the frame again in input order."""
     checked = schemas.validate_candidates(candidates, on_invalid="raise", check_duplicates=False)
     order = groups.order
-    item_ids = take(id_array(candidates["item_id"]), order)
-    if check_duplicates and duplicated_within(groups.indptr, item_ids).any():
-        schemas.validate_candidates(candidates, on_invalid="raise")  # raises, naming the first repeat
-        raise RuntimeError("rerank: the grouped duplicate check disagrees with validate_candidates")
-    return CandidateCSR(
-        pd.Index(groups.uniques), groups.indptr, order, pd.Index(item_ids, copy=False),
-        take(checked.scores, order), checked.skipped, checked.n_rows_without_user, checked.user_kind,
-        checked.item_kind, *(dtypes or (None, None)),
+    item_ids = pd.Index(id_array(candidates["item_id"]), copy=False)
+    found = None if item_lookup is None else item_lookup(item_ids.to_numpy(), order)
+    csr = CandidateCSR(
+        pd.Index(groups.uniques), groups.indptr, order, item_ids, take(checked.scores, order), checked.skipped,
+        checked.n_rows_without_user, checked.user_kind, checked.item_kind, *(dtypes or (None, None)),
+        None if found is None else found[0], order,
     )
+    if check_duplicates:
+        keys = csr.item_rows if found is not None and found[1] == 0 else csr.item_ids
+        if duplicated_within(groups.indptr, keys).any():
+            schemas.validate_candidates(candidates, on_invalid="raise")  # raises, naming the first repeat
+            raise RuntimeError("rerank: the grouped duplicate check disagrees with validate_candidates")
+    return csr
 
 
 def _has_id_columns(candidates) -> bool:
@@ -146,7 +188,7 @@ def _grouped_csr(candidates: pd.DataFrame, check_duplicates: bool, on_invalid: s
     return CandidateCSR(
         pd.Index(users),
         indptr,
-        rows if rows is None else rows.astype(np.int64, copy=False),
+        rows,
         item_ids,
         scores,
         checked.skipped,
@@ -185,7 +227,7 @@ def output_frame(csr: CandidateCSR, out_indptr: np.ndarray, positions: np.ndarra
     return pd.DataFrame(
         {
             "user_id": restore(_repeat(csr.users, lengths), csr.user_dtype),
-            "item_id": restore(csr.item_ids.take(positions), csr.item_dtype),
+            "item_id": restore(csr.item_ids_at(positions), csr.item_dtype),
             "score": csr.scores[positions],
             "rank": ranks,
         },

@@ -32,12 +32,12 @@ import scipy.sparse as sp
 import rerank.report as reports
 from rerank import schemas
 from rerank.beyond import attributes_of, explanation_columns, report_fields, shown_problem
-from rerank.directindex import cached_direct_rows
+from rerank.directindex import cached_direct_index, cached_direct_rows
 from rerank.engine.arrays import Problem, solve
 from rerank.engine.options import MAX_ENUMERATE, RerankOptions
 from rerank.engine.refine import DEFAULT_MAX_SWAPS
 from rerank.errors import InputError, InputTypeError
-from rerank.fitting import exact_items, fit_targets
+from rerank.fitting import category_warnings, exact_items, fit_targets
 from rerank.frames import CandidateCSR, candidates_to_csr, output_frame
 from rerank.ids import id_array, lookup, restore, text_keys
 from rerank.lam import lam_per_user
@@ -49,6 +49,7 @@ from rerank.params import (
     check_unit_interval,
 )
 from rerank.report import RerankReport, RerankWarning, RunContext, describe, safeguard_applies
+from rerank.scan import count_equal
 from rerank.targets import TARGET_DTYPES, TargetTable
 
 __all__ = ["CalibratedReranker", "RerankReport", "RerankWarning", "Reranked"]
@@ -245,7 +246,7 @@ class CalibratedReranker:
         """
         self.options_ = self.build_options()
         checked_categories = schemas.validate_item_categories(item_categories)
-        self.fit_warnings_ = _category_warnings(checked_categories)
+        self.fit_warnings_ = category_warnings(checked_categories)
         for message in self.fit_warnings_:
             warnings.warn(message, RerankWarning, stacklevel=2)
         table, targets, self.id_kinds_ = fit_targets(
@@ -348,6 +349,13 @@ class CalibratedReranker:
             rows[rows < 0] = missing
         return rows.astype(np.int64, copy=False)  # no second copy of a (rows,) array
 
+    def _gathered_item_rows(self, ids: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, int] | None:
+        """``candidates_to_csr``'s ``item_lookup``: :meth:`item_rows` of ``ids[order]`` read
+        through ``order`` (int64 ids on both sides), else ``None``."""
+        index = None if getattr(self, "id_match", "exact") == "text" else cached_direct_index(
+            self, "item_id", self.item_categories_.items)
+        return None if index is None else index.gathered_rows(ids, order, self.category_matrix_.shape[0] - 1)
+
     # ------------------------------------------------------------------ rerank
     def _check_id_kinds(self, csr: CandidateCSR) -> None:
         if getattr(self, "id_match", "exact") == "text":
@@ -398,11 +406,12 @@ class CalibratedReranker:
     ) -> tuple[pd.DataFrame, RerankReport]:
         """``rerank`` without side effects: the output and its report (streaming uses it)."""
         self.check_fitted()
-        csr = candidates_to_csr(candidates, on_invalid=on_invalid)
+        csr = candidates_to_csr(candidates, on_invalid=on_invalid, item_lookup=self._gathered_item_rows)
         self._check_id_kinds(csr)
         targets, cold = self.targets_for(csr.users)
-        item_rows = self.item_rows(csr.item_ids)
-        unknown = item_rows == self.category_matrix_.shape[0] - 1
+        item_rows = self.item_rows(csr.item_ids) if csr.item_rows is None else csr.item_rows
+        missing = self.category_matrix_.shape[0] - 1  # the empty row of unknown items
+        n_unknown = count_equal(item_rows, missing)  # no 10⁸-row mask
         # The frame was validated once (candidates_to_csr); the engine takes the arrays as checked.
         text = getattr(self, "id_match", "exact") == "text"  # integers meet text by their decimal form
         prefix, excluded = (None, None) if shown is None else shown_problem(shown, csr, self.item_rows, text)
@@ -416,7 +425,8 @@ class CalibratedReranker:
         lengths = np.diff(csr.indptr) - (0 if result.shown_removed is None else result.shown_removed)
         k = self.options_.k
         users = restore(csr.users, csr.user_dtype)  # the report names users in the input's dtype
-        hints = reports.near_miss_hints(self, csr.users[cold], pd.unique(csr.item_ids[unknown]))
+        unknown_ids = csr.item_ids[item_rows == missing] if n_unknown else csr.item_source[:0]  # no gather
+        hints = reports.near_miss_hints(self, csr.users[cold], pd.unique(unknown_ids))
         report = RerankReport(
             n_users=len(csr.users),
             n_candidates=len(candidates),
@@ -432,7 +442,7 @@ class CalibratedReranker:
             exact_gap=reports.per_user_series(users, result.gap, "exact_gap"),
             context=RunContext(describe(self.options_), safeguard_applies(self.options_), self.target_table_.n_users,
                                len(self.item_categories_.items)),
-            n_rows_unknown_item=int(unknown.sum()),
+            n_rows_unknown_item=n_unknown,
             id_hints={column: hint for column, hint in hints.items() if hint is not None},
             **report_fields(users, result, reasons, self.options_),
             swaps=reports.per_user_series(users, result.swaps, "swaps"),
@@ -440,18 +450,3 @@ class CalibratedReranker:
         )
         return out, report
 
-
-def _category_warnings(categories) -> tuple[str, ...]:
-    """Pipe-joined category strings (``"Action|Comedy"``, the way MovieLens ships genres) are
-    valid but almost never meant: each would be one category of its own."""
-    if categories.category_kind != schemas.ID_STRING or not len(categories.frame):
-        return ()
-    names = pd.Series(pd.unique(categories.frame["category"]), dtype=object)
-    joined = names[names.str.contains("|", regex=False).to_numpy(dtype=bool)]
-    if not len(joined):
-        return ()
-    return (
-        f"item_categories column 'category' holds {len(joined)} values joined with '|' (e.g. {joined.iloc[0]!r}); "
-        "each counts as one category of its own. If they list several categories, give one row per "
-        "(item, category): frame.assign(category=frame['category'].str.split('|')).explode('category')",
-    )

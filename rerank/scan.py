@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CHUNK", "DIRECT_SPAN", "cannot_hold_null", "count_nonfinite", "direct_rows", "null_mask", "run_starts"]
+__all__ = [
+    "CHUNK", "DIRECT_SPAN", "cannot_hold_null", "count_equal", "count_nonfinite", "direct_rows", "null_mask",
+    "run_starts",
+]
 
 CHUNK = 1 << 18  # rows per chunk: 2 MB of float64, well inside the allocator's reusable heap
 DIRECT_SPAN = 4  # a direct-address table may hold up to this many slots (8 bytes each) per id, + 1,024
@@ -47,6 +50,12 @@ def count_nonfinite(values: np.ndarray) -> tuple[int, int]:
                 first = start + int(np.argmax(bad))
             n += count
     return n, first
+
+
+def count_equal(values: np.ndarray, value) -> int:
+    """``np.count_nonzero(values == value)`` without the full-length mask."""
+    chunks = range(0, values.shape[0], CHUNK)
+    return sum(int(np.count_nonzero(values[start:start + CHUNK] == value)) for start in chunks)
 
 
 def run_starts(values: np.ndarray, limit: int | None = None) -> np.ndarray | None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
+import pytest
 from budget import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -62,6 +65,13 @@ def test_user_groups_equals_factorize_and_stable_argsort(keys, as_float):
     assert groups.indptr.tolist() == [0, *np.cumsum(np.bincount(codes[codes >= 0], minlength=len(uniques)))]
 
 
+def test_row_numbers_are_int32_below_two_to_the_31():
+    from rerank.grouping import index_dtype
+
+    assert index_dtype(0) is np.int32 and index_dtype(2**31 - 1) is np.int32
+    assert index_dtype(2**31) is np.int64  # int32 could not number the last row
+
+
 def test_first_occurrence_in_input_order_is_kept():
     users = pd.Series([2, 1, 2, 1, 2])
     items = pd.Series([7, 7, 7, 7, 8])
@@ -72,45 +82,50 @@ def test_first_occurrence_in_input_order_is_kept():
 
 @settings(max_examples=examples(100), deadline=None)
 @given(keys=st.lists(st.integers(-5, 5) | st.integers(-(2**62), 2**62), max_size=60), chunks=st.integers(1, 4),
-       small_chunks=st.booleans())
-def test_interleaved_integer_keys_group_like_factorize(keys, chunks, small_chunks):
+       small_chunks=st.booleans(), index=st.sampled_from([np.int32, np.int64]))
+def test_interleaved_integer_keys_group_like_factorize(keys, chunks, small_chunks, index):
     """Direct-address numbering (small spans) or factorize (wide spans), counting sort in any
-    number of chunks: the same groups as factorize + a stable argsort."""
+    number of chunks, int32 or int64 row numbers: the same groups as factorize + a stable
+    argsort. Small chunks also send a frame whose first chunk looks interleaved to the general
+    path early (the same groups)."""
     import rerank.grouping as grouping
 
     series = pd.Series(keys, dtype=np.int64)
-    previous = grouping.SORT_CHUNK_ROWS
-    grouping.SORT_CHUNK_ROWS = 1 if small_chunks else previous
+    previous = grouping.SORT_CHUNK_ROWS, grouping.CHUNK
+    if small_chunks:
+        grouping.SORT_CHUNK_ROWS, grouping.CHUNK = 1, 4
     try:
         groups = user_groups(series)
     finally:
-        grouping.SORT_CHUNK_ROWS = previous
+        grouping.SORT_CHUNK_ROWS, grouping.CHUNK = previous
     codes, uniques = pd.factorize(series, sort=False)
     assert list(groups.uniques) == list(uniques)
     assert groups.rows.tolist() == np.argsort(codes, kind="stable").tolist()
     assert groups.codes.tolist() == codes.tolist()  # the group of each input row
     if len(keys):
         expected = np.argsort(codes, kind="stable").tolist()
-        table = np.arange(-1, len(uniques), dtype=np.int64)  # code c is read at slot c + 1
+        table = np.arange(-1, len(uniques), dtype=index)  # code c is read at slot c + 1
         order, indptr = grouping._counting_sort(codes.astype(np.int64), -1, table, len(uniques), chunks)
-        assert order.tolist() == expected
+        assert order.dtype == index and order.tolist() == expected
         assert indptr.tolist() == groups.indptr.tolist()
         lo = int(series.min())  # the same sort with the groups read through a direct-address table
         span = int(series.max()) - lo + 1
         if span <= 10_000:
-            code_of = np.full(span, -1, dtype=np.int64)
+            code_of = np.full(span, -1, dtype=index)
             code_of[uniques.to_numpy() - lo] = np.arange(len(uniques))
             order, indptr = grouping._counting_sort(series.to_numpy(), lo, code_of, len(uniques), chunks)
-            assert order.tolist() == expected
+            assert order.dtype == index and order.tolist() == expected
             assert indptr.tolist() == groups.indptr.tolist()
 
 
 @settings(max_examples=examples(60), deadline=None)
 @given(n_users=st.integers(1, 6), n_items=st.integers(1, 6), seed=st.integers(0, 2**16), string_ids=st.booleans(),
-       lam_column=st.booleans())
-def test_an_interleaved_frame_reranks_like_the_same_frame_grouped(n_users, n_items, seed, string_ids, lam_column):
+       lam_column=st.booleans(), n_unknown=st.integers(0, 2))
+def test_an_interleaved_frame_reranks_like_the_same_frame_grouped(n_users, n_items, seed, string_ids, lam_column,
+                                                                  n_unknown):
     """Regrouping keeps every user's rows in input order, so the output equals the output of
-    the frame sorted by user (stable), ties included."""
+    the frame sorted by user (stable), ties included; so do the counts of unknown items (the
+    interleaved frame looks its items up through the user order)."""
     from rerank import CalibratedReranker
 
     rng = np.random.default_rng(seed)
@@ -123,10 +138,15 @@ def test_an_interleaved_frame_reranks_like_the_same_frame_grouped(n_users, n_ite
     frame["lam"] = frame["user_id"].map(lambda u: 0.3 if str(u).endswith("1") else 0.8)
     codes = pd.factorize(frame["user_id"])[0]
     grouped = frame.iloc[np.argsort(codes, kind="stable")]
-    cats = pd.DataFrame({"item_id": range(n_items), "category": [i % 3 for i in range(n_items)]})
+    known = max(n_items - n_unknown, 1)  # items from `known` on are not in item_categories
+    cats = pd.DataFrame({"item_id": range(known), "category": [i % 3 for i in range(known)]})
     history = pd.DataFrame({"user_id": frame["user_id"].iloc[:3], "item_id": frame["item_id"].iloc[:3]})
     reranker = CalibratedReranker(k=3, lam="lam" if lam_column else 0.7).fit(history, cats)
-    pd.testing.assert_frame_equal(reranker.rerank(frame), reranker.rerank(grouped))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unknown items warn
+        (out, report), (expected, expected_report) = (reranker.rerank(f, return_report=True) for f in (frame, grouped))
+    pd.testing.assert_frame_equal(out, expected)
+    assert report.n_rows_unknown_item == expected_report.n_rows_unknown_item == int((frame["item_id"] >= known).sum())
 
 
 def test_errors_in_an_interleaved_frame_name_the_first_bad_row_in_input_order():
@@ -140,3 +160,23 @@ def test_errors_in_an_interleaved_frame_name_the_first_bad_row_in_input_order():
     reranker = CalibratedReranker(k=2).fit(frame.iloc[:0][["user_id", "item_id"]], cats)
     with pytest.raises(InputError, match=r"user 2(\.0)?, item 2(\.0)? \(row 3;"):  # row 4 (user 1) comes later
         reranker.rerank(frame)
+
+
+@pytest.mark.parametrize("unknown", [False, True])
+def test_a_repeated_item_in_an_interleaved_frame_is_refused_whether_or_not_it_is_known(unknown):
+    """Known items are checked for repeats through their category rows, unknown ones (which
+    all share the empty row) through their ids: a repeat is refused either way, and distinct
+    unknown items are not mistaken for repeats."""
+    from rerank import CalibratedReranker
+    from rerank.errors import InputError
+
+    item, other = (9, 10) if unknown else (2, 8)  # 9 and 10 are not in item_categories
+    frame = pd.DataFrame({"user_id": [1, 2, 1, 2, 1, 2], "item_id": [7, item, 3, other, 1, item], "score": [0.1] * 6})
+    cats = pd.DataFrame({"item_id": [1, 2, 3, 7, 8], "category": ["a", "b", "a", "b", "a"]})
+    reranker = CalibratedReranker(k=3).fit(frame.iloc[:0][["user_id", "item_id"]], cats)
+    with pytest.raises(InputError, match=rf"user 2, item {item} \(row 5;"):
+        reranker.rerank(frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unknown items warn
+        out = reranker.rerank(frame.drop(index=5))  # no repeat left (user 2: 9 and 10, distinct unknown items)
+    assert sorted(out["item_id"].tolist()) == sorted([7, other, 1, item, 3])

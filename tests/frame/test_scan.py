@@ -74,6 +74,41 @@ def test_direct_rows_are_get_indexer(fitted, asked, missing):
     assert n_missing == int((index.get_indexer(ids) < 0).sum())
 
 
+@settings(max_examples=examples(100), deadline=None)
+@given(fitted=st.lists(st.integers(-20, 20), unique=True, min_size=1, max_size=15),
+       asked=st.lists(st.integers(-30, 30) | st.sampled_from([-(2**63), 2**63 - 1]), max_size=40),
+       seed=st.integers(0, 2**16), order_dtype=st.sampled_from([np.int32, np.int64]),
+       one_chunk_rows=st.booleans())
+def test_gathered_rows_are_get_indexer_of_the_ids_in_that_order(fitted, asked, seed, order_dtype, one_chunk_rows):
+    """``gathered_rows(ids, order)`` is ``get_indexer(ids[order])`` (``-1`` -> ``missing``) and its
+    missing count, for any order (repeats, a subset), int32 or int64, on one chunk or several."""
+    import rerank.directindex as directindex
+
+    index = pd.Index(np.asarray(fitted, dtype=np.int64))
+    ids = np.asarray(asked, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    order = rng.integers(0, len(ids), rng.integers(0, 2 * len(ids) + 1)).astype(order_dtype) if len(ids) else \
+        np.zeros(0, dtype=order_dtype)
+    expected = index.get_indexer(ids[order])
+    previous = directindex.GATHER_CHUNK_ROWS
+    directindex.GATHER_CHUNK_ROWS = 10**9 if one_chunk_rows else 1
+    try:
+        rows, n_missing = DirectIndex.of(index).gathered_rows(ids, order, 99)
+    finally:
+        directindex.GATHER_CHUNK_ROWS = previous
+    assert rows.tolist() == np.where(expected < 0, 99, expected).tolist()
+    assert n_missing == int((expected < 0).sum())
+    assert DirectIndex.of(index).gathered_rows(ids.astype(np.float64), order, 99) is None  # int64 only
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(values=st.lists(st.integers(-3, 3), max_size=40), value=st.integers(-3, 3))
+def test_count_equal_is_the_numpy_count(values, value):
+    arr = np.asarray(values, dtype=np.int64)
+    with chunks_of(3):
+        assert scan.count_equal(arr, value) == int(np.count_nonzero(arr == value))
+
+
 def test_direct_index_applies_only_to_plain_dense_int64():
     assert DirectIndex.of(pd.Index(["a", "b"])) is None
     assert DirectIndex.of(pd.Index([1.0, 2.0])) is None
