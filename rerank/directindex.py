@@ -12,8 +12,8 @@ ids (plus 1,024 slots), so the table costs at most ``8 × DIRECT_SPAN`` bytes pe
 Anything else keeps the exact lookup of :func:`rerank.ids.lookup`.
 
 For an interleaved frame the lookup also reads the ids through the frame's user order
-(:meth:`DirectIndex.gathered_rows`, ``row[i] = table[ids[order[i]] - lo]``), so the ids are
-never gathered into a 10⁸-row array of their own.
+(:meth:`DirectIndex.gathered_rows`, ``row[i] = table[ids[order[i]] - lo]``, the scores gathered
+in the same pass), so the ids are never gathered into a 10⁸-row array of their own.
 """
 
 from __future__ import annotations
@@ -67,34 +67,42 @@ class DirectIndex:
             return None
         return direct_rows(values, self.table, self.lo, missing)[0]
 
-    def gathered_rows(self, ids, order: np.ndarray, missing: int) -> tuple[np.ndarray, int] | None:
-        """``(rows, n_missing)``: the row of ``ids[order[i]]`` for each ``i`` (``missing`` for an
-        id not fitted) and how many were missing; ``None`` when ``ids`` are not plain int64."""
-        values = _plain_int64(ids)
-        if values is None:
+    def gathered_rows(self, ids, order: np.ndarray, missing: int,
+                      values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """``(rows, gathered, n_missing)``: the row of ``ids[order[i]]`` for each ``i``
+        (``missing`` for an id not fitted), ``values[order]`` (8-byte numbers, read in the same
+        pass: one walk through ``order`` instead of two) and how many ids were missing; ``None``
+        when ``ids`` are not plain int64."""
+        ids = _plain_int64(ids)
+        if ids is None:
             return None
-        out = np.empty(order.shape[0], dtype=np.int64)
+        rows = np.empty(order.shape[0], dtype=np.int64)
+        gathered = np.empty(order.shape[0], dtype=values.dtype)
         chunks = max(1, min(numba.get_num_threads(), order.shape[0] // GATHER_CHUNK_ROWS))
-        n_missing = _gather_rows(values, order, self.table, self.lo, missing, out, chunks)
-        return out, int(n_missing)
+        n_missing = _gather_rows(ids, order, self.table, self.lo, missing, rows,
+                                 np.ascontiguousarray(values).view(np.int64), gathered.view(np.int64), chunks)
+        return rows, gathered, int(n_missing)
 
 
 @compiled(parallel=True)
-def _gather_rows(ids, order, table, lo, missing, out, n_chunks):
-    """``out[i] = table[ids[order[i]] - lo]`` (``missing`` outside the table or on a ``-1``
-    slot), in ``n_chunks`` chunks run in parallel; returns how many were missing."""
+def _gather_rows(ids, order, table, lo, missing, rows, values, gathered, n_chunks):
+    """``rows[i] = table[ids[order[i]] - lo]`` (``missing`` outside the table or on a ``-1``
+    slot) and ``gathered[i] = values[order[i]]`` (64-bit patterns: one signature for int64,
+    uint64 and float64), in ``n_chunks`` chunks run in parallel; returns how many were missing."""
     n = order.shape[0]
     span = table.shape[0]
     size = (n + n_chunks - 1) // n_chunks
     n_missing = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
         for i in range(c * size, min(n, (c + 1) * size)):
-            slot = ids[order[i]] - lo
+            at = order[i]
+            gathered[i] = values[at]
+            slot = ids[at] - lo
             row = table[slot] if 0 <= slot < span else -1
             if row < 0:
                 row = missing
                 n_missing[c] += 1
-            out[i] = row
+            rows[i] = row
     return n_missing.sum()
 
 

@@ -84,7 +84,7 @@ def _take_ids(ids: pd.Index, rows: np.ndarray) -> pd.Index:
     return pd.Index(take(values, rows), dtype=ids.dtype, copy=False)  # 8-byte numbers: in parallel
 
 
-ItemLookup = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray, int] | None"]
+ItemLookup = Callable[[np.ndarray, np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray, int] | None"]
 
 
 def candidates_to_csr(
@@ -98,13 +98,13 @@ def candidates_to_csr(
     listed in ``skipped``; rows without a ``user_id`` are counted in ``n_rows_without_user``.
 
     An *interleaved* frame (a user's rows scattered) is grouped by :func:`regroup_by_user` and
-    only its scores are gathered into user order (in parallel); validation runs on the frame
-    in its own order, so an error names the same row whatever the layout. ``item_lookup(ids,
-    order)``, when given, maps the item ids in the order ``ids[order]`` straight to category
-    rows, one distinct row per known item, and returns ``(rows, n_unknown)``, or ``None`` when
-    it cannot; the ids themselves are then never gathered, and when every item is known the
-    duplicate check runs on the rows (the same answer: known items and rows correspond one to
-    one).
+    its scores are gathered into user order (in parallel); validation runs on the frame in its
+    own order, so an error names the same row whatever the layout. ``item_lookup(ids, order,
+    scores)``, when given, maps the item ids in the order ``ids[order]`` straight to category
+    rows, one distinct row per known item, and gathers ``scores[order]`` in the same pass; it
+    returns ``(rows, scores[order], n_unknown)``, or ``None`` when it cannot. The ids themselves
+    are then never gathered, and when every item is known the duplicate check runs on the rows
+    (the same answer: known items and rows correspond one to one).
     """
     dtypes = (candidates["user_id"].dtype, candidates["item_id"].dtype) if _has_id_columns(candidates) else None
     candidates = decode_dictionaries(candidates, ["user_id", "item_id"])
@@ -143,14 +143,14 @@ def _regrouped_csr(candidates: pd.DataFrame, groups: Groups, check_duplicates: b
     checked = schemas.validate_candidates(candidates, on_invalid="raise", check_duplicates=False)
     order = groups.order
     item_ids = pd.Index(id_array(candidates["item_id"]), copy=False)
-    found = None if item_lookup is None else item_lookup(item_ids.to_numpy(), order)
+    found = None if item_lookup is None else item_lookup(item_ids.to_numpy(), order, checked.scores)
+    item_rows, scores, n_unknown = (None, take(checked.scores, order), -1) if found is None else found
     csr = CandidateCSR(
-        pd.Index(groups.uniques), groups.indptr, order, item_ids, take(checked.scores, order), checked.skipped,
-        checked.n_rows_without_user, checked.user_kind, checked.item_kind, *(dtypes or (None, None)),
-        None if found is None else found[0], order,
+        pd.Index(groups.uniques), groups.indptr, order, item_ids, scores, checked.skipped,
+        checked.n_rows_without_user, checked.user_kind, checked.item_kind, *(dtypes or (None, None)), item_rows, order,
     )
     if check_duplicates:
-        keys = csr.item_rows if found is not None and found[1] == 0 else csr.item_ids
+        keys = item_rows if n_unknown == 0 else csr.item_ids  # rows stand for ids when every item is known
         if duplicated_within(groups.indptr, keys).any():
             schemas.validate_candidates(candidates, on_invalid="raise")  # raises, naming the first repeat
             raise RuntimeError("rerank: the grouped duplicate check disagrees with validate_candidates")

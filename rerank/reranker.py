@@ -349,12 +349,13 @@ class CalibratedReranker:
             rows[rows < 0] = missing
         return rows.astype(np.int64, copy=False)  # no second copy of a (rows,) array
 
-    def _gathered_item_rows(self, ids: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, int] | None:
+    def _gathered_item_rows(self, ids: np.ndarray, order: np.ndarray, scores: np.ndarray):
         """``candidates_to_csr``'s ``item_lookup``: :meth:`item_rows` of ``ids[order]`` read
-        through ``order`` (int64 ids on both sides), else ``None``."""
+        through ``order``, with ``scores[order]``, as ``(rows, scores, n_unknown)`` (int64 ids on
+        both sides), else ``None``."""
         index = None if getattr(self, "id_match", "exact") == "text" else cached_direct_index(
             self, "item_id", self.item_categories_.items)
-        return None if index is None else index.gathered_rows(ids, order, self.category_matrix_.shape[0] - 1)
+        return None if index is None else index.gathered_rows(ids, order, self.category_matrix_.shape[0] - 1, scores)
 
     # ------------------------------------------------------------------ rerank
     def _check_id_kinds(self, csr: CandidateCSR) -> None:

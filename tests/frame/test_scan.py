@@ -80,8 +80,9 @@ def test_direct_rows_are_get_indexer(fitted, asked, missing):
        seed=st.integers(0, 2**16), order_dtype=st.sampled_from([np.int32, np.int64]),
        one_chunk_rows=st.booleans())
 def test_gathered_rows_are_get_indexer_of_the_ids_in_that_order(fitted, asked, seed, order_dtype, one_chunk_rows):
-    """``gathered_rows(ids, order)`` is ``get_indexer(ids[order])`` (``-1`` -> ``missing``) and its
-    missing count, for any order (repeats, a subset), int32 or int64, on one chunk or several."""
+    """``gathered_rows(ids, order, missing, scores)`` is ``get_indexer(ids[order])`` (``-1`` ->
+    ``missing``), ``scores[order]`` and the missing count, for any order (repeats, a subset),
+    int32 or int64, on one chunk or several."""
     import rerank.directindex as directindex
 
     index = pd.Index(np.asarray(fitted, dtype=np.int64))
@@ -90,15 +91,17 @@ def test_gathered_rows_are_get_indexer_of_the_ids_in_that_order(fitted, asked, s
     order = rng.integers(0, len(ids), rng.integers(0, 2 * len(ids) + 1)).astype(order_dtype) if len(ids) else \
         np.zeros(0, dtype=order_dtype)
     expected = index.get_indexer(ids[order])
+    scores = rng.normal(size=len(ids))
     previous = directindex.GATHER_CHUNK_ROWS
     directindex.GATHER_CHUNK_ROWS = 10**9 if one_chunk_rows else 1
     try:
-        rows, n_missing = DirectIndex.of(index).gathered_rows(ids, order, 99)
+        rows, gathered, n_missing = DirectIndex.of(index).gathered_rows(ids, order, 99, scores)
     finally:
         directindex.GATHER_CHUNK_ROWS = previous
     assert rows.tolist() == np.where(expected < 0, 99, expected).tolist()
+    assert gathered.dtype == np.float64 and gathered.tolist() == scores[order].tolist()
     assert n_missing == int((expected < 0).sum())
-    assert DirectIndex.of(index).gathered_rows(ids.astype(np.float64), order, 99) is None  # int64 only
+    assert DirectIndex.of(index).gathered_rows(ids.astype(np.float64), order, 99, scores) is None  # int64 only
 
 
 @settings(max_examples=examples(100), deadline=None)
