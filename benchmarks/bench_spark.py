@@ -14,7 +14,9 @@ user is cold), each item in 1-3 of ``--categories`` categories.
 
 Timed: in-process read + rerank (numba on all cores); Spark read + shuffle + rerank + parquet
 write (``by="bucket"``), then the output is read back and compared row for row with the
-in-process output. On a subset of users (``--subset``) both groupings (``by="bucket"`` and
+in-process output; then ``by="partition"`` (no shuffle) and ``rerank_parquet_spark`` (Parquet in,
+Parquet out, the rows never through the JVM), each compared with the in-process output and
+given as a share of the in-process rerank time (``*_share_of_inprocess``). On a subset of users (``--subset``) both groupings (``by="bucket"`` and
 ``by="user"``) are timed with Spark's ``noop`` sink, to choose the default. ``fit_spark`` is
 timed against ``fit`` on the history. Results go to stdout (markdown) and ``--json``.
 """
@@ -196,7 +198,8 @@ def main(argv=None) -> int:
     item_categories = pd.read_parquet(data / "item_categories.parquet")
     reranker = timed("fit_s", results, lambda: CalibratedReranker(k=args.k, lam=args.lam, n_threads=args.cores).fit(
         history, item_categories))
-    local_out = sorted_rows(rerank_in_process(reranker, data / "candidates.parquet", results))
+    local_in_order = rerank_in_process(reranker, data / "candidates.parquet", results)
+    local_out = sorted_rows(local_in_order)
 
     # ---------------------------------------------------------------- Spark
     print(f"Spark local[{args.cores}]", flush=True)
@@ -221,7 +224,18 @@ def main(argv=None) -> int:
     results["spark_partition_equals_inprocess"] = bool(sorted_rows(pd.read_parquet(out_dir)).equals(local_out))
     print(f"  by='partition' output equals in-process output: {results['spark_partition_equals_inprocess']}",
           flush=True)
-    del local_out
+    # Parquet in, Parquet out: Spark schedules the row groups, the Python workers read and write
+    # the files themselves (rerank.spark_files): no rows through the JVM
+    out_dir = args.workdir / "spark_out_files.parquet"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    timed("spark_parquet_files_s", results, lambda: reranker.rerank_parquet_spark(
+        spark, str(data / "candidates.parquet"), str(out_dir)))
+    results["spark_parquet_files_equals_inprocess"] = bool(pd.read_parquet(out_dir).equals(local_in_order))
+    print(f"  rerank_parquet_spark output equals in-process output, in order: "
+          f"{results['spark_parquet_files_equals_inprocess']}", flush=True)
+    for name in ("spark_rerank_write_s", "spark_partition_write_s", "spark_parquet_files_s"):
+        results[f"{name[:-2]}_share_of_inprocess"] = round(results["inprocess_rerank_s"] / results[name], 3)
+    del local_out, local_in_order
     if args.partition_breakdown:  # where the no-shuffle job's time goes, each part on the noop sink
         fresh = spark.read.parquet(str(data / "candidates.parquet"))
         timed("partition_noop_s", results, lambda: reranker.rerank_spark(

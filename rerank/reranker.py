@@ -292,6 +292,12 @@ class CalibratedReranker:
 
         return rerank_spark(self, candidates, **options)
 
+    def rerank_parquet_spark(self, spark, source: str, destination: str, **options):
+        """Parquet files in, Parquet files out, on Spark (:func:`rerank.spark_files.rerank_parquet_spark`)."""
+        from rerank.spark_files import rerank_parquet_spark
+
+        return rerank_parquet_spark(self, spark, source, destination, **options)
+
     def check_fitted(self) -> None:
         """Raise ``RuntimeError`` unless ``fit`` (or ``fit_spark``) has run."""
         if not hasattr(self, "target_table_"):
