@@ -96,9 +96,11 @@ def parquet_pieces(source: str) -> list[tuple[str, int, int]]:
     return pieces
 
 
-def _rerank_pieces(state, source: str, folder: str, on_invalid: str):
+def _rerank_pieces(state, source: str, folder: str, on_invalid: str, explain: bool):
     """The function each Spark task runs on its pieces ``(index, file, row group)``: built here so
-    Spark ships it by value, with only the broadcast, the paths and ``on_invalid`` in its closure."""
+    Spark ships it by value, with only the broadcast, the paths and the options in its closure.
+    A part is written under a name of its own and renamed to ``part-<index>.parquet``, so two
+    attempts of one task (a retry, speculation) never write into the same file."""
 
     def run(pieces):
         import pyarrow as pa
@@ -111,12 +113,14 @@ def _rerank_pieces(state, source: str, folder: str, on_invalid: str):
         for index, name, group in pieces:
             frame = pq.ParquetFile(name, filesystem=filesystem).read_row_group(group).to_pandas()
             try:
-                out, report = reranker._rerank(frame, on_invalid)
+                out, report = reranker._rerank(frame, on_invalid, explain=explain)
             except WorkerInputError as exc:
                 yield {"index": index, "error": f"{name}, row group {group}: {exc}"}
                 return
             table = pa.Table.from_pandas(out, preserve_index=False)
-            pq.write_table(table, f"{folder}/part-{index:05d}.parquet", filesystem=filesystem)
+            attempt = f"{folder}/.part-{index:05d}-{uuid.uuid4().hex}.parquet"
+            pq.write_table(table, attempt, filesystem=filesystem)
+            filesystem.move(attempt, f"{folder}/part-{index:05d}.parquet")
             yield {
                 "index": index,
                 "users": pd.unique(frame["user_id"].dropna()),
@@ -153,21 +157,21 @@ def _check_one_piece_per_user(results: list[dict], pieces: list[tuple[str, int, 
 
 
 def rerank_parquet_spark(reranker, spark, source: str, destination: str, *, on_invalid: str = "raise",
-                         overwrite: bool = False) -> ParquetRerankRun:
+                         explain: bool = False, overwrite: bool = False) -> ParquetRerankRun:
     """Rerank the Parquet candidates at ``source`` (a file or a dataset folder: ``user_id,
     item_id, score`` + the λ column if ``reranker.lam`` names one) on Spark and write the output
     (``user_id, item_id, score, rank``) as Parquet parts into the folder ``destination``
     (module docstring: contract, checks, order). Returns a :class:`ParquetRerankRun`.
 
     ``reranker`` is fitted; ``spark`` is a classic ``SparkSession``. The workers' Python is
-    checked first, as for ``rerank_spark``. ``on_invalid`` as in ``rerank``.
+    checked first, as for ``rerank_spark``. ``on_invalid`` and ``explain`` as in ``rerank``.
     """
     from rerank.spark import worker_reranker
     from rerank.spark_env import check_workers, use_driver_python
 
     reranker.check_fitted()
     schemas.check_on_invalid(on_invalid)
-    overwrite = check_bool("overwrite", overwrite)
+    overwrite, explain = check_bool("overwrite", overwrite), check_bool("explain", explain)
     if not isinstance(source, str) or not isinstance(destination, str):
         raise InputTypeError("rerank_parquet_spark: source and destination must be paths (str)")
     filesystem, target = _filesystem(destination)
@@ -186,7 +190,7 @@ def rerank_parquet_spark(reranker, spark, source: str, destination: str, *, on_i
     try:
         state = context.broadcast(worker_reranker(reranker))
         tasks = [(i, file, group) for i, (file, group, _) in enumerate(pieces)]
-        run = _rerank_pieces(state, source, folder, on_invalid)
+        run = _rerank_pieces(state, source, folder, on_invalid, explain)
         results = context.parallelize(tasks, max(len(tasks), 1)).mapPartitions(run).collect() if tasks else []
         state.unpersist()
         errors = sorted((r for r in results if "error" in r), key=lambda r: r["index"])

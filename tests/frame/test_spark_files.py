@@ -53,6 +53,7 @@ def test_the_output_read_back_is_rerank_of_the_same_files_row_for_row(spark, tmp
     run = rerank_parquet_spark(reranker, spark, str(source), str(tmp_path / "out"))
     got = pd.read_parquet(tmp_path / "out")
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"part-{i:05d}.parquet" for i in range(9)]
     assert run.n_pieces == sum(pq.ParquetFile(source / f"part-{i}.parquet").num_row_groups for i in (0, 1))
     assert run.n_pieces == 4 + 5  # users 0-24 in groups of 7, users 25-59 in groups of 7
     assert (run.n_rows_in, run.n_rows_out) == (len(candidates), len(expected))
@@ -103,3 +104,9 @@ def test_bad_input_fails_in_one_line_naming_the_piece_and_an_existing_output_is_
         warnings.simplefilter("ignore")
         expected = reranker.rerank(pd.read_parquet(source), on_invalid="skip")
     pd.testing.assert_frame_equal(pd.read_parquet(out), expected, check_exact=True)
+    explained = tmp_path / "explained"
+    rerank_parquet_spark(reranker, spark, str(source), str(explained), on_invalid="skip", explain=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = reranker.rerank(pd.read_parquet(source), on_invalid="skip", explain=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(explained), expected, check_exact=True)
