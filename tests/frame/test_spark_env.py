@@ -105,7 +105,12 @@ CHILD = textwrap.dedent(
     local = reranker.rerank(candidates)
     key = ["user_id", "rank"]
     same = got.sort_values(key).reset_index(drop=True).equals(local.sort_values(key).reset_index(drop=True))
-    print(json.dumps({"same": bool(same), "python": spark.sparkContext.pythonExec, "rows": len(got)}))
+    grouped = candidates.sort_values("user_id", kind="stable").reset_index(drop=True)
+    grouped.to_parquet("cands.parquet", index=False, row_group_size=90)  # 10 users of 9 rows per row group
+    reranker.rerank_parquet_spark(spark, "cands.parquet", "out")
+    files_same = pd.read_parquet("out").equals(reranker.rerank(grouped))
+    print(json.dumps({"same": bool(same), "files_same": bool(files_same), "python": spark.sparkContext.pythonExec,
+                      "rows": len(got)}))
     spark.stop()
     """
 )
@@ -120,7 +125,7 @@ def test_with_pyspark_python_unset_a_local_master_uses_the_driver_python(tmp_pat
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result == {"same": True, "python": sys.executable, "rows": 240}
+    assert result == {"same": True, "files_same": True, "python": sys.executable, "rows": 240}
 
 
 def test_report_with_explain_and_shown(spark):
