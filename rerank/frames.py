@@ -30,11 +30,10 @@ class CandidateCSR:
     ``None`` when that is the input order: grouped users, nothing skipped); :attr:`item_ids`
     (CSR order) is ``item_source`` itself, or ``item_source[item_source_rows]`` gathered only
     when asked for (an interleaved frame: its ids in input order, and ``rows``); ``scores`` in
-    CSR order;
-    ``item_rows`` the category rows of the entries (CSR order) when the caller's item lookup
-    made them while grouping (``None``: look :attr:`item_ids` up); ``skipped`` the users left
-    out (``user_id, reason, n_rows``) and ``n_rows_without_user`` the rows dropped for a null
-    ``user_id`` (``on_invalid="skip"``); ``user_kind`` / ``item_kind`` the id kinds
+    CSR order; ``item_rows`` the category rows of the entries (CSR order) when the caller's item
+    lookup made them while grouping (``None``: look :attr:`item_ids` up); ``skipped`` the users
+    left out (``user_id, reason, n_rows``) and ``n_rows_without_user`` the rows dropped for a
+    null ``user_id`` (``on_invalid="skip"``); ``user_kind`` / ``item_kind`` the id kinds
     (:func:`rerank.schemas.id_kind`). Ids are held exactly as numpy keys
     (:func:`rerank.ids.id_array`); ``user_dtype`` / ``item_dtype`` are the input's dtypes, which
     the output gets back.

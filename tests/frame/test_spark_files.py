@@ -92,6 +92,8 @@ def test_bad_input_fails_in_one_line_naming_the_piece_and_an_existing_output_is_
     reranker = CalibratedReranker(k=K).fit(history, item_categories)
     with pytest.raises(InputError, match="exists; pass overwrite=True"):
         rerank_parquet_spark(reranker, spark, str(source), str(out))
+    with pytest.raises(InputError, match=r"candidates '.*nowhere': cannot read it as Parquet"):
+        rerank_parquet_spark(reranker, spark, str(tmp_path / "nowhere"), str(tmp_path / "out2"))
     with pytest.raises(InputError, match=r"part-0.parquet, row group \d+: .*score") as caught:
         rerank_parquet_spark(reranker, spark, str(source), str(out), overwrite=True)
     assert "\n" not in str(caught.value)
