@@ -112,3 +112,21 @@ def test_bad_input_fails_in_one_line_naming_the_piece_and_an_existing_output_is_
         warnings.simplefilter("ignore")
         expected = reranker.rerank(pd.read_parquet(source), on_invalid="skip", explain=True)
     pd.testing.assert_frame_equal(pd.read_parquet(explained), expected, check_exact=True)
+
+
+def test_a_folder_that_spark_wrote_by_user_is_read_in_pandas_order(spark, tmp_path):
+    """Spark's own output (part files, ``_SUCCESS``, ``.crc`` files), each user in one part: the
+    marker and checksum files are not data, and the parts are taken in ``read_parquet``'s order."""
+    history, item_categories, candidates = make_data(24, string_ids=True, n_users=30)
+    frame = candidates.sort_values("user_id", kind="stable").reset_index(drop=True).assign(pos=lambda f: f.index)
+    source = tmp_path / "spark_written"
+    spark.createDataFrame(frame).repartition(3, "user_id").sortWithinPartitions("user_id", "pos").write.parquet(
+        str(source))
+    assert (source / "_SUCCESS").exists()
+    reranker = CalibratedReranker(k=K, lam=0.4).fit(history, item_categories)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = reranker.rerank(pd.read_parquet(source))
+    run = reranker.rerank_parquet_spark(spark, str(source), str(tmp_path / "out"))
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out"), expected, check_exact=True)
+    assert run.n_rows_in == len(candidates) and run.n_pieces >= 3
