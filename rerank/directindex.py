@@ -18,17 +18,15 @@ in the same pass), so the ids are never gathered into a 10⁸-row array of their
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pandas as pd
 from numba import prange
 
 from rerank._numba import compiled
+from rerank.grouping import gather_chunks
 from rerank.scan import DIRECT_SPAN, direct_rows
 
 __all__ = ["DIRECT_SPAN", "DirectIndex", "cached_direct_index", "cached_direct_rows"]
-
-GATHER_CHUNK_ROWS = 1 << 20  # gathers of fewer rows run on one thread
 
 
 def _plain_int64(ids) -> np.ndarray | None:
@@ -78,9 +76,9 @@ class DirectIndex:
             return None
         rows = np.empty(order.shape[0], dtype=np.int64)
         gathered = np.empty(order.shape[0], dtype=values.dtype)
-        chunks = max(1, min(numba.get_num_threads(), order.shape[0] // GATHER_CHUNK_ROWS))
         n_missing = _gather_rows(ids, order, self.table, self.lo, missing, rows,
-                                 np.ascontiguousarray(values).view(np.int64), gathered.view(np.int64), chunks)
+                                 np.ascontiguousarray(values).view(np.int64), gathered.view(np.int64),
+                                 gather_chunks(order.shape[0]))
         return rows, gathered, int(n_missing)
 
 

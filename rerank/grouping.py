@@ -180,14 +180,19 @@ def _gather(values, order, out, n_chunks):
             out[i] = values[order[i]]
 
 
+def gather_chunks(n: int) -> int:
+    """How many chunks a parallel gather of ``n`` rows is cut into: one per numba thread, but
+    at least ``SORT_CHUNK_ROWS`` rows each (a small gather runs on one thread)."""
+    return max(1, min(numba.get_num_threads(), n // SORT_CHUNK_ROWS))
+
+
 def take(values, order: np.ndarray):
     """``values`` (an array or a pandas array) at the positions ``order``; 8-byte numeric
     arrays are gathered in parallel (as 64-bit patterns, so one compiled signature serves
     int64, uint64 and float64)."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "iuf" and values.dtype.itemsize == 8:
         out = np.empty(order.shape[0], dtype=values.dtype)
-        chunks = max(1, min(numba.get_num_threads(), order.shape[0] // SORT_CHUNK_ROWS))
-        _gather(np.ascontiguousarray(values).view(np.int64), order, out.view(np.int64), chunks)
+        _gather(np.ascontiguousarray(values).view(np.int64), order, out.view(np.int64), gather_chunks(order.shape[0]))
         return out
     return values.take(order)
 

@@ -36,6 +36,8 @@ on object stores.
 from __future__ import annotations
 
 import dataclasses
+import os
+import posixpath
 import uuid
 
 import numpy as np
@@ -73,8 +75,6 @@ def _filesystem(path: str):
     try:
         return fs.FileSystem.from_uri(path)
     except (ValueError, TypeError):  # a plain relative path
-        import os
-
         return fs.LocalFileSystem(), os.path.abspath(path)
 
 
@@ -174,9 +174,9 @@ def rerank_parquet_spark(reranker, spark, source: str, destination: str, *, on_i
     overwrite, explain = check_bool("overwrite", overwrite), check_bool("explain", explain)
     if not isinstance(source, str) or not isinstance(destination, str):
         raise InputTypeError("rerank_parquet_spark: source and destination must be paths (str)")
-    filesystem, target = _filesystem(destination)
     from pyarrow import fs
 
+    filesystem, target = _filesystem(destination)
     exists = filesystem.get_file_info(target).type != fs.FileType.NotFound
     if exists and not overwrite:
         raise InputError(f"output '{destination}' exists; pass overwrite=True to replace it")
@@ -184,8 +184,7 @@ def rerank_parquet_spark(reranker, spark, source: str, destination: str, *, on_i
     context = spark.sparkContext
     use_driver_python(context)
     check_workers(context)
-    parent, name = target.rsplit("/", 1) if "/" in target else ("", target)
-    folder = f"{parent}/.{name}.rerank-{uuid.uuid4().hex}" if parent else f".{name}.rerank-{uuid.uuid4().hex}"
+    folder = posixpath.join(posixpath.dirname(target), f".{posixpath.basename(target)}.rerank-{uuid.uuid4().hex}")
     filesystem.create_dir(folder)
     try:
         state = context.broadcast(worker_reranker(reranker))

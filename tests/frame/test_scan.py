@@ -83,7 +83,7 @@ def test_gathered_rows_are_get_indexer_of_the_ids_in_that_order(fitted, asked, s
     """``gathered_rows(ids, order, missing, scores)`` is ``get_indexer(ids[order])`` (``-1`` ->
     ``missing``), ``scores[order]`` and the missing count, for any order (repeats, a subset),
     int32 or int64, on one chunk or several."""
-    import rerank.directindex as directindex
+    import rerank.grouping as grouping
 
     index = pd.Index(np.asarray(fitted, dtype=np.int64))
     ids = np.asarray(asked, dtype=np.int64)
@@ -92,12 +92,12 @@ def test_gathered_rows_are_get_indexer_of_the_ids_in_that_order(fitted, asked, s
         np.zeros(0, dtype=order_dtype)
     expected = index.get_indexer(ids[order])
     scores = rng.normal(size=len(ids))
-    previous = directindex.GATHER_CHUNK_ROWS
-    directindex.GATHER_CHUNK_ROWS = 10**9 if one_chunk_rows else 1
+    previous = grouping.SORT_CHUNK_ROWS
+    grouping.SORT_CHUNK_ROWS = 10**9 if one_chunk_rows else 1
     try:
         rows, gathered, n_missing = DirectIndex.of(index).gathered_rows(ids, order, 99, scores)
     finally:
-        directindex.GATHER_CHUNK_ROWS = previous
+        grouping.SORT_CHUNK_ROWS = previous
     assert rows.tolist() == np.where(expected < 0, 99, expected).tolist()
     assert gathered.dtype == np.float64 and gathered.tolist() == scores[order].tolist()
     assert n_missing == int((expected < 0).sum())
