@@ -85,15 +85,18 @@ def parquet_pieces(source: str) -> list[tuple[str, int, int]]:
     import pyarrow.parquet as pq
 
     filesystem, path = _filesystem(source)
-    try:
-        files = ds.dataset(path, format="parquet", filesystem=filesystem).files
+    pieces, name = [], source
+    try:  # pyarrow's errors are OSError or ValueError (ArrowInvalid)
+        for name in ds.dataset(path, format="parquet", filesystem=filesystem).files:
+            metadata = pq.ParquetFile(name, filesystem=filesystem).metadata
+            pieces += [(name, group, metadata.row_group(group).num_rows) for group in range(metadata.num_row_groups)]
     except (OSError, ValueError) as exc:
-        raise InputError(f"candidates '{source}': cannot read it as Parquet ({exc})") from exc
-    pieces = []
-    for name in files:
-        metadata = pq.ParquetFile(name, filesystem=filesystem).metadata
-        pieces += [(name, group, metadata.row_group(group).num_rows) for group in range(metadata.num_row_groups)]
+        raise InputError(f"candidates '{name}': cannot read it as Parquet ({_one_line(exc)})") from exc
     return pieces
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _rerank_pieces(state, source: str, folder: str, on_invalid: str, explain: bool):
@@ -111,7 +114,11 @@ def _rerank_pieces(state, source: str, folder: str, on_invalid: str, explain: bo
         filesystem, _ = _filesystem(source)
         reranker = state.value
         for index, name, group in pieces:
-            frame = pq.ParquetFile(name, filesystem=filesystem).read_row_group(group).to_pandas()
+            try:
+                frame = pq.ParquetFile(name, filesystem=filesystem).read_row_group(group).to_pandas()
+            except (OSError, ValueError) as exc:  # a file changed or damaged since the listing
+                yield {"index": index, "error": f"{name}, row group {group}: cannot read it ({_one_line(exc)})"}
+                return
             try:
                 out, report = reranker._rerank(frame, on_invalid, explain=explain)
             except WorkerInputError as exc:

@@ -112,6 +112,13 @@ def test_bad_input_fails_in_one_line_naming_the_piece_and_an_existing_output_is_
         warnings.simplefilter("ignore")
         expected = reranker.rerank(pd.read_parquet(source), on_invalid="skip", explain=True)
     pd.testing.assert_frame_equal(pd.read_parquet(explained), expected, check_exact=True)
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "part-9.parquet").write_bytes(b"not parquet at all")
+    damaged_message = r"candidates '.*damaged.*': cannot read it as Parquet .*part-9\.parquet"
+    with pytest.raises(InputError, match=damaged_message) as caught:
+        rerank_parquet_spark(reranker, spark, str(damaged), str(tmp_path / "out2"))
+    assert "\n" not in str(caught.value) and not (tmp_path / "out2").exists()
 
 
 def test_a_folder_that_spark_wrote_by_user_is_read_in_pandas_order(spark, tmp_path):
